@@ -1,0 +1,1 @@
+"""Functions surfaces: each module translates a transport into one domain call and back."""

@@ -1,0 +1,1 @@
+"""Rebound domain core: no Azure Functions types below this line."""

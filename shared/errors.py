@@ -1,0 +1,191 @@
+"""The one error hierarchy of Rebound.
+
+    ReboundError
+    ├── ConfigError                      settings or an integration config that cannot work
+    ├── InputError                       a caller sent something we refuse (HTTP 4xx)
+    │   ├── RequestValidationError       422, field errors in `details`
+    │   ├── BadParameter                 400, names the parameter
+    │   ├── PayloadTooLarge              413
+    │   ├── NotFound                     404
+    │   │   ├── IntegrationNotFound
+    │   │   ├── FailureNotFound
+    │   │   └── JobNotFound
+    │   └── Conflict                     409
+    │       └── JobAlreadyActive         carries the active job's id
+    ├── DeliveryError                    a receiver did not take a message
+    │   ├── TransientDeliveryError       endpoint retry, then engine retry
+    │   │   └── ThrottledDeliveryError   endpoint retry only (408/429/504)
+    │   └── PermanentDeliveryError       no retry
+    └── StorageError                     our own storage misbehaved
+        ├── ConcurrencyConflict          an ETag no longer matches (412)
+        ├── EntityTooLarge               the real Table limits, enforced here because Azurite does not
+        └── StorageUnavailable           cannot reach a store: catastrophic, park the message
+
+Every error carries a stable `code` and an `http_status`, so the HTTP layer maps any of
+them with one helper and never re-decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BadParameter",
+    "ConcurrencyConflict",
+    "ConfigError",
+    "Conflict",
+    "DeliveryError",
+    "EntityTooLarge",
+    "FailureNotFound",
+    "FieldError",
+    "InputError",
+    "IntegrationNotFound",
+    "JobAlreadyActive",
+    "JobNotFound",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermanentDeliveryError",
+    "ReboundError",
+    "RequestValidationError",
+    "StorageError",
+    "StorageUnavailable",
+    "ThrottledDeliveryError",
+    "TransientDeliveryError",
+]
+
+FieldError = dict[str, str]
+
+
+class ReboundError(Exception):
+    """Root of every error Rebound raises on purpose."""
+
+    code = "internal"
+    http_status = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class ConfigError(ReboundError):
+    code = "config_error"
+    http_status = 500
+
+
+class InputError(ReboundError):
+    code = "bad_request"
+    http_status = 400
+
+
+class RequestValidationError(InputError):
+    """The body did not validate; `details.fields` lists `{"field", "message"}` per problem."""
+
+    code = "validation_error"
+    http_status = 422
+
+    def __init__(self, message: str, fields: list[FieldError]) -> None:
+        super().__init__(message, details={"fields": fields})
+        self.fields = fields
+
+
+class BadParameter(InputError):
+    code = "bad_parameter"
+    http_status = 400
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}", details={"parameter": parameter})
+        self.parameter = parameter
+
+
+class PayloadTooLarge(InputError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class NotFound(InputError):
+    code = "not_found"
+    http_status = 404
+
+
+class IntegrationNotFound(NotFound):
+    code = "integration_not_found"
+
+    def __init__(self, integration: str) -> None:
+        super().__init__(f"integration {integration!r} does not exist", details={"integration": integration})
+
+
+class FailureNotFound(NotFound):
+    code = "failure_not_found"
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+
+
+class Conflict(InputError):
+    code = "conflict"
+    http_status = 409
+
+
+class JobAlreadyActive(Conflict):
+    code = "job_active"
+
+    def __init__(self, integration: str, active_job_id: str) -> None:
+        super().__init__(
+            f"integration {integration!r} already has an active job; wait for it or cancel it",
+            details={"active_job_id": active_job_id},
+        )
+        self.active_job_id = active_job_id
+
+
+class DeliveryError(ReboundError):
+    """A delivery attempt failed; `status_code` is the receiver's answer when there was one."""
+
+    code = "delivery_failed"
+    http_status = 502
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth trying again: endpoint retry first, then engine retry."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, retry_after_s: float | None = None) -> None:
+        super().__init__(message, status_code=status_code)
+        self.retry_after_s = retry_after_s
+
+
+class ThrottledDeliveryError(TransientDeliveryError):
+    """408/429/504: retried inside the endpoint window only, then the message fails."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help (bad request, not found, a terminate rule)."""
+
+
+class StorageError(ReboundError):
+    code = "storage_error"
+    http_status = 503
+
+
+class ConcurrencyConflict(StorageError):
+    code = "concurrency_conflict"
+    http_status = 409
+
+
+class EntityTooLarge(StorageError):
+    code = "entity_too_large"
+    http_status = 500
+
+
+class StorageUnavailable(StorageError):
+    """A store could not be reached or timed out: the catastrophic layer takes over."""
+
+    code = "storage_unavailable"
+    http_status = 503

@@ -1,0 +1,58 @@
+"""Dependency checks behind GET /api/health: is each store reachable, and how fast."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from pydantic import BaseModel
+
+from shared.models import UtcDatetime, utc_now
+from shared.storage.account import StorageAccount
+from shared.storage.names import StorageNames
+
+
+class DependencyHealth(BaseModel):
+    name: str
+    ok: bool
+    latency_ms: float
+    error: str | None = None
+
+
+class HealthReport(BaseModel):
+    status: Literal["healthy", "unhealthy"]
+    checked_at: UtcDatetime
+    dependencies: list[DependencyHealth]
+
+
+async def _probe(name: str, check: Callable[[], Awaitable[object]], timeout_s: float) -> DependencyHealth:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout_s):
+            await check()
+    except Exception as exc:
+        # The type is enough to act on; messages may carry account names or URLs.
+        return DependencyHealth(
+            name=name, ok=False, latency_ms=_elapsed_ms(started), error=f"{type(exc).__name__}: unreachable"
+        )
+    return DependencyHealth(name=name, ok=True, latency_ms=_elapsed_ms(started))
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+async def check_health(
+    storage: StorageAccount, recovery: StorageAccount, names: StorageNames, *, timeout_s: float
+) -> HealthReport:
+    probes = [
+        _probe("storage.queues", lambda: storage.queues.depth(names.inbound), timeout_s),
+        _probe("storage.tables", storage.tables.ping, timeout_s),
+        _probe("storage.blobs", storage.blobs.ping, timeout_s),
+        _probe("recovery.queues", lambda: recovery.queues.depth(names.recovery), timeout_s),
+    ]
+    dependencies = list(await asyncio.gather(*probes))
+    status: Literal["healthy", "unhealthy"] = "healthy" if all(d.ok for d in dependencies) else "unhealthy"
+    return HealthReport(status=status, checked_at=utc_now(), dependencies=dependencies)

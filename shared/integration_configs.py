@@ -1,0 +1,45 @@
+"""Integration config use cases behind /api/integrations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.errors import IntegrationNotFound, RequestValidationError
+from shared.models import IntegrationConfig
+from shared.storage.integrations import IntegrationStore
+from shared.validation import parse_model
+
+
+async def save_integration(store: IntegrationStore, integration_id: str, body: Any) -> tuple[IntegrationConfig, bool]:
+    """Validate and store a config for `integration_id`; returns (config, created).
+
+    The id comes from the route; a body `id` that disagrees is a field error, not a silent rename.
+    """
+    if not isinstance(body, dict):
+        raise RequestValidationError(
+            "invalid body: expected a JSON object", [{"field": "body", "message": "expected a JSON object"}]
+        )
+    if "id" in body and body["id"] != integration_id:
+        raise RequestValidationError(
+            "invalid body: id does not match the route",
+            [{"field": "id", "message": f"must equal the integration in the route ({integration_id!r})"}],
+        )
+    config = parse_model(IntegrationConfig, {**body, "id": integration_id})
+    created = await store.put(config)
+    return config, created
+
+
+async def load_integration(store: IntegrationStore, integration_id: str) -> IntegrationConfig:
+    config = await store.get(integration_id)
+    if config is None:
+        raise IntegrationNotFound(integration_id)
+    return config
+
+
+async def delete_integration(store: IntegrationStore, integration_id: str) -> None:
+    if not await store.delete(integration_id):
+        raise IntegrationNotFound(integration_id)
+
+
+async def list_integrations(store: IntegrationStore) -> list[IntegrationConfig]:
+    return [config async for config in store.list()]

@@ -1,0 +1,382 @@
+"""The domain's data: envelopes, integration configs, retry policy, failures and jobs.
+
+JSON is snake_case throughout (DESIGN.md section 3). Validation errors carry the field's
+location, which `shared.validation` turns into `{"field": "retry.linear_count", ...}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+#: Spec: linear engine retry runs at least 3 and at most 10 times.
+MIN_LINEAR_COUNT = 3
+MAX_LINEAR_COUNT = 10
+DEFAULT_LINEAR_COUNT = 3
+#: Azure Storage queues hide a message for at most 7 days.
+MAX_VISIBILITY_DELAY_S = 7 * 24 * 3600
+#: A failure keeps this many attempt records; older ones are summarised by the count.
+MAX_ATTEMPT_HISTORY = 20
+#: Reserved integration for messages whose integration cannot be read (cannot be created by users).
+UNKNOWN_INTEGRATION = "_unknown"
+
+INTEGRATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_SETTING_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_QUEUE_NAME_PATTERN = r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
+IntegrationId = Annotated[str, Field(pattern=INTEGRATION_ID_PATTERN)]
+SettingName = Annotated[str, Field(pattern=_SETTING_NAME_PATTERN, max_length=256)]
+Counter = Annotated[int, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+class HttpEndpoint(_Model):
+    kind: Literal["http"] = "http"
+    url: AnyHttpUrl
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: Annotated[float, Field(gt=0, le=230)] = 30.0
+
+
+class StorageQueueEndpoint(_Model):
+    kind: Literal["storage_queue"] = "storage_queue"
+    connection: SettingName
+    queue: str
+
+    @field_validator("queue")
+    @classmethod
+    def _valid_queue_name(cls, value: str) -> str:
+        if not is_valid_queue_name(value):
+            raise ValueError(
+                "must be 3-63 lowercase letters, digits and single hyphens, starting and ending alphanumeric"
+            )
+        return value
+
+
+class ServiceBusEndpoint(_Model):
+    kind: Literal["service_bus"] = "service_bus"
+    connection: SettingName
+    entity: Annotated[str, Field(min_length=1, max_length=260)]
+
+
+Endpoint = Annotated[HttpEndpoint | StorageQueueEndpoint | ServiceBusEndpoint, Field(discriminator="kind")]
+
+
+class ErrorAction(StrEnum):
+    RETRY = "retry"
+    TERMINATE = "terminate"
+    REDIRECT = "redirect"
+
+
+class ErrorRule(_Model):
+    """Receiver statuses in [status_min, status_max] get `action` instead of the default classification."""
+
+    status_min: Annotated[int, Field(ge=100, le=599)]
+    status_max: Annotated[int, Field(ge=100, le=599)]
+    action: ErrorAction
+
+    @field_validator("status_max")
+    @classmethod
+    def _max_not_below_min(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("status_min")
+        if low is not None and value < low:
+            raise ValueError(f"must be >= status_min ({low})")
+        return value
+
+    def matches(self, status_code: int) -> bool:
+        return self.status_min <= status_code <= self.status_max
+
+
+# --- retry policy ---------------------------------------------------------------------------
+
+
+class RetryMode(StrEnum):
+    LINEAR = "linear"
+    BACKOFF = "backoff"
+
+
+class BackoffPolicy(_Model):
+    """The spec's backoff variables, with its defaults."""
+
+    enabled: bool = True
+    max_number_of_retries: Annotated[int, Field(ge=0, le=100)] = 5
+    failure_count_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 3
+    max_errors_per_interval: Annotated[int, Field(ge=1)] = 1000
+    requeue_min_delay_seconds: Annotated[int, Field(ge=0, le=MAX_VISIBILITY_DELAY_S)] = 10
+    requeue_max_delay_seconds: Annotated[int, Field(ge=0, le=MAX_VISIBILITY_DELAY_S)] = 60
+    max_delay_actions: Annotated[int, Field(ge=0, le=100)] = 5
+
+    @field_validator("requeue_max_delay_seconds")
+    @classmethod
+    def _max_delay_not_below_min(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("requeue_min_delay_seconds")
+        if low is not None and value < low:
+            raise ValueError(f"must be >= requeue_min_delay_seconds ({low})")
+        return value
+
+
+class RetryPolicy(_Model):
+    mode: RetryMode = RetryMode.LINEAR
+    linear_count: Annotated[int, Field(ge=MIN_LINEAR_COUNT, le=MAX_LINEAR_COUNT)] = DEFAULT_LINEAR_COUNT
+    backoff: BackoffPolicy = Field(default_factory=BackoffPolicy)
+
+    def effective(self) -> RetryPolicy:
+        """Backoff with Enabled=false falls back to the default policy (linear 3), as the spec says."""
+        if self.mode is RetryMode.BACKOFF and not self.backoff.enabled:
+            return RetryPolicy()
+        return self
+
+
+# --- integration config ---------------------------------------------------------------------
+
+
+class IntegrationConfig(_Model):
+    id: IntegrationId
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    sender: Annotated[str, Field(max_length=200)] = ""
+    receiver: Annotated[str, Field(max_length=200)] = ""
+    endpoint: Endpoint
+    fallback_endpoint: Endpoint | None = None
+    error_rules: Annotated[list[ErrorRule], Field(max_length=50)] = Field(default_factory=list)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    persist_failures: bool = True
+
+    @field_validator("error_rules")
+    @classmethod
+    def _redirect_needs_fallback(cls, rules: list[ErrorRule], info: ValidationInfo) -> list[ErrorRule]:
+        # fallback_endpoint is declared before error_rules, so it has been validated already.
+        if info.data.get("fallback_endpoint") is None and any(r.action is ErrorAction.REDIRECT for r in rules):
+            raise ValueError("a 'redirect' rule needs a fallback_endpoint")
+        return rules
+
+
+# --- envelope -------------------------------------------------------------------------------
+
+
+def _valid_base64(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("is not valid base64") from exc
+    return value
+
+
+class Envelope(_Model):
+    """One message on its way to a receiver; the `inbound` queue message.
+
+    Exactly one of body_text, body_b64 and body_ref holds the body (none: empty body).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")] = Field(
+        default_factory=new_id
+    )
+    integration: Annotated[str, Field(min_length=1, max_length=64)]
+    sender: str | None = None
+    receiver: str | None = None
+    correlation_id: Annotated[str, Field(max_length=256)] | None = None
+    content_type: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    body_text: str | None = None
+    body_b64: Annotated[str | None, AfterValidator(_valid_base64)] = None
+    body_ref: str | None = None
+    received_at: UtcDatetime = Field(default_factory=utc_now)
+    engine_attempts: Counter = 0
+    delay_actions: Counter = 0
+    resend_count: Counter = 0
+    recovery_count: Counter = 0
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Self:
+        bodies = [name for name in ("body_text", "body_b64", "body_ref") if getattr(self, name) is not None]
+        if len(bodies) > 1:
+            raise ValueError(f"give one body field, not {' and '.join(bodies)}")
+        return self
+
+    def inline_body(self) -> bytes | None:
+        """The body when it travels inside the envelope; None when it lives in a blob."""
+        if self.body_text is not None:
+            return self.body_text.encode("utf-8")
+        if self.body_b64 is not None:
+            return base64.b64decode(self.body_b64)
+        if self.body_ref is not None:
+            return None
+        return b""
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+class FailureOrigin(StrEnum):
+    #: The receiver refused or kept failing.
+    ENDPOINT = "endpoint"
+    #: Engine retry ran out (attempts or delay actions).
+    ENGINE = "engine"
+    #: The message could not be read or routed on arrival.
+    INGEST = "ingest"
+    #: Recovery gave up after RECOVERY_MAX_REINSERTS.
+    CATASTROPHIC = "catastrophic"
+    #: The integration's config cannot deliver (missing, or a connection setting absent).
+    CONFIG = "config"
+
+
+class AttemptRecord(_Model):
+    at: UtcDatetime
+    engine_attempt: Counter = 0
+    endpoint_attempt: Counter = 0
+    target: str = ""
+    status_code: int | None = None
+    outcome: str
+    duration_ms: Annotated[float, Field(ge=0)] = 0.0
+
+
+class Failure(_Model):
+    """A persisted failure: when, why and where, with the content in the `payloads` blob."""
+
+    id: str
+    integration: str
+    message_id: str
+    failed_at: UtcDatetime
+    reason: str
+    group: str
+    origin: FailureOrigin
+    status_code: int | None = None
+    sender: str | None = None
+    receiver: str | None = None
+    attempts: Counter = 0
+    delay_actions: Counter = 0
+    resend_count: Counter = 0
+    recovery_count: Counter = 0
+    correlation_id: str | None = None
+    body_ref: str | None = None
+    content_type: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    received_at: UtcDatetime | None = None
+    history: Annotated[list[AttemptRecord], Field(max_length=MAX_ATTEMPT_HISTORY)] = Field(default_factory=list)
+
+
+# --- jobs -----------------------------------------------------------------------------------
+
+
+class JobAction(StrEnum):
+    RETRY = "retry"
+    DELETE = "delete"
+
+
+class JobState(StrEnum):
+    #: Accepted; the first page is on the `jobs` queue.
+    QUEUED = "queued"
+    #: At least one page has been processed.
+    RUNNING = "running"
+    #: Every selected failure was handled.
+    COMPLETED = "completed"
+    #: Stopped by an error it could not get past (see last_error).
+    FAILED = "failed"
+    #: Stopped at a page boundary after a cancel request.
+    CANCELLED = "cancelled"
+
+    @property
+    def is_active(self) -> bool:
+        return self in (JobState.QUEUED, JobState.RUNNING)
+
+
+class FailureFilter(_Model):
+    """The failure-list filters; also a job's frozen selection."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: UtcDatetime | None = Field(default=None, alias="from")
+    to: UtcDatetime | None = None
+    q: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    sender: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    receiver: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    origin: FailureOrigin | None = None
+    group: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _range_not_reversed(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("from_")
+        if value is not None and start is not None and value < start:
+            raise ValueError("must not be before 'from'")
+        return value
+
+
+class JobSelection(_Model):
+    all: Literal[True] | None = None
+    filter: FailureFilter | None = None
+    ids: (
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=128)]], Field(min_length=1, max_length=1000)]
+        | None
+    ) = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        chosen = [name for name in ("all", "filter", "ids") if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            raise ValueError("give exactly one of 'all', 'filter' or 'ids'")
+        return self
+
+
+class Job(_Model):
+    id: str = Field(default_factory=new_id)
+    integration: str
+    action: JobAction
+    selection: JobSelection
+    state: JobState = JobState.QUEUED
+    total: Counter | None = None
+    processed: Counter = 0
+    succeeded: Counter = 0
+    failed: Counter = 0
+    created_at: UtcDatetime = Field(default_factory=utc_now)
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    last_error: str | None = None
+    cancel_requested: bool = False
+
+
+def dump_json_dict(model: BaseModel) -> dict[str, Any]:
+    """JSON-compatible dict with aliases (FailureFilter's `from`), as the API speaks."""
+    return model.model_dump(mode="json", by_alias=True, exclude_none=False)
+
+
+def is_valid_queue_name(name: str) -> bool:
+    return re.match(_QUEUE_NAME_PATTERN, name) is not None

@@ -1,0 +1,200 @@
+"""The one settings object, built from the environment (Functions app settings / local.settings.json).
+
+Names follow the Functions conventions: connection settings are named by setting name
+(`AzureWebJobsStorage`, `RecoveryStorage`, anything an endpoint's `connection` names) and
+may be a connection string (Azurite, or keys) or identity-based
+(`<name>__queueServiceUri`, `__tableServiceUri`, `__blobServiceUri`, `__accountName`,
+`__credential`, `__clientId`, `__fullyQualifiedNamespace`). Units are in the names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from shared.errors import ConfigError
+
+#: Failures are kept this long before the retention timer purges them.
+DEFAULT_FAILURE_RETENTION_DAYS = 7
+#: The product spec's endpoint-retry window: every immediate retry fits inside one minute.
+MAX_ENDPOINT_RETRY_WINDOW_S = 60.0
+#: Above this body size ingest answers 413.
+DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+#: Bulk producers (jobs, sweeps) pause while `inbound` is deeper than this (DESIGN.md section 10).
+DEFAULT_MAX_INBOUND_DEPTH = 1000
+
+STORAGE_SETTING = "AzureWebJobsStorage"
+RECOVERY_STORAGE_SETTING = "RecoveryStorage"
+
+_PREFIX_PATTERN = re.compile(r"^([a-z][a-z0-9]{0,19})?$")
+
+
+class RecoveryBackend(StrEnum):
+    STORAGE = "storage"
+    SERVICE_BUS = "servicebus"
+
+
+class Connection:
+    """A resolved connection setting: either a connection string or identity-based endpoints.
+
+    The repr never shows the connection string (it holds the account key).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        connection_string: str | None = None,
+        service_uris: Mapping[str, str] | None = None,
+        credential: str | None = None,
+        client_id: str | None = None,
+        fully_qualified_namespace: str | None = None,
+    ) -> None:
+        self.name = name
+        self.connection_string = connection_string
+        self.service_uris: dict[str, str] = dict(service_uris or {})
+        self.credential = credential
+        self.client_id = client_id
+        self.fully_qualified_namespace = fully_qualified_namespace
+
+    @property
+    def uses_identity(self) -> bool:
+        return self.connection_string is None
+
+    def __repr__(self) -> str:
+        kind = "identity" if self.uses_identity else "connection-string"
+        return f"Connection(name={self.name!r}, kind={kind}, service_uris={self.service_uris!r})"
+
+    @classmethod
+    def from_environ(cls, name: str, environ: Mapping[str, str]) -> Connection:
+        value = environ.get(name, "").strip()
+        if value:
+            return cls(name, connection_string=value)
+        part = {key[len(name) + 2 :]: v for key, v in environ.items() if key.startswith(f"{name}__") and v.strip()}
+        account = part.get("accountName")
+        uris: dict[str, str] = {}
+        for service in ("queue", "table", "blob"):
+            uri = part.get(f"{service}ServiceUri") or (service == "blob" and part.get("serviceUri")) or None
+            if uri is None and account:
+                uri = f"https://{account}.{service}.core.windows.net"
+            if uri:
+                uris[service] = uri
+        namespace = part.get("fullyQualifiedNamespace")
+        if not uris and not namespace:
+            raise ConfigError(
+                f"connection setting {name!r} is not set: give a connection string, "
+                f"or {name}__queueServiceUri/__tableServiceUri/__blobServiceUri (or __accountName), "
+                f"or {name}__fullyQualifiedNamespace for Service Bus"
+            )
+        return cls(
+            name,
+            service_uris=uris,
+            credential=part.get("credential"),
+            client_id=part.get("clientId"),
+            fully_qualified_namespace=namespace,
+        )
+
+
+class Settings(BaseSettings):
+    """Every app setting Rebound reads, validated once. Build with `Settings.from_env()`."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
+
+    prefix: str = Field(default="", validation_alias="REBOUND_PREFIX")
+
+    failure_retention_days: Annotated[int, Field(ge=1, le=365)] = Field(
+        default=DEFAULT_FAILURE_RETENTION_DAYS, validation_alias="FAILURE_RETENTION_DAYS"
+    )
+    retention_schedule: str = Field(default="0 17 * * * *", validation_alias="RETENTION_SCHEDULE")
+
+    endpoint_retry_window_s: Annotated[float, Field(ge=0, le=MAX_ENDPOINT_RETRY_WINDOW_S)] = Field(
+        default=MAX_ENDPOINT_RETRY_WINDOW_S, validation_alias="ENDPOINT_RETRY_WINDOW_S"
+    )
+    endpoint_retry_max_attempts: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=4, validation_alias="ENDPOINT_RETRY_MAX_ATTEMPTS"
+    )
+    endpoint_retry_base_delay_s: Annotated[float, Field(ge=0, le=30)] = Field(
+        default=2.0, validation_alias="ENDPOINT_RETRY_BASE_DELAY_S"
+    )
+
+    max_message_bytes: Annotated[int, Field(ge=1024, le=100 * 1024 * 1024)] = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, validation_alias="MAX_MESSAGE_BYTES"
+    )
+    max_inbound_depth: Annotated[int, Field(ge=1)] = Field(
+        default=DEFAULT_MAX_INBOUND_DEPTH, validation_alias="MAX_INBOUND_DEPTH"
+    )
+    storage_timeout_s: Annotated[float, Field(gt=0, le=120)] = Field(default=10.0, validation_alias="STORAGE_TIMEOUT_S")
+
+    recovery_backend: RecoveryBackend = Field(default=RecoveryBackend.STORAGE, validation_alias="RECOVERY_BACKEND")
+    recovery_service_bus_connection: str = Field(
+        default="ServiceBusConnection", validation_alias="RECOVERY_SERVICE_BUS_CONNECTION"
+    )
+    recovery_schedule: str = Field(default="0 */5 * * * *", validation_alias="RECOVERY_SCHEDULE")
+    recovery_max_reinserts: Annotated[int, Field(ge=0, le=100)] = Field(
+        default=3, validation_alias="RECOVERY_MAX_REINSERTS"
+    )
+    recovery_batch_size: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        default=500, validation_alias="RECOVERY_BATCH_SIZE"
+    )
+
+    job_rate_limit_per_s: Annotated[float, Field(gt=0, le=10_000)] = Field(
+        default=50.0, validation_alias="JOB_RATE_LIMIT_PER_S"
+    )
+    job_page_size: Annotated[int, Field(ge=1, le=1000)] = Field(default=100, validation_alias="JOB_PAGE_SIZE")
+
+    _environ: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_a_valid_name_start(cls, value: str) -> str:
+        if not _PREFIX_PATTERN.match(value):
+            raise ValueError("must be empty or up to 20 lowercase letters and digits, starting with a letter")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # from_env() passes the environment explicitly, so tests never read os.environ by accident.
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {key: value for key, value in env.items() if value != ""}
+        try:
+            settings = cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+            raise ConfigError(f"invalid settings: {problems}") from exc
+        settings._environ = env
+        return settings
+
+    def connection(self, name: str) -> Connection:
+        """Resolve a connection setting by name (the Functions `connection` convention)."""
+        if name == RECOVERY_STORAGE_SETTING and not self._has_connection(name):
+            # Locally the recovery flow shares the main account; in Azure it is a second account.
+            name = STORAGE_SETTING
+        return Connection.from_environ(name, self._environ)
+
+    def _has_connection(self, name: str) -> bool:
+        return any(key == name or key.startswith(f"{name}__") for key, v in self._environ.items() if v.strip())
+
+    @property
+    def storage(self) -> Connection:
+        return self.connection(STORAGE_SETTING)
+
+    @property
+    def recovery_storage(self) -> Connection:
+        return self.connection(RECOVERY_STORAGE_SETTING)

@@ -1,0 +1,1 @@
+"""Azure Storage gateways: the only code that talks to the storage SDKs."""

@@ -1,0 +1,71 @@
+"""Blob gateway over azure.storage.blob.aio: message bodies in the `payloads` container (claim check)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import ContentSettings
+from azure.storage.blob.aio import BlobServiceClient
+
+from shared.storage.faults import error_code, storage_call
+
+
+@dataclass(frozen=True)
+class Blob:
+    data: bytes
+    content_type: str | None
+
+
+class BlobGateway:
+    def __init__(self, service: BlobServiceClient, *, timeout_s: float) -> None:
+        self._service = service
+        self._timeout_s = timeout_s
+        self._created: set[str] = set()
+
+    async def ensure(self, container: str) -> None:
+        if container in self._created:
+            return
+        async with storage_call(f"create container {container}", self._timeout_s):
+            with contextlib.suppress(ResourceExistsError):
+                await self._service.create_container(container)
+        self._created.add(container)
+
+    async def upload(self, container: str, name: str, data: bytes, *, content_type: str | None = None) -> None:
+        """Write (or overwrite: the name is the message id, so a retry writes the same bytes)."""
+        client = self._service.get_blob_client(container, name)
+        settings = ContentSettings(content_type=content_type) if content_type else None
+        async with storage_call(f"upload {container}/{name}", self._timeout_s * 3):
+            try:
+                await client.upload_blob(data, overwrite=True, content_settings=settings)
+                return
+            except ResourceNotFoundError as exc:
+                if error_code(exc) != "ContainerNotFound":
+                    raise
+            self._created.discard(container)
+            await self.ensure(container)
+            await client.upload_blob(data, overwrite=True, content_settings=settings)
+
+    async def download(self, container: str, name: str) -> Blob | None:
+        client = self._service.get_blob_client(container, name)
+        async with storage_call(f"download {container}/{name}", self._timeout_s * 3):
+            try:
+                stream = await client.download_blob()
+            except ResourceNotFoundError:
+                return None
+            data = await stream.readall()
+        return Blob(data=data, content_type=stream.properties.content_settings.content_type)
+
+    async def delete(self, container: str, name: str) -> bool:
+        """True if this call removed the blob; a missing blob counts as deleted."""
+        async with storage_call(f"delete {container}/{name}", self._timeout_s):
+            try:
+                await self._service.get_blob_client(container, name).delete_blob()
+            except ResourceNotFoundError:
+                return False
+        return True
+
+    async def ping(self) -> None:
+        async with storage_call("blob service properties", self._timeout_s):
+            await self._service.get_account_information()

@@ -1,0 +1,95 @@
+"""The one place that builds Azure clients from a connection setting.
+
+A connection string (Azurite, or an account key) builds key-authenticated clients; the
+identity form (`<name>__queueServiceUri`, `__credential=managedidentity`, `__clientId`)
+builds clients with an azure-identity credential, as the Functions host does.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.data.tables.aio import TableServiceClient
+from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.queue.aio import QueueServiceClient
+
+from shared.errors import ConfigError
+from shared.settings import Connection
+
+
+def client_options(timeout_s: float) -> dict[str, Any]:
+    """Few, quick SDK retries: an outage must surface within our own time bound, not after minutes."""
+    return {
+        "retry_total": 2,
+        "retry_backoff_factor": 0.2,
+        "retry_backoff_max": 2,
+        "connection_timeout": timeout_s,
+        "read_timeout": timeout_s,
+    }
+
+
+def build_credential(connection: Connection) -> AsyncTokenCredential:
+    if connection.credential == "managedidentity":
+        return (
+            ManagedIdentityCredential(client_id=connection.client_id)
+            if connection.client_id
+            else ManagedIdentityCredential()
+        )
+    return DefaultAzureCredential(managed_identity_client_id=connection.client_id)
+
+
+def _service_uri(connection: Connection, service: str) -> str:
+    try:
+        return connection.service_uris[service]
+    except KeyError:
+        raise ConfigError(
+            f"connection {connection.name!r} has no {service} endpoint ({connection.name}__{service}ServiceUri)"
+        ) from None
+
+
+class AccountClients:
+    """The queue, table and blob service clients of one storage account, built on first use.
+
+    Lazy, so a connection that lacks one service's endpoint fails only when that service is used.
+    The credential (identity form) is shared by the three and closed with them.
+    """
+
+    def __init__(self, connection: Connection, *, timeout_s: float) -> None:
+        self.connection = connection
+        self._options = client_options(timeout_s)
+        self._credential: AsyncTokenCredential | None = None
+
+    def _identity(self) -> AsyncTokenCredential:
+        if self._credential is None:
+            self._credential = build_credential(self.connection)
+        return self._credential
+
+    @cached_property
+    def queue_service(self) -> QueueServiceClient:
+        if self.connection.connection_string is not None:
+            return QueueServiceClient.from_connection_string(self.connection.connection_string, **self._options)
+        return QueueServiceClient(_service_uri(self.connection, "queue"), credential=self._identity(), **self._options)
+
+    @cached_property
+    def table_service(self) -> TableServiceClient:
+        if self.connection.connection_string is not None:
+            return TableServiceClient.from_connection_string(self.connection.connection_string, **self._options)
+        return TableServiceClient(_service_uri(self.connection, "table"), credential=self._identity(), **self._options)
+
+    @cached_property
+    def blob_service(self) -> BlobServiceClient:
+        if self.connection.connection_string is not None:
+            return BlobServiceClient.from_connection_string(self.connection.connection_string, **self._options)
+        return BlobServiceClient(_service_uri(self.connection, "blob"), credential=self._identity(), **self._options)
+
+    async def close(self) -> None:
+        for name in ("queue_service", "table_service", "blob_service"):
+            client = self.__dict__.pop(name, None)
+            if client is not None:
+                await client.close()
+        if self._credential is not None:
+            await self._credential.close()
+            self._credential = None

@@ -1,0 +1,66 @@
+"""Every storage name and key layout in one place (DESIGN.md section 2), with the prefix applied."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+POISON_SUFFIX = "-poison"
+
+
+def poison_queue(queue: str) -> str:
+    """The queue the Functions host moves a message to after maxDequeueCount failed attempts."""
+    return f"{queue}{POISON_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class StorageNames:
+    prefix: str = ""
+
+    # queues (AzureWebJobsStorage unless noted)
+    @property
+    def inbound(self) -> str:
+        return f"{self.prefix}inbound"
+
+    @property
+    def inbound_poison(self) -> str:
+        return poison_queue(self.inbound)
+
+    @property
+    def jobs_queue(self) -> str:
+        return f"{self.prefix}jobs"
+
+    @property
+    def recovery(self) -> str:
+        """On RecoveryStorage: the separate failure domain."""
+        return f"{self.prefix}recovery"
+
+    # tables
+    @property
+    def integrations(self) -> str:
+        return f"{self.prefix}integrations"
+
+    @property
+    def failures(self) -> str:
+        return f"{self.prefix}failures"
+
+    @property
+    def failure_summary(self) -> str:
+        return f"{self.prefix}failuresummary"
+
+    @property
+    def jobs_table(self) -> str:
+        return f"{self.prefix}jobs"
+
+    @property
+    def error_window(self) -> str:
+        return f"{self.prefix}errorwindow"
+
+    # blob containers
+    @property
+    def payloads(self) -> str:
+        return f"{self.prefix}payloads"
+
+    @property
+    def app_queues(self) -> tuple[str, ...]:
+        """Queues whose poison twins belong to this app (the recovery sweep drains those)."""
+        return (self.inbound, self.jobs_queue)

@@ -1,0 +1,164 @@
+"""Gateways against Azurite: created on first use, prefixed, ETag-safe, parameterised, paged."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from azure.data.tables import TransactionOperation
+
+from shared.errors import ConcurrencyConflict, EntityTooLarge
+from shared.services import Services
+from shared.storage.tables import BatchOperation
+
+
+async def test_queue_is_created_on_first_send_and_round_trips_base64(services: Services):
+    # Given a queue that does not exist yet
+    queue = services.names.inbound
+
+    # When a message is sent and received
+    await services.storage.queues.send(queue, '{"hello": "wörld"}')
+    received = await services.storage.queues.receive(queue, visibility_timeout_s=5)
+
+    # Then the body is intact and the queue carries the test's prefix
+    assert [m.body for m in received] == ['{"hello": "wörld"}'.encode()]
+    assert received[0].dequeue_count == 1
+    assert queue.startswith(services.settings.prefix)
+
+
+async def test_delayed_message_is_invisible_until_its_delay(services: Services):
+    queue = services.names.inbound
+
+    await services.storage.queues.send(queue, "later", visibility_timeout_s=30)
+
+    assert await services.storage.queues.receive(queue) == []
+    assert await services.storage.queues.depth(queue) == 1
+
+
+async def test_deleting_a_message_twice_counts_as_done(services: Services):
+    queue = services.names.jobs_queue
+    await services.storage.queues.send(queue, "x")
+    [message] = await services.storage.queues.receive(queue)
+
+    await services.storage.queues.delete(queue, message)
+    await services.storage.queues.delete(queue, message)
+
+    assert await services.storage.queues.depth(queue) == 0
+
+
+async def test_depth_of_a_missing_queue_is_zero(services: Services):
+    assert await services.storage.queues.depth(services.names.recovery) == 0
+
+
+async def test_table_is_created_on_first_insert_and_reads_back(services: Services):
+    table = services.storage.tables.table(services.names.failures)
+
+    await table.insert({"PartitionKey": "orders", "RowKey": "1", "Reason": "boom", "Attempts": 3})
+    row = await table.get("orders", "1")
+
+    assert row is not None
+    assert (row["Reason"], row["Attempts"]) == ("boom", 3)
+    assert row["_etag"]
+
+
+async def test_second_insert_of_the_same_row_is_a_conflict(services: Services):
+    table = services.storage.tables.table(services.names.jobs_table)
+    await table.insert({"PartitionKey": "orders", "RowKey": "lock"})
+
+    with pytest.raises(ConcurrencyConflict):
+        await table.insert({"PartitionKey": "orders", "RowKey": "lock"})
+
+
+async def test_update_with_a_stale_etag_is_a_conflict(services: Services):
+    # Given one row loaded twice, both copies holding the same ETag
+    table = services.storage.tables.table(services.names.failure_summary)
+    await table.insert({"PartitionKey": "s", "RowKey": "orders", "Count": 1})
+    copy_a = await table.get("s", "orders")
+    copy_b = await table.get("s", "orders")
+    assert copy_a is not None and copy_b is not None
+
+    # When copy A is written first
+    await table.update({**copy_a, "Count": 2}, etag=copy_a["_etag"])
+
+    # Then copy B loses
+    with pytest.raises(ConcurrencyConflict):
+        await table.update({**copy_b, "Count": 5}, etag=copy_b["_etag"])
+    row = await table.get("s", "orders")
+    assert row is not None and row["Count"] == 2
+
+
+async def test_query_is_parameterised_so_quotes_in_values_cannot_widen_it(services: Services):
+    table = services.storage.tables.table(services.names.failures)
+    await table.insert({"PartitionKey": "a", "RowKey": "1", "Sender": "x"})
+    await table.insert({"PartitionKey": "b", "RowKey": "1", "Sender": "x"})
+
+    injected = "x' or PartitionKey ne 'zzz"
+    rows = [r async for r in table.query("PartitionKey eq @pk and Sender eq @s", {"pk": "a", "s": injected})]
+
+    assert rows == []
+
+
+async def test_query_pages_stream_every_row_once(services: Services):
+    # Given 250 rows written as transactions of 100
+    table = services.storage.tables.table(services.names.failures)
+    for start in range(0, 250, 100):
+        await table.transact(
+            BatchOperation(TransactionOperation.CREATE, {"PartitionKey": "p", "RowKey": f"{i:04d}"})
+            for i in range(start, min(start + 100, 250))
+        )
+
+    # When paging 40 at a time
+    first = await table.query_page("PartitionKey eq @pk", {"pk": "p"}, page_size=40)
+    keys = [r["RowKey"] async for r in table.query("PartitionKey eq @pk", {"pk": "p"}, page_size=40)]
+
+    # Then pages are bounded and the stream holds each row exactly once, in key order
+    assert len(first.items) == 40 and first.continuation is not None
+    assert keys == [f"{i:04d}" for i in range(250)]
+
+
+async def test_transaction_is_all_or_nothing(services: Services):
+    table = services.storage.tables.table(services.names.failures)
+    await table.insert({"PartitionKey": "p", "RowKey": "taken"})
+
+    with pytest.raises(ConcurrencyConflict):
+        await table.transact(
+            [
+                BatchOperation(TransactionOperation.CREATE, {"PartitionKey": "p", "RowKey": "new"}),
+                BatchOperation(TransactionOperation.CREATE, {"PartitionKey": "p", "RowKey": "taken"}),
+            ]
+        )
+
+    assert await table.get("p", "new") is None
+
+
+async def test_entity_over_the_azure_property_limit_is_refused_before_it_reaches_storage(services: Services):
+    table = services.storage.tables.table(services.names.failures)
+
+    with pytest.raises(EntityTooLarge):
+        await table.insert({"PartitionKey": "p", "RowKey": "big", "Body": "x" * 40_000})
+
+    assert await table.get("p", "big") is None
+
+
+async def test_query_on_a_missing_table_is_empty(services: Services):
+    table = services.storage.tables.table(services.names.error_window)
+
+    page = await table.query_page("PartitionKey eq @pk", {"pk": "x"})
+
+    assert page.items == [] and page.continuation is None
+
+
+async def test_blob_round_trips_one_mebibyte_byte_identical(services: Services):
+    data = os.urandom(1024 * 1024)
+
+    await services.storage.blobs.upload(services.names.payloads, "m1", data, content_type="application/octet-stream")
+    blob = await services.storage.blobs.download(services.names.payloads, "m1")
+
+    assert blob is not None
+    assert blob.data == data
+    assert blob.content_type == "application/octet-stream"
+
+
+async def test_deleting_a_missing_blob_counts_as_deleted(services: Services):
+    assert await services.storage.blobs.delete(services.names.payloads, "never-written") is False
+    assert await services.storage.blobs.download(services.names.payloads, "never-written") is None

@@ -1,0 +1,42 @@
+"""The app registers exactly the functions we expect, with bindings the real worker accepts."""
+
+from __future__ import annotations
+
+import inspect
+
+import azure.functions as func
+
+import function_app
+
+
+def test_app_registers_exactly_the_expected_functions():
+    names = {f.get_function_name() for f in _functions()}
+
+    assert names == {"health", "list_integrations", "get_integration", "put_integration", "delete_integration"}
+
+
+def test_every_binding_names_a_parameter_of_its_function():
+    for function in _functions():
+        parameters = set(inspect.signature(function.get_user_function()).parameters)
+        bindings = {b.name for b in function.get_bindings() if b.name != "$return"}
+        assert bindings <= parameters, function.get_function_name()
+
+
+def test_only_health_is_anonymous():
+    anonymous = {
+        f.get_function_name()
+        for f in _functions()
+        if f.get_trigger().type == "httpTrigger" and f.get_trigger().auth_level == func.AuthLevel.ANONYMOUS
+    }
+
+    assert anonymous == {"health"}
+
+
+_cache: list[func.Function] = []
+
+
+def _functions() -> list[func.Function]:
+    # get_functions() may be called once per app object.
+    if not _cache:
+        _cache.extend(function_app.app.get_functions())
+    return _cache
