@@ -2,7 +2,9 @@
 
 import azure.functions as func
 
-from blueprints import portal_api
+from blueprints import engine, ingest, portal_api
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(portal_api.bp)
+app.register_functions(ingest.bp)
+app.register_functions(engine.bp)

@@ -37,6 +37,7 @@ MAX_ATTEMPT_HISTORY = 20
 UNKNOWN_INTEGRATION = "_unknown"
 
 INTEGRATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ENVELOPE_INTEGRATION_PATTERN = r"^(_unknown|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$"
 _SETTING_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _QUEUE_NAME_PATTERN = r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$"
 
@@ -186,6 +187,16 @@ class IntegrationConfig(_Model):
         return rules
 
 
+class AttemptRecord(_Model):
+    at: UtcDatetime
+    engine_attempt: Counter = 0
+    endpoint_attempt: Counter = 0
+    target: str = ""
+    status_code: int | None = None
+    outcome: str
+    duration_ms: Annotated[float, Field(ge=0)] = 0.0
+
+
 # --- envelope -------------------------------------------------------------------------------
 
 
@@ -209,7 +220,7 @@ class Envelope(_Model):
     id: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")] = Field(
         default_factory=new_id
     )
-    integration: Annotated[str, Field(min_length=1, max_length=64)]
+    integration: Annotated[str, Field(pattern=ENVELOPE_INTEGRATION_PATTERN)]
     sender: str | None = None
     receiver: str | None = None
     correlation_id: Annotated[str, Field(max_length=256)] | None = None
@@ -223,6 +234,10 @@ class Envelope(_Model):
     delay_actions: Counter = 0
     resend_count: Counter = 0
     recovery_count: Counter = 0
+    #: Extension: endpoint attempts so far across engine runs, and the newest of them, so a
+    #: failure after several requeues still shows its whole story.
+    attempts: Counter = 0
+    history: Annotated[list[AttemptRecord], Field(max_length=MAX_ATTEMPT_HISTORY)] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_body(self) -> Self:
@@ -256,16 +271,6 @@ class FailureOrigin(StrEnum):
     CATASTROPHIC = "catastrophic"
     #: The integration's config cannot deliver (missing, or a connection setting absent).
     CONFIG = "config"
-
-
-class AttemptRecord(_Model):
-    at: UtcDatetime
-    engine_attempt: Counter = 0
-    endpoint_attempt: Counter = 0
-    target: str = ""
-    status_code: int | None = None
-    outcome: str
-    duration_ms: Annotated[float, Field(ge=0)] = 0.0
 
 
 class Failure(_Model):

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from functools import cached_property
 
+from shared.adapters.registry import SenderRegistry
+from shared.config_cache import ConfigCache
+from shared.engine import DeliveryEngine
+from shared.retry import EndpointRetryPolicy
 from shared.settings import Settings
 from shared.storage.account import StorageAccount
+from shared.storage.error_window import ErrorWindow
+from shared.storage.failures import FailureStore
 from shared.storage.integrations import IntegrationStore
 from shared.storage.names import StorageNames
+from shared.storage.payloads import PayloadStore
 
 
 class Services:
@@ -37,7 +45,54 @@ class Services:
         self.recovery_storage = recovery_storage
         self.integrations = IntegrationStore(self.storage.tables.table(self.names.integrations))
 
+    @cached_property
+    def payloads(self) -> PayloadStore:
+        return PayloadStore(self.storage.blobs, self.names.payloads)
+
+    @cached_property
+    def failures(self) -> FailureStore:
+        tables = self.storage.tables
+        return FailureStore(tables.table(self.names.failures), tables.table(self.names.failure_summary))
+
+    @cached_property
+    def error_window(self) -> ErrorWindow:
+        return ErrorWindow(self.storage.tables.table(self.names.error_window))
+
+    @cached_property
+    def configs(self) -> ConfigCache:
+        """The engine's view of configs: cached briefly, misses included."""
+        return ConfigCache(self.integrations)
+
+    @cached_property
+    def ingest_configs(self) -> ConfigCache:
+        """Ingest's view: a just-created integration is accepted at once."""
+        return ConfigCache(self.integrations, cache_misses=False)
+
+    @cached_property
+    def senders(self) -> SenderRegistry:
+        return SenderRegistry(self.settings)
+
+    @cached_property
+    def engine(self) -> DeliveryEngine:
+        settings = self.settings
+        return DeliveryEngine(
+            configs=self.configs,
+            senders=self.senders,
+            queues=self.storage.queues,
+            inbound_queue=self.names.inbound,
+            payloads=self.payloads,
+            failures=self.failures,
+            error_window=self.error_window,
+            endpoint_policy=EndpointRetryPolicy(
+                max_attempts=settings.endpoint_retry_max_attempts,
+                base_delay_s=settings.endpoint_retry_base_delay_s,
+                window_s=settings.endpoint_retry_window_s,
+            ),
+        )
+
     async def close(self) -> None:
+        if "senders" in self.__dict__:
+            await self.senders.aclose()
         await self.storage.close()
         if self.recovery_storage is not self.storage:
             await self.recovery_storage.close()

@@ -181,6 +181,11 @@ class Settings(BaseSettings):
         settings._environ = env
         return settings
 
+    def app_setting(self, name: str) -> str | None:
+        """Any app setting by name (an empty value counts as unset), e.g. for `%NAME%` references."""
+        value = self._environ.get(name)
+        return value if value else None
+
     def connection(self, name: str) -> Connection:
         """Resolve a connection setting by name (the Functions `connection` convention)."""
         if name == RECOVERY_STORAGE_SETTING and not self._has_connection(name):

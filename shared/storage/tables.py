@@ -105,6 +105,22 @@ class BatchOperation:
     entity: Entity
     etag: str | None = None
 
+    @classmethod
+    def create(cls, entity: Entity) -> BatchOperation:
+        return cls(TransactionOperation.CREATE, entity)
+
+    @classmethod
+    def upsert(cls, entity: Entity) -> BatchOperation:
+        return cls(TransactionOperation.UPSERT, entity)
+
+    @classmethod
+    def update(cls, entity: Entity, etag: str) -> BatchOperation:
+        return cls(TransactionOperation.UPDATE, entity, etag)
+
+    @classmethod
+    def delete(cls, partition_key: str, row_key: str, etag: str | None = None) -> BatchOperation:
+        return cls(TransactionOperation.DELETE, {"PartitionKey": partition_key, "RowKey": row_key}, etag)
+
     def as_sdk(self) -> tuple[Any, ...]:
         entity = _clean(self.entity)
         if self.kind in (TransactionOperation.UPDATE, TransactionOperation.DELETE) and self.etag:

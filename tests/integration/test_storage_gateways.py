@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from azure.data.tables import TransactionOperation
 
 from shared.errors import ConcurrencyConflict, EntityTooLarge
 from shared.services import Services
@@ -103,7 +102,7 @@ async def test_query_pages_stream_every_row_once(services: Services):
     table = services.storage.tables.table(services.names.failures)
     for start in range(0, 250, 100):
         await table.transact(
-            BatchOperation(TransactionOperation.CREATE, {"PartitionKey": "p", "RowKey": f"{i:04d}"})
+            BatchOperation.create({"PartitionKey": "p", "RowKey": f"{i:04d}"})
             for i in range(start, min(start + 100, 250))
         )
 
@@ -123,8 +122,8 @@ async def test_transaction_is_all_or_nothing(services: Services):
     with pytest.raises(ConcurrencyConflict):
         await table.transact(
             [
-                BatchOperation(TransactionOperation.CREATE, {"PartitionKey": "p", "RowKey": "new"}),
-                BatchOperation(TransactionOperation.CREATE, {"PartitionKey": "p", "RowKey": "taken"}),
+                BatchOperation.create({"PartitionKey": "p", "RowKey": "new"}),
+                BatchOperation.create({"PartitionKey": "p", "RowKey": "taken"}),
             ]
         )
 

@@ -1,0 +1,34 @@
+"""Ingest surface: POST /api/integrations/{integration}/messages → 202 with the message id."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from blueprints.http import handles_errors, json_response
+from shared.ingest import IncomingMessage, accept_message
+from shared.models import utc_now
+from shared.services import get_services
+
+bp = func.Blueprint()
+
+
+@bp.function_name("ingest_message")
+@bp.route(route="integrations/{integration}/messages", methods=["POST"])
+@handles_errors
+async def ingest_message(req: func.HttpRequest) -> func.HttpResponse:
+    services = get_services()
+    envelope = await accept_message(
+        IncomingMessage(
+            integration=req.route_params["integration"],
+            body=req.get_body(),
+            content_type=req.headers.get("content-type"),
+            headers=dict(req.headers),
+        ),
+        configs=services.ingest_configs,
+        queues=services.storage.queues,
+        inbound_queue=services.names.inbound,
+        payloads=services.payloads,
+        max_message_bytes=services.settings.max_message_bytes,
+        now=utc_now(),
+    )
+    return json_response({"id": envelope.id, "correlation_id": envelope.correlation_id}, status=202)

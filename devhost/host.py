@@ -1,0 +1,164 @@
+"""Start and stop everything for one app: settings, host.json, functions, HTTP, queues, timers.
+
+The start-up order follows the real host: settings are in place before the app is
+imported, every function is validated before anything listens, and the HTTP port is
+bound before the listeners start, so a busy port fails start-up without side effects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from devhost.app_settings import AppSettings, apply_to_environ, merge_settings, read_local_settings
+from devhost.errors import StartupError
+from devhost.functions import HttpFunction, QueueFunction, TimerFunction, discover_functions, load_function_app
+from devhost.host_config import load_host_config
+from devhost.http_server import KEY_HEADER, HttpServer
+from devhost.invocation import Invoker, thread_count
+from devhost.queue_listener import QueueListener, lease_seconds
+from devhost.timer_scheduler import TimerScheduler, schedule_time_zone
+
+logger = logging.getLogger(__name__)
+
+#: Core Tools' default port.
+DEFAULT_PORT = 7071
+#: Seconds running invocations get to finish on shutdown.
+DEFAULT_GRACE_S = 10.0
+#: The setting holding the key for FUNCTION- and ADMIN-level HTTP functions.
+FUNCTION_KEY_SETTING = "DEVHOST_FUNCTION_KEY"
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    app_dir: Path
+    host: str = "127.0.0.1"
+    #: None: local.settings.json Host.LocalHttpPort, else 7071. 0: any free port.
+    port: int | None = None
+    grace_s: float = DEFAULT_GRACE_S
+
+
+def function_key(settings: Mapping[str, str]) -> str:
+    key = settings.get(FUNCTION_KEY_SETTING, "").strip()
+    if key:
+        return key
+    key = secrets.token_urlsafe(24)
+    # A throwaway key for this local run only; showing it once is how a developer can call the API.
+    logger.warning(
+        "%s is not set; generated a key for this run (send it as %s or ?code=): %s",
+        FUNCTION_KEY_SETTING,
+        KEY_HEADER,
+        key,
+    )
+    return key
+
+
+class Host:
+    def __init__(self, options: HostOptions) -> None:
+        self.options = options
+        self.base_url = ""
+        self.function_count = 0
+        self._invoker: Invoker | None = None
+        self._http: HttpServer | None = None
+        self._listeners: list[QueueListener] = []
+        self._timers: list[TimerScheduler] = []
+
+    @property
+    def ready_line(self) -> str:
+        return f"devhost ready: {self.base_url} ({self.function_count} functions)"
+
+    @property
+    def abandoned_invocations(self) -> int:
+        """Sync invocations still running in threads after stop (they cannot be cancelled)."""
+        return self._invoker.threads_busy if self._invoker else 0
+
+    async def start(self) -> None:
+        app_dir = self.options.app_dir.resolve()
+        local = read_local_settings(app_dir)
+        merged = merge_settings(local.values, os.environ)
+        apply_to_environ(merged)
+        settings = AppSettings(merged)
+        config = load_host_config(app_dir)
+        time_zone = schedule_time_zone(settings)
+        lease_s = lease_seconds(settings)
+        functions = discover_functions(load_function_app(app_dir), settings, time_zone)
+        self.function_count = len(functions)
+        invoker = self._invoker = Invoker(thread_count(settings))
+
+        http_functions = [f for f in functions if isinstance(f, HttpFunction)]
+        self._http = HttpServer(
+            http_functions,
+            route_prefix=config.http.route_prefix,
+            invoker=invoker,
+            function_key=function_key(settings) if http_functions else "",
+            shutdown_timeout_s=self.options.grace_s,
+        )
+        port = self.options.port
+        if port is None:
+            port = local.local_http_port if local.local_http_port is not None else DEFAULT_PORT
+        try:
+            bound_port = await self._http.start(self.options.host, port)
+        except OSError as error:
+            invoker.close()
+            raise StartupError(f"cannot listen on {self.options.host}:{port}: {error.strerror or error}") from None
+        prefix = f"/{config.http.route_prefix}" if config.http.route_prefix else ""
+        self.base_url = f"http://{self.options.host}:{bound_port}{prefix}"
+
+        self._listeners = [
+            QueueListener(function, config.queues, invoker, lease_s=lease_s)
+            for function in functions
+            if isinstance(function, QueueFunction)
+        ]
+        await asyncio.gather(*(listener.start() for listener in self._listeners))
+        self._timers = [
+            TimerScheduler(function, invoker) for function in functions if isinstance(function, TimerFunction)
+        ]
+        for timer in self._timers:
+            timer.start()
+        self._log_functions(http_functions, config.queues.max_concurrency)
+
+    def _log_functions(self, http_functions: list[HttpFunction], queue_concurrency: int) -> None:
+        for function in http_functions:
+            methods = ",".join(function.methods) if function.methods else "*"
+            logger.info(
+                "function %s: [%s] %s/%s (auth %s)",
+                function.name,
+                methods,
+                self.base_url,
+                function.route.text.strip("/"),
+                function.auth_level.value,
+            )
+        for listener in self._listeners:
+            logger.info(
+                "function %s: queue %s via %s (up to %d at once)",
+                listener.function.name,
+                listener.function.queue_name,
+                listener.function.connection_setting,
+                queue_concurrency,
+            )
+        for timer in self._timers:
+            logger.info(
+                "function %s: timer %r%s",
+                timer.function.name,
+                timer.function.schedule.text,
+                " (runs on start-up)" if timer.function.run_on_startup else "",
+            )
+
+    async def stop(self) -> None:
+        """Stop listening everywhere at once; running invocations share one grace period."""
+        grace_s = self.options.grace_s
+        stopping = [listener.stop(grace_s) for listener in self._listeners]
+        stopping += [timer.stop(grace_s) for timer in self._timers]
+        if self._http is not None:
+            stopping.append(self._http.stop())
+        results = await asyncio.gather(*stopping, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                logger.error("error while stopping", exc_info=result)
+        if self._invoker is not None:
+            self._invoker.close()

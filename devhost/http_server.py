@@ -1,0 +1,153 @@
+"""HTTP triggers served by aiohttp on `http://HOST:PORT/<routePrefix>/<route>`.
+
+Requests are routed with `devhost.routes`, checked against the function's auth level,
+turned into `func.HttpRequest`, and the function's return value is mapped back as the
+library's own HTTP output converter does (status, headers, mimetype/charset, body).
+Errors devhost produces itself are JSON: `{"error": {"code", "message"}}`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+import azure.functions as func
+from aiohttp import web
+from multidict import CIMultiDict, MultiMapping
+
+from devhost.errors import StartupError
+from devhost.functions import HttpFunction
+from devhost.invocation import FunctionInvoker
+from devhost.routes import MethodNotAllowed, RouteTable, RouteTemplateError
+
+logger = logging.getLogger(__name__)
+
+#: The host's request body limit (maxRequestBodySize, 100 MB).
+MAX_REQUEST_BODY_BYTES = 104_857_600
+#: Where a caller puts the function key: a header, or the `code` query parameter.
+KEY_HEADER = "x-functions-key"
+KEY_QUERY = "code"
+
+# aiohttp computes these itself from the body it sends.
+_HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection"})
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    body = json.dumps({"error": {"code": code, "message": message}})
+    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+
+
+def _joined(values: MultiMapping[str]) -> dict[str, str]:
+    """Repeated headers or query parameters become one comma-joined value, as the host passes them."""
+    merged: dict[str, list[str]] = {}
+    for key, value in values.items():
+        merged.setdefault(key, []).append(value)
+    return {key: ",".join(items) for key, items in merged.items()}
+
+
+def to_web_response(value: Any) -> web.Response:
+    """Map a function's return value to a response; TypeError for a value the worker would reject."""
+    if value is None:
+        return web.Response(status=204)
+    if isinstance(value, str):
+        return web.Response(body=value.encode("utf-8"), headers={"Content-Type": "text/plain; charset=utf-8"})
+    if isinstance(value, bytes | bytearray):
+        return web.Response(body=bytes(value), headers={"Content-Type": "application/octet-stream"})
+    if not isinstance(value, func.HttpResponse):
+        raise TypeError(f"an HTTP function must return func.HttpResponse, str or None, not {type(value).__name__}")
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, header_value in value.headers.items():
+        if name.lower() not in _HOP_BY_HOP:
+            headers.add(name, header_value)
+    if "Content-Type" not in headers:
+        mimetype = value.mimetype
+        headers["Content-Type"] = f"{mimetype}; charset={value.charset}" if mimetype.startswith("text/") else mimetype
+    return web.Response(status=value.status_code, body=value.get_body(), headers=headers)
+
+
+class HttpServer:
+    def __init__(
+        self,
+        functions: Iterable[HttpFunction],
+        *,
+        route_prefix: str,
+        invoker: FunctionInvoker,
+        function_key: str,
+        shutdown_timeout_s: float,
+    ) -> None:
+        self.route_prefix = route_prefix
+        self._invoker = invoker
+        self._function_key = function_key.encode()
+        self._routes: RouteTable[HttpFunction] = RouteTable(route_prefix)
+        for function in functions:
+            try:
+                self._routes.add(function.route, function.methods, function)
+            except RouteTemplateError as error:
+                raise StartupError(f"function '{function.name}': {error}") from None
+        app = web.Application(client_max_size=MAX_REQUEST_BODY_BYTES)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # Invocations are logged one line each by the invoker; an access log would double them.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout_s)
+        self.port: int | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Bind and serve; returns the bound port (useful with port 0)."""
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        self.port = int(sock.getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop accepting, let running requests finish within the shutdown timeout, close."""
+        if self.port is not None:
+            await self._runner.cleanup()
+            self.port = None
+
+    def _authorized(self, request: web.Request) -> bool:
+        supplied = request.headers.get(KEY_HEADER) or request.query.get(KEY_QUERY) or ""
+        return hmac.compare_digest(supplied.encode(), self._function_key)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        resolved = self._routes.resolve(request.rel_url.raw_path, request.method)
+        if resolved is None:
+            return error_response(404, "not_found", f"no function serves {request.path}")
+        if isinstance(resolved, MethodNotAllowed):
+            allow = ", ".join(sorted(resolved.allowed))
+            return error_response(
+                405, "method_not_allowed", f"{request.method} is not allowed here (allowed: {allow})", {"Allow": allow}
+            )
+        function = resolved.route.target
+        if function.auth_level != func.AuthLevel.ANONYMOUS and not self._authorized(request):
+            return error_response(
+                401, "unauthorized", f"a function key is required: header {KEY_HEADER} or query ?{KEY_QUERY}="
+            )
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(413, "too_large", f"request body exceeds {MAX_REQUEST_BODY_BYTES} bytes")
+        http_request = func.HttpRequest(
+            method=request.method,
+            url=str(request.url),
+            headers=_joined(request.headers),
+            params=_joined(request.query),
+            route_params=resolved.values,
+            body=body,
+        )
+        result = await self._invoker.invoke(function, http_request)
+        if result.succeeded:
+            try:
+                return to_web_response(result.value)
+            except TypeError as error:
+                logger.error("function %s invocation_id=%s: %s", function.name, result.invocation_id, error)
+        return error_response(500, "internal", f"Exception while executing function: {function.name}")

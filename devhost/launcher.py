@@ -1,0 +1,151 @@
+"""`make run`: Azurite (disk-persisted under .azurite/), a demo receiver, devhost, a seeded demo.
+
+Prints the URLs, streams devhost's log, and stops everything on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from devhost.azurite import DEFAULT_PORTS, PROJECT_DIR, AzuritePorts, AzuriteProcess, port_open
+from devhost.process import DevhostProcess
+
+STATE_DIR = PROJECT_DIR / ".azurite"
+DEVHOST_PORT = 7071
+RECEIVER_PORT = 7072
+
+DEMO_INTEGRATION = {
+    "name": "Demo orders",
+    "sender": "demo-webshop",
+    "receiver": "demo-erp",
+    "endpoint": {"kind": "http", "url": f"http://127.0.0.1:{RECEIVER_PORT}/orders", "timeout_s": 10},
+    "retry": {"mode": "linear", "linear_count": 3},
+}
+
+
+def local_settings() -> dict[str, str]:
+    path = PROJECT_DIR / "local.settings.json"
+    if not path.exists():
+        return {}
+    values = json.loads(path.read_text()).get("Values", {})
+    return {str(k): str(v) for k, v in values.items()}
+
+
+def start_azurite() -> AzuriteProcess | None:
+    blob, queue, table = DEFAULT_PORTS
+    if all(port_open(p) for p in DEFAULT_PORTS):
+        print(f"Azurite already listening on {DEFAULT_PORTS}; reusing it")
+        return None
+    azurite = AzuriteProcess(
+        ports=AzuritePorts(blob=blob, queue=queue, table=table),
+        location=STATE_DIR / "data",
+        log_path=STATE_DIR / "azurite.log",
+    )
+    azurite.start()
+    print(f"Azurite listening on {DEFAULT_PORTS}, data in {STATE_DIR / 'data'}")
+    return azurite
+
+
+def start_receiver() -> subprocess.Popen[bytes]:
+    log = open(STATE_DIR / "demo-receiver.log", "ab")  # noqa: SIM115 - lives as long as the child
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devhost.demo_receiver", "--port", str(RECEIVER_PORT)],
+        cwd=PROJECT_DIR,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 15
+    while not port_open(RECEIVER_PORT):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"demo receiver did not start; see {STATE_DIR / 'demo-receiver.log'}")
+        time.sleep(0.1)
+    return process
+
+
+def seed(base_url: str, key: str) -> None:
+    headers = {"x-functions-key": key}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30, trust_env=False) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/health").status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError("devhost did not report healthy within 60 s: " + client.get("/health").text)
+            time.sleep(0.5)
+        client.put("/integrations/demo", json=DEMO_INTEGRATION).raise_for_status()
+        for number in range(1, 21):
+            order = {"order": number, "valid": number % 7 != 0}
+            response = client.post(
+                "/integrations/demo/messages",
+                json=order,
+                headers={"X-Sender": "demo-webshop", "X-Correlation-Id": f"demo-order-{number}"},
+            )
+            response.raise_for_status()
+
+
+def main() -> None:
+    STATE_DIR.mkdir(exist_ok=True)
+    settings = local_settings()
+    key = settings.get("DEVHOST_FUNCTION_KEY", "local-dev-key")
+    azurite = start_azurite()
+    receiver = start_receiver()
+    devhost = DevhostProcess(
+        PROJECT_DIR, env={"DEVHOST_FUNCTION_KEY": key}, port=DEVHOST_PORT, log_path=STATE_DIR / "devhost.log"
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    # Installed explicitly: a launcher started in the background inherits SIGINT as ignored.
+    signal.signal(signal.SIGINT, stop)
+    try:
+        devhost.start()
+        seed(devhost.base_url, key)
+        print_urls(devhost.base_url, key)
+        follow(devhost.log_path)
+    except KeyboardInterrupt:
+        print("\nstopping ...")
+    finally:
+        devhost.stop()
+        receiver.send_signal(signal.SIGINT)
+        receiver.wait(timeout=10)
+        if azurite is not None:
+            azurite.stop()
+        print("stopped")
+
+
+def print_urls(base_url: str, key: str) -> None:
+    print()
+    print("Rebound is running.")
+    print(f"  health:        {base_url}/health")
+    print(f"  integrations:  {base_url}/integrations?code={key}")
+    ingest = f"{base_url}/integrations/demo/messages"
+    print(f"  ingest:        curl -X POST -H 'x-functions-key: {key}' -d '{{\"order\": 1}}' {ingest}")
+    print(f"  demo receiver: http://127.0.0.1:{RECEIVER_PORT}/stats")
+    print("devhost log follows; Ctrl-C stops everything.")
+    print()
+    sys.stdout.flush()
+
+
+def follow(path: Path) -> None:
+    with open(path, encoding="utf-8", errors="replace") as log:
+        log.seek(0, 2)
+        while True:
+            line = log.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Outbound delivery adapters: one per endpoint kind, all behind the `Sender` protocol."""

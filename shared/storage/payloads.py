@@ -1,0 +1,22 @@
+"""Message bodies in the `payloads` container: the claim check for large messages, and every
+failed message's content (a failure's content is never only in memory)."""
+
+from __future__ import annotations
+
+from shared.storage.blobs import Blob, BlobGateway
+
+
+class PayloadStore:
+    def __init__(self, blobs: BlobGateway, container: str) -> None:
+        self._blobs = blobs
+        self._container = container
+
+    async def put(self, ref: str, data: bytes, *, content_type: str | None) -> str:
+        await self._blobs.upload(self._container, ref, data, content_type=content_type)
+        return ref
+
+    async def get(self, ref: str) -> Blob | None:
+        return await self._blobs.download(self._container, ref)
+
+    async def delete(self, ref: str) -> bool:
+        return await self._blobs.delete(self._container, ref)

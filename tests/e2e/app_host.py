@@ -1,0 +1,54 @@
+"""Run the real Rebound app (function_app.py at the project root) in devhost for e2e tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import httpx
+
+from devhost.azurite import PROJECT_DIR, AzuriteProcess
+from devhost.process import DevhostProcess
+
+FUNCTION_KEY = "e2e-key"
+
+#: Seconds-scale retry settings so timing tests take seconds, not minutes.
+FAST_SETTINGS = {
+    "DEVHOST_FUNCTION_KEY": FUNCTION_KEY,
+    "DEVHOST_QUEUE_LEASE_S": "20",
+    "ENDPOINT_RETRY_MAX_ATTEMPTS": "2",
+    "ENDPOINT_RETRY_BASE_DELAY_S": "0.05",
+    "ENDPOINT_RETRY_WINDOW_S": "10",
+    "STORAGE_TIMEOUT_S": "5",
+}
+
+
+def app_env(azurite: AzuriteProcess, prefix: str, **overrides: str) -> dict[str, str]:
+    return {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "RecoveryStorage": azurite.connection_string,
+        "REBOUND_PREFIX": prefix,
+        **FAST_SETTINGS,
+        **overrides,
+    }
+
+
+def unique_prefix() -> str:
+    return "e" + uuid.uuid4().hex[:10]
+
+
+@contextmanager
+def running_app(env: Mapping[str, str]) -> Iterator[DevhostProcess]:
+    host = DevhostProcess(PROJECT_DIR, env=env)
+    host.start()
+    try:
+        yield host
+    finally:
+        host.stop()
+
+
+def client(host: DevhostProcess) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=host.base_url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30, trust_env=False
+    )

@@ -1,0 +1,185 @@
+"""The message path end to end: HTTP ingest → devhost queue trigger → real receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from devhost.azurite import AzuriteProcess
+from devhost.process import DevhostProcess
+from shared.models import FailureOrigin
+from shared.services import Services
+from shared.settings import Settings
+from tests.e2e.app_host import app_env, client, running_app, unique_prefix
+from tests.support.receiver import Answer, Receiver
+
+#: The app's host.json polls an idle queue at most every 2 s.
+MAX_POLL_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def env(azurite: AzuriteProcess) -> dict[str, str]:
+    return app_env(azurite, unique_prefix(), MAX_MESSAGE_BYTES="2097152")
+
+
+@pytest.fixture(scope="module")
+def host(env: dict[str, str]) -> Iterator[DevhostProcess]:
+    with running_app(env) as host:
+        yield host
+
+
+@pytest.fixture
+async def services(env: dict[str, str]) -> AsyncIterator[Services]:
+    services = Services(Settings.from_env(env))
+    yield services
+    await services.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    receiver = Receiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+async def configure(host: DevhostProcess, name: str, receiver: Receiver, **config: object) -> None:
+    async with client(host) as http:
+        body = {"name": name, "endpoint": {"kind": "http", "url": receiver.url, "timeout_s": 5}, **config}
+        response = await http.put(f"/integrations/{name}", json=body)
+        assert response.status_code in (200, 201), response.text
+
+
+async def ingest(host: DevhostProcess, name: str, body: bytes, **headers: str) -> str:
+    async with client(host) as http:
+        response = await http.post(f"/integrations/{name}/messages", content=body, headers=headers)
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+
+async def wait_for_failures(services: Services, integration: str, count: int = 1, timeout_s: float = 30):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = [f async for f, _ in services.failures.list_rows("PartitionKey eq @pk", {"pk": integration})]
+        if len(found) >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(found)} failures for {integration}, expected {count}")
+        await asyncio.sleep(0.2)
+
+
+async def test_ingested_message_reaches_the_receiver_with_its_keys(host, receiver):
+    # Given an integration pointing at a real receiver
+    await configure(host, "plain", receiver)
+
+    # When a JSON message is posted with sender and correlation id
+    message_id = await ingest(
+        host,
+        "plain",
+        b'{"order": 7}',
+        **{"Content-Type": "application/json", "X-Sender": "shop", "X-Correlation-Id": "c-7"},
+    )
+
+    # Then the receiver gets the exact body with the idempotency key and correlation id
+    [request] = await receiver.wait_for(1)
+    assert request.body == b'{"order": 7}'
+    assert request.headers["idempotency-key"] == message_id
+    assert request.headers["x-correlation-id"] == "c-7"
+    assert request.headers["content-type"] == "application/json"
+
+
+async def test_receiver_failing_twice_then_recovering_gets_the_message_delivered_once(host, receiver):
+    # Given linear retry 3, 2 endpoint attempts per run, and a receiver failing 3 times
+    receiver.script = [Answer(503), Answer(503), Answer(503), Answer(200)]
+    await configure(host, "flaky", receiver, retry={"mode": "linear", "linear_count": 3})
+
+    # When one message is ingested
+    await ingest(host, "flaky", b"{}")
+
+    # Then it took 4 attempts over 2 engine runs, and nothing more arrives after the success
+    await receiver.wait_for(4)
+    await asyncio.sleep(MAX_POLL_S + 0.5)
+    assert [r.body for r in receiver.requests] == [b"{}"] * 4
+
+
+async def test_bad_request_is_one_attempt_and_a_persisted_failure(host, receiver, services):
+    receiver.script = [Answer(400, text="sku missing")]
+    await configure(host, "strict", receiver)
+
+    message_id = await ingest(host, "strict", b'{"sku": null}', **{"Content-Type": "application/json"})
+
+    [failure] = await wait_for_failures(services, "strict")
+    assert len(receiver.requests) == 1
+    assert (failure.origin, failure.status_code, failure.message_id) == (FailureOrigin.ENDPOINT, 400, message_id)
+    assert failure.reason == "HTTP 400: sku missing"
+
+
+async def test_backoff_requeues_after_a_delay_and_fails_after_max_retries_with_history(host, receiver, services):
+    # Given backoff with 2 retries delayed 1-2 s, against a receiver that always answers 503
+    receiver.script = [Answer(503)]
+    backoff = {"max_number_of_retries": 2, "requeue_min_delay_seconds": 1, "requeue_max_delay_seconds": 2}
+    await configure(host, "backoff", receiver, retry={"mode": "backoff", "backoff": backoff})
+
+    # When one message is ingested
+    await ingest(host, "backoff", b"{}")
+
+    # Then 3 runs × 2 attempts happen, each run separated by the scheduled delay, then one failure
+    [failure] = await wait_for_failures(services, "backoff", timeout_s=30)
+    runs = [receiver.requests[i].at for i in (0, 2, 4)]
+    gaps = [later - earlier for earlier, later in zip(runs, runs[1:], strict=False)]
+    assert all(1.0 <= gap <= 2.0 + MAX_POLL_S + 1.5 for gap in gaps), gaps
+    assert failure.origin is FailureOrigin.ENGINE
+    assert failure.attempts == 6 == len(failure.history)
+
+
+async def test_429_retry_after_is_honoured(host, receiver):
+    receiver.script = [Answer(429, headers={"Retry-After": "1"}), Answer(200)]
+    await configure(host, "throttled", receiver)
+
+    await ingest(host, "throttled", b"{}")
+
+    first, second = await receiver.wait_for(2)
+    assert second.at - first.at >= 1.0
+
+
+async def test_one_mebibyte_binary_payload_is_delivered_byte_identical(host, receiver):
+    await configure(host, "large", receiver)
+    body = os.urandom(1024 * 1024)
+
+    await ingest(host, "large", body, **{"Content-Type": "application/octet-stream"})
+
+    [request] = await receiver.wait_for(1, timeout_s=30)
+    assert request.body == body
+
+
+async def test_malformed_queue_message_becomes_an_ingest_failure(host, services):
+    await services.storage.queues.send(services.names.inbound, "<<not an envelope>>")
+
+    failures = await wait_for_failures(services, "_unknown")
+
+    assert any(f.origin is FailureOrigin.INGEST for f in failures)
+
+
+async def test_unknown_integration_is_404_and_oversized_body_is_413(host, receiver):
+    await configure(host, "limits", receiver)
+    async with client(host) as http:
+        unknown = await http.post("/integrations/nobody/messages", content=b"x")
+        too_large = await http.post("/integrations/limits/messages", content=b"x" * (2 * 1024 * 1024 + 1))
+
+    assert unknown.status_code == 404
+    assert too_large.status_code == 413
+    assert json.loads(too_large.text)["error"]["details"]["limit_bytes"] == 2 * 1024 * 1024
+
+
+async def test_portal_routes_need_the_function_key(host):
+    async with client(host) as http:
+        anonymous = await http.get("/integrations", headers={"x-functions-key": ""})
+        health = await http.get("/health", headers={"x-functions-key": ""})
+
+    assert anonymous.status_code == 401
+    assert health.status_code == 200
