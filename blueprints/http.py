@@ -11,7 +11,7 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel
 
-from shared.errors import InputError, ReboundError
+from shared.errors import BadParameter, InputError, ReboundError
 
 logger = logging.getLogger("rebound.http")
 
@@ -63,3 +63,17 @@ def handles_errors(handler: Handler) -> Handler:
             return error_response(ReboundError("internal error; see the function logs"))
 
     return wrapper
+
+
+def query_params(req: func.HttpRequest) -> dict[str, str]:
+    return {key: value for key, value in req.params.items() if key != "code"}
+
+
+def int_param(req: func.HttpRequest, name: str, default: int) -> int:
+    raw = req.params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadParameter(name, "must be an integer") from None

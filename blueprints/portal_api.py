@@ -1,12 +1,13 @@
-"""Portal API: health and integration configs (failures, jobs and recovery join in later surfaces)."""
+"""Portal API: health, integration configs, failures (overview, list, count, detail, groups)."""
 
 from __future__ import annotations
 
 import azure.functions as func
 
-from blueprints.http import handles_errors, json_response, read_json
-from shared import integration_configs
+from blueprints.http import handles_errors, int_param, json_response, query_params, read_json
+from shared import failure_queries, integration_configs
 from shared.health import check_health
+from shared.models import FailureFilter
 from shared.services import get_services
 
 bp = func.Blueprint()
@@ -55,3 +56,60 @@ async def put_integration(req: func.HttpRequest) -> func.HttpResponse:
 async def delete_integration(req: func.HttpRequest) -> func.HttpResponse:
     await integration_configs.delete_integration(get_services().integrations, req.route_params["integration"])
     return func.HttpResponse(status_code=204)
+
+
+# --- failures -----------------------------------------------------------------------------
+
+
+@bp.function_name("failures_overview")
+@bp.route(route="failures", methods=["GET"])
+@handles_errors
+async def failures_overview(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response({"items": await get_services().failures.overview()})
+
+
+@bp.function_name("list_failures")
+@bp.route(route="integrations/{integration}/failures", methods=["GET"])
+@handles_errors
+async def list_failures(req: func.HttpRequest) -> func.HttpResponse:
+    page = await failure_queries.list_failures(
+        get_services().failures,
+        req.route_params["integration"],
+        failure_queries.parse_filter(query_params(req)),
+        limit=int_param(req, "limit", failure_queries.DEFAULT_LIMIT),
+        cursor=req.params.get("cursor") or None,
+    )
+    return json_response({"items": page.items, "next_cursor": page.next_cursor})
+
+
+@bp.function_name("count_failures")
+@bp.route(route="integrations/{integration}/failures/count", methods=["GET"])
+@handles_errors
+async def count_failures(req: func.HttpRequest) -> func.HttpResponse:
+    services = get_services()
+    integration = req.route_params["integration"]
+    selection = failure_queries.parse_filter(query_params(req))
+    if selection == FailureFilter():
+        # "All" is answered from the counters, without scanning.
+        count = (await services.failures.summary(integration)).count
+    else:
+        count = await failure_queries.count_failures(services.failures, integration, selection)
+    return json_response({"count": count})
+
+
+@bp.function_name("get_failure")
+@bp.route(route="integrations/{integration}/failures/{failure_id}", methods=["GET"])
+@handles_errors
+async def get_failure(req: func.HttpRequest) -> func.HttpResponse:
+    services = get_services()
+    detail = await failure_queries.failure_detail(
+        services.failures, services.payloads, req.route_params["integration"], req.route_params["failure_id"]
+    )
+    return json_response(detail)
+
+
+@bp.function_name("failure_groups")
+@bp.route(route="integrations/{integration}/failure-groups", methods=["GET"])
+@handles_errors
+async def failure_groups(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response({"items": await get_services().failures.groups(req.route_params["integration"])})

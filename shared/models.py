@@ -361,6 +361,13 @@ class JobSelection(_Model):
         return self
 
 
+class JobRequest(_Model):
+    """POST /integrations/{integration}/jobs."""
+
+    action: JobAction
+    selection: JobSelection
+
+
 class Job(_Model):
     id: str = Field(default_factory=new_id)
     integration: str

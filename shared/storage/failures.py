@@ -1,17 +1,19 @@
-"""Failures in the `failures` table and per-integration counts in `failuresummary`.
+"""Failures in the `failures` table, and their counts per group in `failuresummary`.
 
 failures:       PK = integration, RK = inverted time + unique suffix (newest first); the RK is the failure id.
-failuresummary: PK = integration, RK = shard "0".."N-1". Many instances record failures at
-                once; spreading the counter over shards keeps them from serialising on one
-                ETag'd row. Readers add the shards up.
+failuresummary: PK = integration, RK = "<group>-<shard>". One counter per failure group (like
+                failures: same origin, status and normalised reason), spread over shards so
+                many instances recording the same kind of failure at once do not serialise on
+                one ETag'd row. The overview and the groups panel add these rows up; neither
+                ever scans the failures themselves.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,10 +21,11 @@ from pydantic import BaseModel
 
 from shared.errors import ConcurrencyConflict
 from shared.models import AttemptRecord, Failure, FailureOrigin, UtcDatetime
-from shared.storage.tables import BatchOperation, Entity, Table
+from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Entity, Table
 
 SUMMARY_SHARDS = 4
 _MAX_CONFLICT_RETRIES = 8
+_SAMPLE_REASON_CHARS = 500
 
 
 class FailureSummary(BaseModel):
@@ -33,12 +36,56 @@ class FailureSummary(BaseModel):
     by_origin: dict[str, int]
 
 
+class FailureGroup(BaseModel):
+    group: str
+    origin: FailureOrigin
+    status_code: int | None
+    sample_reason: str
+    count: int
+    first_failed_at: UtcDatetime | None
+    last_failed_at: UtcDatetime | None
+
+
 @dataclass
 class _Tally:
+    """A group's counter (one shard, or shards added up)."""
+
+    origin: str
+    status_code: int | None
+    sample_reason: str
     count: int = 0
     first: datetime | None = None
     last: datetime | None = None
-    by_origin: dict[str, int] = field(default_factory=dict)
+
+    def add(self, count: int, first: datetime | None, last: datetime | None) -> None:
+        self.count += count
+        if first is not None:
+            self.first = first if self.first is None else min(self.first, first)
+        if last is not None:
+            self.last = last if self.last is None else max(self.last, last)
+
+    def to_row(self, integration: str, group: str, shard: int) -> Entity:
+        row: Entity = {
+            "PartitionKey": integration,
+            "RowKey": f"{group}-{shard}",
+            "Group": group,
+            "Count": self.count,
+            "Origin": self.origin,
+            "SampleReason": self.sample_reason[:_SAMPLE_REASON_CHARS],
+        }
+        optional = {"StatusCode": self.status_code, "FirstFailedAt": self.first, "LastFailedAt": self.last}
+        row.update({key: value for key, value in optional.items() if value is not None})
+        return row
+
+    @classmethod
+    def of_row(cls, row: Entity) -> _Tally:
+        tally = cls(origin=row["Origin"], status_code=row.get("StatusCode"), sample_reason=row.get("SampleReason", ""))
+        tally.add(int(row.get("Count", 0)), row.get("FirstFailedAt"), row.get("LastFailedAt"))
+        return tally
+
+    @classmethod
+    def of_failure(cls, failure: Failure) -> _Tally:
+        return cls(origin=failure.origin.value, status_code=failure.status_code, sample_reason=failure.reason)
 
 
 class FailureStore:
@@ -55,7 +102,7 @@ class FailureStore:
         """Write the failure row, then count it. The row goes first: a crash between the two
         undercounts (repaired by `rebuild_summary`), never counts a failure that is not there."""
         await self._failures.insert(failure_to_row(failure))
-        await self._bump(failure.integration, +1, failure.origin, failure.failed_at)
+        await self._bump(failure, +1)
 
     async def get(self, integration: str, failure_id: str) -> tuple[Failure, str] | None:
         row = await self._failures.get(integration, failure_id)
@@ -65,14 +112,20 @@ class FailureStore:
         """Delete the row (ETag-guarded when given) and uncount it; False if it was already gone."""
         if not await self._failures.delete(failure.integration, failure.id, etag=etag):
             return False
-        await self._bump(failure.integration, -1, failure.origin, None)
+        await self._bump(failure, -1)
         return True
 
-    async def _bump(self, integration: str, delta: int, origin: FailureOrigin, failed_at: datetime | None) -> None:
+    async def _bump(self, failure: Failure, delta: int) -> None:
         for _ in range(_MAX_CONFLICT_RETRIES):
-            shard = str(self._rng.randrange(SUMMARY_SHARDS))
-            row = await self._summary.get(integration, shard)
-            updated = _bumped(row, integration, shard, delta, origin, failed_at)
+            shard = self._rng.randrange(SUMMARY_SHARDS)
+            row = await self._summary.get(failure.integration, f"{failure.group}-{shard}")
+            tally = _Tally.of_failure(failure) if row is None else _Tally.of_row(row)
+            if delta > 0:
+                tally.add(delta, failure.failed_at, failure.failed_at)
+                tally.sample_reason = failure.reason
+            else:
+                tally.add(delta, None, None)
+            updated = tally.to_row(failure.integration, failure.group, shard)
             try:
                 if row is None:
                     await self._summary.insert(updated)
@@ -81,40 +134,64 @@ class FailureStore:
                 return
             except ConcurrencyConflict:
                 continue
-        raise ConcurrencyConflict(f"failure summary of {integration!r}: too much contention")
+        raise ConcurrencyConflict(f"failure summary of {failure.integration!r}: too much contention")
+
+    async def _group_tallies(self, integration: str) -> dict[str, _Tally]:
+        groups: dict[str, _Tally] = {}
+        async for row in self._summary.query("PartitionKey eq @pk", {"pk": integration}):
+            _merge(groups, row["Group"], _Tally.of_row(row))
+        return groups
+
+    async def groups(self, integration: str) -> list[FailureGroup]:
+        """Like-failures of one integration with their counts, largest first."""
+        groups = [
+            FailureGroup(
+                group=group,
+                origin=FailureOrigin(tally.origin),
+                status_code=tally.status_code,
+                sample_reason=tally.sample_reason,
+                count=tally.count,
+                first_failed_at=tally.first,
+                last_failed_at=tally.last,
+            )
+            for group, tally in (await self._group_tallies(integration)).items()
+            if tally.count > 0
+        ]
+        return sorted(groups, key=lambda g: (-g.count, g.group))
 
     async def summary(self, integration: str) -> FailureSummary:
-        tally = _Tally()
-        async for row in self._summary.query("PartitionKey eq @pk", {"pk": integration}):
-            _add_shard(tally, row)
-        return _summary_of(integration, tally)
+        return _summary_of(integration, (await self._group_tallies(integration)).values())
 
     async def overview(self) -> list[FailureSummary]:
-        """Every integration with failures; reads only the summary table (a few rows per integration)."""
-        tallies: dict[str, _Tally] = {}
+        """Every integration with failures, most recent failure first."""
+        by_integration: dict[str, dict[str, _Tally]] = {}
         async for row in self._summary.query("PartitionKey ne @empty", {"empty": ""}):
-            _add_shard(tallies.setdefault(row["PartitionKey"], _Tally()), row)
-        items = [_summary_of(name, tally) for name, tally in tallies.items() if tally.count > 0]
-        return sorted(items, key=lambda s: s.last_failed_at or datetime.min, reverse=True)
+            _merge(by_integration.setdefault(row["PartitionKey"], {}), row["Group"], _Tally.of_row(row))
+        items = [_summary_of(name, groups.values()) for name, groups in by_integration.items()]
+        live = [item for item in items if item.count > 0]
+        return sorted(live, key=lambda s: s.last_failed_at or datetime.min, reverse=True)
 
     async def rebuild_summary(self, integration: str) -> FailureSummary:
-        """Recount one integration from its failure rows (streamed) and replace its shards."""
-        tally = _Tally()
+        """Recount one integration from its failure rows (streamed) and replace its counters.
+
+        A failure recorded while this runs can be missed until the next rebuild; jobs call it
+        when they finish, which is when drift (crashes between row and counter) gets repaired.
+        """
+        groups: dict[str, _Tally] = {}
         async for row in self._failures.query(
-            "PartitionKey eq @pk", {"pk": integration}, select=["RowKey", "Origin", "FailedAt"]
+            "PartitionKey eq @pk", {"pk": integration}, select=["Group", "Origin", "StatusCode", "Reason", "FailedAt"]
         ):
-            failed_at: datetime = row["FailedAt"]
-            tally.count += 1
-            tally.by_origin[row["Origin"]] = tally.by_origin.get(row["Origin"], 0) + 1
-            tally.first = failed_at if tally.first is None else min(tally.first, failed_at)
-            tally.last = failed_at if tally.last is None else max(tally.last, failed_at)
-        # One transaction replaces every shard: readers never see a half-rebuilt count. A failure
-        # recorded between the scan and this write is lost from the count until the next rebuild.
-        shards = [_tally_row(integration, "0", tally)] + [
-            _tally_row(integration, str(shard), _Tally()) for shard in range(1, SUMMARY_SHARDS)
-        ]
-        await self._summary.transact(BatchOperation.upsert(row) for row in shards)
-        return _summary_of(integration, tally)
+            tally = _Tally(origin=row["Origin"], status_code=row.get("StatusCode"), sample_reason=row["Reason"])
+            tally.add(1, row["FailedAt"], row["FailedAt"])
+            _merge(groups, row["Group"], tally)
+        operations = [BatchOperation.upsert(tally.to_row(integration, group, 0)) for group, tally in groups.items()]
+        keep = {f"{group}-0" for group in groups}
+        async for row in self._summary.query("PartitionKey eq @pk", {"pk": integration}, select=["RowKey"]):
+            if row["RowKey"] not in keep:
+                operations.append(BatchOperation.delete(integration, row["RowKey"]))
+        for start in range(0, len(operations), MAX_BATCH_OPERATIONS):
+            await self._summary.transact(operations[start : start + MAX_BATCH_OPERATIONS])
+        return _summary_of(integration, groups.values())
 
     async def list_rows(
         self, query: str, parameters: dict[str, Any], *, page_size: int = 100
@@ -123,57 +200,30 @@ class FailureStore:
             yield failure_from_row(row), str(row["_etag"])
 
 
-def _origin_property(origin: str) -> str:
-    return f"Origin_{origin}"
+def _merge(groups: dict[str, _Tally], group: str, tally: _Tally) -> None:
+    known = groups.get(group)
+    if known is None:
+        groups[group] = tally
+    else:
+        known.add(tally.count, tally.first, tally.last)
 
 
-def _bumped(
-    row: Entity | None, integration: str, shard: str, delta: int, origin: FailureOrigin, failed_at: datetime | None
-) -> Entity:
-    tally = _Tally()
-    if row is not None:
-        _add_shard(tally, row)
-    tally.count += delta
-    tally.by_origin[origin.value] = tally.by_origin.get(origin.value, 0) + delta
-    if failed_at is not None:
-        tally.first = failed_at if tally.first is None else min(tally.first, failed_at)
-        tally.last = failed_at if tally.last is None else max(tally.last, failed_at)
-    return _tally_row(integration, shard, tally)
-
-
-def _tally_row(integration: str, shard: str, tally: _Tally) -> Entity:
-    row: Entity = {"PartitionKey": integration, "RowKey": shard, "Count": tally.count}
-    if tally.first is not None:
-        row["FirstFailedAt"] = tally.first
-    if tally.last is not None:
-        row["LastFailedAt"] = tally.last
-    for origin, count in tally.by_origin.items():
-        row[_origin_property(origin)] = count
-    return row
-
-
-def _add_shard(tally: _Tally, row: Entity) -> None:
-    tally.count += int(row.get("Count", 0))
-    for key, value in row.items():
-        if key.startswith("Origin_"):
-            origin = key.removeprefix("Origin_")
-            tally.by_origin[origin] = tally.by_origin.get(origin, 0) + int(value)
-    first, last = row.get("FirstFailedAt"), row.get("LastFailedAt")
-    if first is not None:
-        tally.first = first if tally.first is None else min(tally.first, first)
-    if last is not None:
-        tally.last = last if tally.last is None else max(tally.last, last)
-
-
-def _summary_of(integration: str, tally: _Tally) -> FailureSummary:
-    by_origin = {origin: count for origin, count in sorted(tally.by_origin.items()) if count > 0}
-    empty = tally.count <= 0
+def _summary_of(integration: str, groups: Iterable[_Tally]) -> FailureSummary:
+    count, first, last = 0, None, None
+    by_origin: dict[str, int] = {}
+    for tally in groups:
+        if tally.count <= 0:
+            continue
+        count += tally.count
+        by_origin[tally.origin] = by_origin.get(tally.origin, 0) + tally.count
+        first = tally.first if first is None or (tally.first is not None and tally.first < first) else first
+        last = tally.last if last is None or (tally.last is not None and tally.last > last) else last
     return FailureSummary(
         integration=integration,
-        count=max(tally.count, 0),
-        first_failed_at=None if empty else tally.first,
-        last_failed_at=None if empty else tally.last,
-        by_origin=by_origin,
+        count=count,
+        first_failed_at=first if count else None,
+        last_failed_at=last if count else None,
+        by_origin=dict(sorted(by_origin.items())),
     )
 
 

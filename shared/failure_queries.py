@@ -1,0 +1,223 @@
+"""Reading failures: the filtered, paged list; counts for a selection; one failure with its content.
+
+Time filters are RowKey ranges (the key is inverted time), the other filters are OData
+comparisons passed as parameters, never formatted into the query. `q` (reason contains,
+case-insensitive) has no server-side operator in Table storage, so it is applied while
+streaming pages; a scan budget bounds the work of one request, and the cursor then resumes
+where the scan stopped.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from shared.envelopes import is_textual
+from shared.errors import BadParameter, FailureNotFound
+from shared.failures import row_key_bound
+from shared.models import Failure, FailureFilter
+from shared.storage.failures import FailureStore, failure_from_row
+from shared.storage.payloads import PayloadStore
+from shared.storage.tables import decode_cursor, encode_cursor
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+#: Rows one list request may examine when `q` filters on our side.
+DEFAULT_SCAN_BUDGET = 5000
+_SERVER_PAGE = 500
+
+
+@dataclass(frozen=True)
+class FailurePage:
+    items: list[Failure]
+    next_cursor: str | None
+
+
+class FailureContent(BaseModel):
+    content_type: str | None
+    encoding: Literal["text", "base64"]
+    data: str
+    size_bytes: int
+
+
+class FailureDetail(BaseModel):
+    failure: Failure
+    content: FailureContent | None
+
+
+@dataclass(frozen=True)
+class FailureQuery:
+    """A filter turned into one parameterised Table query over an integration's partition."""
+
+    text: str
+    parameters: dict[str, Any]
+    q: str | None
+
+
+def build_query(
+    integration: str,
+    selection: FailureFilter,
+    *,
+    after_row_key: str | None = None,
+    not_after: datetime | None = None,
+) -> FailureQuery:
+    """`not_after` caps the time range too (a job excludes failures newer than itself)."""
+    clauses = ["PartitionKey eq @pk"]
+    parameters: dict[str, Any] = {"pk": integration}
+    if selection.from_ is not None:
+        # failed_at >= from  ⇔  inverted key <= inverted(from); '.' sorts right after the '-' separator.
+        clauses.append("RowKey lt @from_key")
+        parameters["from_key"] = row_key_bound(selection.from_) + "."
+    upper = min((t for t in (selection.to, not_after) if t is not None), default=None)
+    if upper is not None:
+        clauses.append("RowKey ge @to_key")
+        parameters["to_key"] = row_key_bound(upper)
+    if after_row_key is not None:
+        clauses.append("RowKey gt @after")
+        parameters["after"] = after_row_key
+    for field, prop in (("sender", "Sender"), ("receiver", "Receiver"), ("group", "Group")):
+        value = getattr(selection, field)
+        if value is not None:
+            clauses.append(f"{prop} eq @{field}")
+            parameters[field] = value
+    if selection.origin is not None:
+        clauses.append("Origin eq @origin")
+        parameters["origin"] = selection.origin.value
+    return FailureQuery(
+        text=" and ".join(clauses), parameters=parameters, q=selection.q.casefold() if selection.q else None
+    )
+
+
+def _matches(query: FailureQuery, row: dict[str, Any]) -> bool:
+    return query.q is None or query.q in str(row.get("Reason", "")).casefold()
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadParameter("limit", f"must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def cursor_after(cursor: str | None) -> str | None:
+    token = decode_cursor(cursor)
+    if token is None:
+        return None
+    after = token.get("after")
+    if not isinstance(after, str) or not after:
+        raise BadParameter("cursor", "is not a cursor this API returned")
+    return after
+
+
+async def list_failures(
+    store: FailureStore,
+    integration: str,
+    selection: FailureFilter,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    scan_budget: int = DEFAULT_SCAN_BUDGET,
+) -> FailurePage:
+    """One page, newest first. `next_cursor` is null only when nothing more can match.
+
+    With `q`, a page may hold fewer than `limit` items and still have a cursor: the scan
+    budget ran out first, and the next request continues from there.
+    """
+    check_limit(limit)
+    query = build_query(integration, selection, after_row_key=cursor_after(cursor))
+    items: list[Failure] = []
+    scanned = 0
+    continuation: dict[str, Any] | None = None
+    while True:
+        page = await store.table.query_page(
+            query.text, query.parameters, page_size=max(min(_SERVER_PAGE, limit * 2), 50), continuation=continuation
+        )
+        for index, row in enumerate(page.items):
+            scanned += 1
+            if _matches(query, row):
+                items.append(failure_from_row(row))
+            rest_of_page = index + 1 < len(page.items)
+            if len(items) == limit:
+                more = rest_of_page or page.continuation is not None
+                return FailurePage(items, _cursor(items[-1].id) if more else None)
+            if scanned >= scan_budget and (rest_of_page or page.continuation is not None):
+                return FailurePage(items, _cursor(row["RowKey"]))
+        if page.continuation is None:
+            return FailurePage(items, None)
+        continuation = page.continuation
+
+
+def _cursor(after_row_key: str) -> str | None:
+    return encode_cursor({"after": after_row_key})
+
+
+async def iter_selected(
+    store: FailureStore,
+    integration: str,
+    selection: FailureFilter,
+    *,
+    after_row_key: str | None = None,
+    not_after: datetime | None = None,
+    select: list[str] | None = None,
+) -> AsyncIterator[dict[str, Any]]:
+    """Stream the matching rows (page by page, never the whole partition in memory)."""
+    query = build_query(integration, selection, after_row_key=after_row_key, not_after=not_after)
+    needed = None if select is None else sorted({*select, "RowKey", "Reason"})
+    async for row in store.table.query(query.text, query.parameters, page_size=1000, select=needed):
+        if _matches(query, row):
+            yield row
+
+
+async def count_failures(
+    store: FailureStore, integration: str, selection: FailureFilter, *, not_after: datetime | None = None
+) -> int:
+    total = 0
+    async for _ in iter_selected(store, integration, selection, not_after=not_after, select=["RowKey"]):
+        total += 1
+    return total
+
+
+async def failure_detail(
+    store: FailureStore, payloads: PayloadStore, integration: str, failure_id: str
+) -> FailureDetail:
+    found = await store.get(integration, failure_id)
+    if found is None:
+        raise FailureNotFound(
+            f"failure {failure_id!r} of {integration!r} does not exist",
+            details={"integration": integration, "failure_id": failure_id},
+        )
+    failure, _ = found
+    content = None
+    if failure.body_ref:
+        blob = await payloads.get(failure.body_ref)
+        if blob is not None:
+            content = render_content(blob.data, failure.content_type or blob.content_type)
+    return FailureDetail(failure=failure, content=content)
+
+
+def render_content(data: bytes, content_type: str | None) -> FailureContent:
+    """Text stays text (the portal pretty-prints JSON and XML); anything else is base64."""
+    if is_textual(content_type) or content_type is None:
+        try:
+            text = data.decode("utf-8")
+            return FailureContent(content_type=content_type, encoding="text", data=text, size_bytes=len(data))
+        except UnicodeDecodeError:
+            pass
+    encoded = base64.b64encode(data).decode("ascii")
+    return FailureContent(content_type=content_type, encoding="base64", data=encoded, size_bytes=len(data))
+
+
+def parse_filter(params: dict[str, str]) -> FailureFilter:
+    """Query-string filters → FailureFilter; a bad value is a 400 naming the parameter."""
+    known = {"from", "to", "q", "sender", "receiver", "origin", "group"}
+    values = {key: value for key, value in params.items() if key in known and value != ""}
+    try:
+        return FailureFilter.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        parameter = str(first["loc"][0]) if first["loc"] else "filter"
+        raise BadParameter(parameter, first["msg"].removeprefix("Value error, ")) from exc
