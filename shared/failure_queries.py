@@ -10,7 +10,7 @@ where the scan stopped.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -163,7 +163,7 @@ async def iter_selected(
     after_row_key: str | None = None,
     not_after: datetime | None = None,
     select: list[str] | None = None,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """Stream the matching rows (page by page, never the whole partition in memory)."""
     query = build_query(integration, selection, after_row_key=after_row_key, not_after=not_after)
     needed = None if select is None else sorted({*select, "RowKey", "Reason"})

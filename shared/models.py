@@ -383,6 +383,10 @@ class Job(_Model):
     finished_at: UtcDatetime | None = None
     last_error: str | None = None
     cancel_requested: bool = False
+    #: Items per second over the last page (the status card's rate).
+    rate_per_s: Annotated[float, Field(ge=0)] | None = None
+    #: Items passed over: already gone (removed elsewhere) when the job reached them.
+    skipped: Counter = 0
 
 
 def dump_json_dict(model: BaseModel) -> dict[str, Any]:

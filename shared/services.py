@@ -13,12 +13,14 @@ from functools import cached_property
 from shared.adapters.registry import SenderRegistry
 from shared.config_cache import ConfigCache
 from shared.engine import DeliveryEngine
+from shared.jobs import JobLimits, JobService
 from shared.retry import EndpointRetryPolicy
 from shared.settings import Settings
 from shared.storage.account import StorageAccount
 from shared.storage.error_window import ErrorWindow
 from shared.storage.failures import FailureStore
 from shared.storage.integrations import IntegrationStore
+from shared.storage.jobs import JobStore
 from shared.storage.names import StorageNames
 from shared.storage.payloads import PayloadStore
 
@@ -87,6 +89,23 @@ class Services:
                 max_attempts=settings.endpoint_retry_max_attempts,
                 base_delay_s=settings.endpoint_retry_base_delay_s,
                 window_s=settings.endpoint_retry_window_s,
+            ),
+        )
+
+    @cached_property
+    def jobs(self) -> JobService:
+        settings = self.settings
+        return JobService(
+            jobs=JobStore(self.storage.tables.table(self.names.jobs_table)),
+            failures=self.failures,
+            payloads=self.payloads,
+            queues=self.storage.queues,
+            inbound_queue=self.names.inbound,
+            jobs_queue=self.names.jobs_queue,
+            limits=JobLimits(
+                page_size=settings.job_page_size,
+                rate_per_s=settings.job_rate_limit_per_s,
+                max_inbound_depth=settings.max_inbound_depth,
             ),
         )
 

@@ -1,0 +1,367 @@
+"""Retry and delete jobs over failures: started atomically, run page by page, checkpointed.
+
+A job is a frozen selection (all, a filter, or ids) of one integration's failures that existed
+when it was created. Each `jobs` queue message runs one page:
+
+  claim the job row (ETag) → handle up to JOB_PAGE_SIZE failures at the rate limit →
+  checkpoint counts and cursor (ETag) → enqueue the next page, or finish and free the lock.
+
+Retry re-enqueues the failure's envelope (same message id, resend_count+1, counters reset)
+and only then removes the failure: a crash in between can send a message twice (receivers
+deduplicate on Idempotency-Key, which is that same id), never lose it. A removed failure is
+never selected again, so a page that runs twice never re-sends what it already removed.
+Delete removes the failure row, then its payload blob.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.envelopes import pack
+from shared.errors import BadParameter, Conflict, JobNotFound, ReboundError, StorageUnavailable
+from shared.failure_queries import count_failures, iter_selected
+from shared.failures import failure_row_key
+from shared.logs import log_event
+from shared.models import Envelope, Failure, FailureFilter, Job, JobAction, JobRequest, JobState
+from shared.storage.failures import FailureStore, failure_from_row
+from shared.storage.jobs import JobRecord, JobStore
+from shared.storage.payloads import PayloadStore
+from shared.storage.queues import QueueGateway
+
+logger = logging.getLogger("rebound.jobs")
+
+#: A page claim lapses this long after a page should have finished at the rate limit
+#: (the holder is presumed dead: host killed mid-page).
+CLAIM_GRACE = timedelta(seconds=60)
+#: While `inbound` is deeper than the limit, a retry page waits this long before trying again.
+BACKPRESSURE_DELAY_S = 5
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    page_size: int
+    rate_per_s: float
+    max_inbound_depth: int
+
+
+class JobService:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        failures: FailureStore,
+        payloads: PayloadStore,
+        queues: QueueGateway,
+        inbound_queue: str,
+        jobs_queue: str,
+        limits: JobLimits,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._jobs = jobs
+        self._failures = failures
+        self._payloads = payloads
+        self._queues = queues
+        self._inbound = inbound_queue
+        self._jobs_queue = jobs_queue
+        self._limits = limits
+        self._sleep = sleep
+        self._monotonic = monotonic
+
+    # --- API ---------------------------------------------------------------------------------
+
+    async def start(self, integration: str, request: JobRequest, *, now: datetime) -> Job:
+        """202 material: the job is stored, holds the lock, and its first page is queued."""
+        if request.selection.all:
+            total: int | None = (await self._failures.summary(integration)).count
+        elif request.selection.ids is not None:
+            total = len(set(request.selection.ids))
+        else:
+            total = None  # counted by the first page, off the request path
+        job = Job(
+            id=failure_row_key(now),
+            integration=integration,
+            action=request.action,
+            selection=request.selection,
+            created_at=now,
+            total=total,
+        )
+        await self._jobs.create(job)
+        try:
+            await self._enqueue_page(job)
+        except ReboundError:
+            # Without its first page the job would hold the lock forever.
+            record = await self._jobs.get(integration, job.id)
+            if record is not None:
+                failed = job.model_copy(
+                    update={"state": JobState.FAILED, "finished_at": now, "last_error": "could not queue the job"}
+                )
+                await self._jobs.save(record, failed, cursor=None, pages=0, claim=None, claimed_at=None, now=now)
+            await self._jobs.release_lock(integration, job.id)
+            raise
+        log_event(logger, "job.started", integration=integration, job_id=job.id, action=job.action.value, total=total)
+        return job
+
+    async def get(self, integration: str, job_id: str, *, now: datetime) -> Job:
+        record = await self._load(integration, job_id)
+        await self._resume_if_stalled(record, now)
+        return record.job
+
+    async def list(self, integration: str, *, now: datetime) -> list[Job]:
+        jobs = await self._jobs.list(integration)
+        for job in jobs:
+            if job.state.is_active:
+                record = await self._jobs.get(integration, job.id)
+                if record is not None:
+                    await self._resume_if_stalled(record, now)
+        return jobs
+
+    async def cancel(self, integration: str, job_id: str, *, now: datetime) -> Job:
+        """Ask the runner to stop at the next page boundary; 409 when the job already ended."""
+        for _ in range(5):
+            record = await self._load(integration, job_id)
+            if not record.job.state.is_active:
+                state = record.job.state.value
+                raise Conflict(f"job {job_id!r} has already ended ({state})", details={"state": state})
+            job = record.job.model_copy(update={"cancel_requested": True})
+            try:
+                saved = await self._jobs.save(
+                    record, job, cursor=record.cursor, pages=record.pages,
+                    claim=record.claim, claimed_at=record.claimed_at, now=now,
+                )  # fmt: skip
+            except ReboundError as exc:
+                if exc.code == "concurrency_conflict":
+                    continue
+                raise
+            log_event(logger, "job.cancel_requested", integration=integration, job_id=job_id)
+            return saved.job
+        raise Conflict(f"job {job_id!r} is changing too fast to cancel; try again")
+
+    # --- runner ------------------------------------------------------------------------------
+
+    @property
+    def claim_timeout(self) -> timedelta:
+        return timedelta(seconds=self._limits.page_size / self._limits.rate_per_s) + CLAIM_GRACE
+
+    async def run_page(self, message: bytes, *, message_id: str, now: datetime) -> Job | None:
+        """Handle one `jobs` queue message. Returns the job as checkpointed, or None if there was nothing to do.
+
+        The claim is the queue message's id: the host re-delivering the same message after a
+        crash may take the page over at once; a different (duplicate) message may not while
+        the claim is fresh.
+        """
+        integration, job_id = _parse_page_message(message)
+        record = await self._jobs.get(integration, job_id)
+        if record is None or not record.job.state.is_active:
+            return None
+        if self._claimed_by_another(record, message_id, now):
+            return None  # a duplicate page message; the holder enqueues the next page
+        if record.job.cancel_requested:
+            return await self._finish(record, JobState.CANCELLED, now)
+        if record.job.action is JobAction.RETRY and await self._inbound_is_full():
+            await self._enqueue_page(record.job, delay_s=BACKPRESSURE_DELAY_S)
+            return None
+
+        claim = message_id
+        job = record.job
+        if job.state is JobState.QUEUED:
+            job = job.model_copy(update={"state": JobState.RUNNING, "started_at": now})
+        try:
+            record = await self._jobs.save(
+                record, job, cursor=record.cursor, pages=record.pages, claim=claim, claimed_at=now, now=now
+            )
+        except ReboundError as exc:
+            if exc.code == "concurrency_conflict":
+                return None  # someone else claimed it first
+            raise
+        if job.total is None and job.selection.filter is not None:
+            total = await count_failures(
+                self._failures, job.integration, job.selection.filter, not_after=job.created_at
+            )
+            job = job.model_copy(update={"total": job.processed + total})
+
+        page = await self._process_page(record, job)
+        job = job.model_copy(
+            update={
+                "processed": job.processed + page.processed,
+                "succeeded": job.succeeded + page.succeeded,
+                "failed": job.failed + page.failed,
+                "skipped": job.skipped + page.skipped,
+                "last_error": page.last_error or job.last_error,
+                "rate_per_s": page.rate_per_s,
+            }
+        )
+        saved = await self._jobs.save(
+            record, job, cursor=page.cursor, pages=record.pages + 1, claim=None, claimed_at=None, now=now
+        )
+        if page.exhausted:
+            return await self._finish(saved, JobState.COMPLETED, now)
+        await self._enqueue_page(job)
+        return job
+
+    async def resume_stalled(self, *, now: datetime) -> int:
+        """Watchdog: re-enqueue the next page of active jobs that stopped checkpointing."""
+        resumed = 0
+        async for record in self._jobs.active():
+            resumed += await self._resume_if_stalled(record, now)
+        return resumed
+
+    # --- steps -------------------------------------------------------------------------------
+
+    async def _load(self, integration: str, job_id: str) -> JobRecord:
+        record = await self._jobs.get(integration, job_id)
+        if record is None:
+            raise JobNotFound(f"job {job_id!r} of {integration!r} does not exist", details={"job_id": job_id})
+        return record
+
+    def _claimed_by_another(self, record: JobRecord, message_id: str, now: datetime) -> bool:
+        if record.claim is None or record.claim == message_id or record.claimed_at is None:
+            return False
+        return now - record.claimed_at < self.claim_timeout
+
+    async def _resume_if_stalled(self, record: JobRecord, now: datetime) -> bool:
+        """Re-enqueue a page when an active job stopped checkpointing (its page message was lost)."""
+        last = record.updated_at or record.job.created_at
+        if not record.job.state.is_active or now - last < self.claim_timeout:
+            return False
+        # A duplicate page message is harmless: the claim lets only one run.
+        await self._enqueue_page(record.job)
+        log_event(
+            logger, "job.resumed", level=logging.WARNING, integration=record.job.integration, job_id=record.job.id
+        )
+        return True
+
+    async def _inbound_is_full(self) -> bool:
+        return await self._queues.depth(self._inbound) > self._limits.max_inbound_depth
+
+    async def _enqueue_page(self, job: Job, *, delay_s: int | None = None) -> None:
+        text = json.dumps({"integration": job.integration, "job_id": job.id})
+        await self._queues.send(self._jobs_queue, text, visibility_timeout_s=delay_s)
+
+    async def _finish(self, record: JobRecord, state: JobState, now: datetime) -> Job:
+        job = record.job.model_copy(update={"state": state, "finished_at": now})
+        await self._jobs.save(
+            record, job, cursor=record.cursor, pages=record.pages, claim=None, claimed_at=None, now=now
+        )
+        await self._jobs.release_lock(job.integration, job.id)
+        # Repairs counter drift from crashes between a failure row and its counter.
+        await self._failures.rebuild_summary(job.integration)
+        log_event(
+            logger, "job.finished", integration=job.integration, job_id=job.id, state=state.value,
+            processed=job.processed, succeeded=job.succeeded, failed=job.failed, skipped=job.skipped,
+        )  # fmt: skip
+        return job
+
+    async def _process_page(self, record: JobRecord, job: Job) -> _PageResult:
+        result = _PageResult(cursor=record.cursor)
+        started = self._monotonic()
+        seen = 0
+        items = self._page_items(job, record.cursor)
+        async for failure, etag, position in items:
+            seen += 1
+            await self._pace(started, result.processed)
+            try:
+                handled = await self._handle(job.action, failure, etag)
+            except StorageUnavailable:
+                raise  # the whole page is retried by the host; the checkpoint makes that safe
+            except ReboundError as exc:
+                result.failed += 1
+                result.last_error = f"{failure.id if failure else position}: {exc.message}"[:500]
+            else:
+                if handled:
+                    result.succeeded += 1
+                else:
+                    result.skipped += 1
+            result.processed += 1
+            result.cursor = position
+        elapsed = self._monotonic() - started
+        result.rate_per_s = round(result.processed / elapsed, 2) if elapsed > 0 and result.processed else None
+        result.exhausted = seen < self._limits.page_size
+        return result
+
+    async def _pace(self, started: float, done: int) -> None:
+        """Hold the per-integration rate: item n may start no earlier than n / rate seconds in."""
+        due = started + done / self._limits.rate_per_s
+        wait = due - self._monotonic()
+        if wait > 0:
+            await self._sleep(wait)
+
+    async def _page_items(self, job: Job, cursor: str | None) -> AsyncIterator[tuple[Failure | None, str, str]]:
+        """The next page of the frozen selection: (failure or None if gone, etag, cursor after it)."""
+        limit = self._limits.page_size
+        if job.selection.ids is not None:
+            ids = sorted(set(job.selection.ids))
+            start = int(cursor) if cursor else 0
+            for index in range(start, min(start + limit, len(ids))):
+                found = await self._failures.get(job.integration, ids[index])
+                if found is None or found[0].failed_at > job.created_at:
+                    yield None, "", str(index + 1)
+                else:
+                    yield found[0], found[1], str(index + 1)
+            return
+        selection = job.selection.filter or FailureFilter()
+        rows = iter_selected(self._failures, job.integration, selection, after_row_key=cursor, not_after=job.created_at)
+        async with aclosing(rows):
+            count = 0
+            async for row in rows:
+                yield failure_from_row(row), str(row["_etag"]), str(row["RowKey"])
+                count += 1
+                if count == limit:
+                    return
+
+    async def _handle(self, action: JobAction, failure: Failure | None, etag: str) -> bool:
+        """True if this call retried/deleted the failure; False if it was already gone."""
+        if failure is None:
+            return False
+        if action is JobAction.RETRY:
+            _, text = await pack(resend_envelope(failure), self._payloads)
+            await self._queues.send(self._inbound, text)
+            return await self._failures.remove(failure, etag=etag)
+        removed = await self._failures.remove(failure, etag=etag)
+        if removed and failure.body_ref:
+            await self._payloads.delete(failure.body_ref)
+        return removed
+
+
+@dataclass
+class _PageResult:
+    cursor: str | None
+    processed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    last_error: str | None = None
+    rate_per_s: float | None = None
+    exhausted: bool = False
+
+
+def resend_envelope(failure: Failure) -> Envelope:
+    """The failure's message as it goes back to `inbound`: same id, resend_count+1, counters reset."""
+    return Envelope(
+        id=failure.message_id,
+        integration=failure.integration,
+        sender=failure.sender,
+        receiver=failure.receiver,
+        correlation_id=failure.correlation_id,
+        content_type=failure.content_type,
+        headers=failure.headers,
+        body_ref=failure.body_ref,
+        received_at=failure.received_at or failure.failed_at,
+        resend_count=failure.resend_count + 1,
+    )
+
+
+def _parse_page_message(message: bytes) -> tuple[str, str]:
+    try:
+        data: Any = json.loads(message)
+        return str(data["integration"]), str(data["job_id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BadParameter("message", "not a job page message") from exc
