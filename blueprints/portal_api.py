@@ -1,6 +1,9 @@
-"""Portal API: health, integration configs, failures (overview, list, count, detail, groups)."""
+"""Portal API: health, integration configs, failures (overview, list, count, detail, groups), OpenAPI."""
 
 from __future__ import annotations
+
+import functools
+import json
 
 import azure.functions as func
 
@@ -8,6 +11,7 @@ from blueprints.http import handles_errors, int_param, json_response, query_para
 from shared import failure_queries, integration_configs
 from shared.health import check_health
 from shared.models import FailureFilter
+from shared.openapi import build_openapi
 from shared.services import get_services
 
 bp = func.Blueprint()
@@ -113,3 +117,19 @@ async def get_failure(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def failure_groups(req: func.HttpRequest) -> func.HttpResponse:
     return json_response({"items": await get_services().failures.groups(req.route_params["integration"])})
+
+
+# --- OpenAPI ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _openapi_json() -> str:
+    """Built on first request (importing the app must stay cheap and never raise), then reused."""
+    return json.dumps(build_openapi(), separators=(",", ":"))
+
+
+@bp.function_name("openapi_document")
+@bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handles_errors
+async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(_openapi_json(), status_code=200, mimetype="application/json", charset="utf-8")

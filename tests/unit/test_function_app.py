@@ -14,12 +14,23 @@ def test_app_registers_exactly_the_expected_functions():
 
     assert names == {
         "health",
+        "openapi_document",
         "list_integrations",
         "get_integration",
         "put_integration",
         "delete_integration",
         "ingest_message",
         "deliver_inbound",
+        "failures_overview",
+        "list_failures",
+        "count_failures",
+        "get_failure",
+        "failure_groups",
+        "start_job",
+        "list_jobs",
+        "get_job",
+        "cancel_job",
+        "run_job_page",
     }
 
 
@@ -30,14 +41,14 @@ def test_every_binding_names_a_parameter_of_its_function():
         assert bindings <= parameters, function.get_function_name()
 
 
-def test_only_health_is_anonymous():
+def test_only_health_and_the_openapi_document_are_anonymous():
     anonymous = {
         f.get_function_name()
         for f in _functions()
         if getattr(f.get_trigger(), "auth_level", None) == func.AuthLevel.ANONYMOUS
     }
 
-    assert anonymous == {"health"}
+    assert anonymous == {"health", "openapi_document"}
 
 
 _cache: list[func.Function] = []
