@@ -396,3 +396,43 @@ def dump_json_dict(model: BaseModel) -> dict[str, Any]:
 
 def is_valid_queue_name(name: str) -> bool:
     return re.match(_QUEUE_NAME_PATTERN, name) is not None
+
+
+# --- recovery -------------------------------------------------------------------------------
+
+
+class RecoveryQueueStatus(_Model):
+    """One queue of recovery material: the recovery flow itself, or a host poison queue."""
+
+    name: str
+    kind: Literal["recovery", "poison"]
+    count: Counter
+    #: Age of the oldest waiting message in seconds; null when empty or not knowable (Service Bus).
+    oldest_age_s: Annotated[float, Field(ge=0)] | None = None
+
+
+class SweepResult(_Model):
+    """What one recovery sweep did (timer or `POST /recovery/replay`)."""
+
+    started_at: UtcDatetime
+    finished_at: UtcDatetime
+    trigger: Literal["timer", "manual"]
+    #: False when the health check failed and nothing was moved.
+    healthy: bool
+    #: Messages put back on their flow with recovery_count+1.
+    reinserted: Counter = 0
+    #: Messages past RECOVERY_MAX_REINSERTS, recorded as `catastrophic` failures.
+    gave_up: Counter = 0
+    #: Messages left in place because something failed mid-way (they stay for the next sweep).
+    errors: Counter = 0
+    #: Per source queue: how many left it.
+    by_queue: dict[str, int] = Field(default_factory=dict)
+    #: Active jobs whose page message had been lost and was re-enqueued.
+    jobs_resumed: Counter = 0
+    reason: str | None = None
+
+
+class RecoveryStatus(_Model):
+    backend: Literal["storage", "servicebus"]
+    queues: list[RecoveryQueueStatus]
+    last_sweep: SweepResult | None = None
