@@ -33,7 +33,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+#: Seconds a client should wait after a 503 (our storage is down; recovery needs a moment).
+RETRY_AFTER_S = 30
+
+
 def error_response(error: ReboundError, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    if error.http_status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_S), **(headers or {})}
     return json_response(error.to_body(), status=error.http_status, headers=headers)
 
 

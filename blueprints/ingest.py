@@ -17,7 +17,7 @@ bp = func.Blueprint()
 @handles_errors
 async def ingest_message(req: func.HttpRequest) -> func.HttpResponse:
     services = get_services()
-    envelope = await accept_message(
+    accepted = await accept_message(
         IncomingMessage(
             integration=req.route_params["integration"],
             body=req.get_body(),
@@ -30,5 +30,8 @@ async def ingest_message(req: func.HttpRequest) -> func.HttpResponse:
         payloads=services.payloads,
         max_message_bytes=services.settings.max_message_bytes,
         now=utc_now(),
+        parker=services.parker,
     )
-    return json_response({"id": envelope.id, "correlation_id": envelope.correlation_id}, status=202)
+    envelope = accepted.envelope
+    body = {"id": envelope.id, "correlation_id": envelope.correlation_id, "parked": accepted.parked}
+    return json_response(body, status=202)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from shared.errors import StorageUnavailable
 from shared.models import IntegrationConfig
 from shared.storage.integrations import IntegrationStore
 
@@ -35,7 +36,13 @@ class ConfigCache:
         now = self._monotonic()
         if entry is not None and now - entry[0] < self._ttl_s:
             return entry[1]
-        config = await self._store.get(integration)
+        try:
+            config = await self._store.get(integration)
+        except StorageUnavailable:
+            # During an outage the last known config is better than none (ingest can still park).
+            if entry is not None and entry[1] is not None:
+                return entry[1]
+            raise
         if config is not None or self._cache_misses:
             self._entries[integration] = (now, config)
         return config

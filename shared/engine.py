@@ -21,12 +21,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from shared.adapters.base import Delivery, Sender
 from shared.endpoint_retry import EndpointResult, deliver_with_endpoint_retry
 from shared.envelopes import InvalidEnvelope, load_body, pack, parse_envelope
-from shared.errors import ConfigError, ReboundError
+from shared.errors import ConfigError, ReboundError, StorageUnavailable
 from shared.failures import new_failure
 from shared.logs import log_event
 from shared.models import (
@@ -66,6 +66,14 @@ class SenderSource(Protocol):
     def sender_for(self, endpoint: Endpoint) -> Sender: ...
 
 
+class ParksText(Protocol):
+    """The recovery flow, as the engine sees it."""
+
+    async def park_text(
+        self, flow: Literal["inbound", "jobs"], text: str, reason: str, *, message_id: str = ""
+    ) -> None: ...
+
+
 # --- outcomes ---------------------------------------------------------------------------------
 
 
@@ -98,7 +106,14 @@ class FailureRecorded:
     persisted: bool
 
 
-Outcome = Delivered | RetryScheduled | DelayScheduled | FailureRecorded
+@dataclass(frozen=True)
+class Parked:
+    """Our own storage failed mid-way; the message waits in the recovery flow for the sweep."""
+
+    reason: str
+
+
+Outcome = Delivered | RetryScheduled | DelayScheduled | FailureRecorded | Parked
 
 
 class DeliveryEngine:
@@ -113,6 +128,7 @@ class DeliveryEngine:
         failures: FailureStore,
         error_window: ErrorWindow,
         endpoint_policy: EndpointRetryPolicy,
+        parker: ParksText | None = None,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -126,6 +142,7 @@ class DeliveryEngine:
         self._failures = failures
         self._error_window = error_window
         self._endpoint_policy = endpoint_policy
+        self._parker = parker
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
@@ -134,12 +151,26 @@ class DeliveryEngine:
     # --- entry points ------------------------------------------------------------------------
 
     async def process_message(self, raw: bytes, *, queue_message_id: str) -> Outcome:
-        """Process one `inbound` queue message as the host delivered it."""
+        """Process one `inbound` queue message as the host delivered it.
+
+        When our own storage fails mid-way (config, payload, error window, failure record or
+        requeue unreachable), the message as received is parked on the recovery flow and the
+        invocation succeeds; if parking fails too, the error propagates and the host's
+        retries and poison queue take over.
+        """
         try:
-            envelope = parse_envelope(raw, fallback_id=queue_message_id)
-        except InvalidEnvelope as exc:
-            return await self._record_unreadable(raw, exc, queue_message_id)
-        return await self.process(envelope)
+            try:
+                envelope = parse_envelope(raw, fallback_id=queue_message_id)
+            except InvalidEnvelope as exc:
+                return await self._record_unreadable(raw, exc, queue_message_id)
+            return await self.process(envelope)
+        except StorageUnavailable as exc:
+            if self._parker is None:
+                raise
+            await self._parker.park_text(
+                "inbound", raw.decode("utf-8", errors="replace"), f"engine: {exc.message}", message_id=queue_message_id
+            )
+            return Parked(reason=exc.message)
 
     async def process(self, envelope: Envelope) -> Outcome:
         config = await self._configs.get(envelope.integration)

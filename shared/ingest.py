@@ -5,18 +5,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import ValidationError
 
 from shared.engine import ConfigSource
 from shared.envelopes import body_fields, pack
-from shared.errors import BadParameter, IntegrationNotFound, PayloadTooLarge
+from shared.errors import BadParameter, IntegrationNotFound, PayloadTooLarge, StorageUnavailable
 from shared.models import Envelope, new_id
 from shared.storage.payloads import PayloadStore
 from shared.storage.queues import QueueGateway
 
 #: Request headers that are ours or the platform's, never the message's.
 _NOT_FORWARDED = ("x-functions-key", "x-sender", "x-correlation-id", "x-message-id", "x-forwarded-", "x-ms-", "x-arr-")
+
+
+class ParksEnvelopes(Protocol):
+    async def park_envelope(self, envelope: Envelope, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Accepted:
+    envelope: Envelope
+    #: True when `inbound` could not take it and it waits in the recovery flow instead.
+    parked: bool
 
 
 @dataclass(frozen=True)
@@ -45,23 +57,35 @@ async def accept_message(
     payloads: PayloadStore,
     max_message_bytes: int,
     now: datetime,
-) -> Envelope:
+    parker: ParksEnvelopes | None = None,
+) -> Accepted:
+    """Validate and enqueue; park when `inbound` is unreachable.
+
+    StorageUnavailable escapes only when both the main flow and the recovery flow failed
+    (the caller answers 503 with Retry-After): whatever was answered 202 is somewhere safe.
+    """
     if len(message.body) > max_message_bytes:
         raise PayloadTooLarge(
             f"message is {len(message.body)} bytes; the limit is {max_message_bytes}",
             details={"limit_bytes": max_message_bytes, "size_bytes": len(message.body)},
         )
-    config = await configs.get(message.integration)
-    if config is None:
-        raise IntegrationNotFound(message.integration)
+    try:
+        config = await configs.get(message.integration)
+    except StorageUnavailable:
+        if parker is None:
+            raise
+        config = None  # cannot check during an outage: park it; the engine checks on reinsertion
+    else:
+        if config is None:
+            raise IntegrationNotFound(message.integration)
     headers = {k.lower(): v for k, v in message.headers.items()}
     message_id = headers.get("x-message-id") or new_id()
     try:
         envelope = Envelope(
             id=message_id,
-            integration=config.id,
-            sender=headers.get("x-sender") or config.sender or None,
-            receiver=config.receiver or None,
+            integration=config.id if config else message.integration,
+            sender=headers.get("x-sender") or (config.sender if config else None) or None,
+            receiver=(config.receiver if config else None) or None,
             correlation_id=headers.get("x-correlation-id") or message_id,
             content_type=message.content_type,
             headers=forwarded_headers(message.headers),
@@ -72,6 +96,12 @@ async def accept_message(
         bad = str(exc.errors()[0]["loc"][0]) if exc.errors() else "header"
         header = {"id": "X-Message-Id", "correlation_id": "X-Correlation-Id"}.get(bad, bad)
         raise BadParameter(header, exc.errors()[0]["msg"]) from exc
-    _, text = await pack(envelope, payloads)
-    await queues.send(inbound_queue, text)
-    return envelope
+    try:
+        _, text = await pack(envelope, payloads)
+        await queues.send(inbound_queue, text)
+    except StorageUnavailable as exc:
+        if parker is None:
+            raise
+        await parker.park_envelope(envelope, f"ingest: {exc.message}")
+        return Accepted(envelope, parked=True)
+    return Accepted(envelope, parked=False)

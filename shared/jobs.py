@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from shared.envelopes import pack
 from shared.errors import BadParameter, Conflict, JobNotFound, ReboundError, StorageUnavailable
@@ -45,6 +45,12 @@ CLAIM_GRACE = timedelta(seconds=60)
 BACKPRESSURE_DELAY_S = 5
 
 
+class Parks(Protocol):
+    """Somewhere to put a message that cannot be enqueued (the recovery flow)."""
+
+    async def park_envelope(self, envelope: Envelope, reason: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class JobLimits:
     page_size: int
@@ -63,6 +69,7 @@ class JobService:
         inbound_queue: str,
         jobs_queue: str,
         limits: JobLimits,
+        parker: Parks | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -73,6 +80,7 @@ class JobService:
         self._inbound = inbound_queue
         self._jobs_queue = jobs_queue
         self._limits = limits
+        self._parker = parker
         self._sleep = sleep
         self._monotonic = monotonic
 
@@ -207,6 +215,18 @@ class JobService:
         await self._enqueue_page(job)
         return job
 
+    async def fail(self, integration: str, job_id: str, *, reason: str, now: datetime) -> None:
+        """End an active job as failed (its page kept crashing) and free the integration."""
+        record = await self._jobs.get(integration, job_id)
+        if record is None or not record.job.state.is_active:
+            return
+        job = record.job.model_copy(update={"state": JobState.FAILED, "finished_at": now, "last_error": reason[:500]})
+        await self._jobs.save(
+            record, job, cursor=record.cursor, pages=record.pages, claim=None, claimed_at=None, now=now
+        )
+        await self._jobs.release_lock(integration, job_id)
+        log_event(logger, "job.failed", level=logging.WARNING, integration=integration, job_id=job_id, reason=reason)
+
     async def resume_stalled(self, *, now: datetime) -> int:
         """Watchdog: re-enqueue the next page of active jobs that stopped checkpointing."""
         resumed = 0
@@ -322,8 +342,15 @@ class JobService:
         if failure is None:
             return False
         if action is JobAction.RETRY:
-            _, text = await pack(resend_envelope(failure), self._payloads)
-            await self._queues.send(self._inbound, text)
+            envelope = resend_envelope(failure)
+            _, text = await pack(envelope, self._payloads)
+            try:
+                await self._queues.send(self._inbound, text)
+            except StorageUnavailable:
+                if self._parker is None:
+                    raise
+                # The message is safe in the recovery flow; the sweep puts it on inbound later.
+                await self._parker.park_envelope(envelope, "retry job could not enqueue to inbound")
             return await self._failures.remove(failure, etag=etag)
         removed = await self._failures.remove(failure, etag=etag)
         if removed and failure.body_ref:

@@ -11,11 +11,13 @@ import weakref
 from functools import cached_property
 
 from shared.adapters.registry import SenderRegistry
+from shared.adapters.service_bus import build_service_bus_client
 from shared.config_cache import ConfigCache
 from shared.engine import DeliveryEngine
 from shared.jobs import JobLimits, JobService
+from shared.recovery import Parker, RecoverySweeper
 from shared.retry import EndpointRetryPolicy
-from shared.settings import Settings
+from shared.settings import RecoveryBackend, Settings
 from shared.storage.account import StorageAccount
 from shared.storage.error_window import ErrorWindow
 from shared.storage.failures import FailureStore
@@ -23,6 +25,7 @@ from shared.storage.integrations import IntegrationStore
 from shared.storage.jobs import JobStore
 from shared.storage.names import StorageNames
 from shared.storage.payloads import PayloadStore
+from shared.storage.recovery_stores import RecoveryStore, ServiceBusRecoveryStore, StorageRecoveryStore
 
 
 class Services:
@@ -90,6 +93,7 @@ class Services:
                 base_delay_s=settings.endpoint_retry_base_delay_s,
                 window_s=settings.endpoint_retry_window_s,
             ),
+            parker=self.parker,
         )
 
     @cached_property
@@ -107,9 +111,43 @@ class Services:
                 rate_per_s=settings.job_rate_limit_per_s,
                 max_inbound_depth=settings.max_inbound_depth,
             ),
+            parker=self.parker,
+        )
+
+    @cached_property
+    def recovery_store(self) -> RecoveryStore:
+        settings = self.settings
+        if settings.recovery_backend is RecoveryBackend.SERVICE_BUS:
+            client = build_service_bus_client(settings.connection(settings.recovery_service_bus_connection))
+            return ServiceBusRecoveryStore(
+                client, settings.recovery_service_bus_queue, timeout_s=settings.storage_timeout_s
+            )
+        account = self.recovery_storage
+        return StorageRecoveryStore(account.queues, account.blobs, self.names.recovery, self.names.recovery_payloads)
+
+    @cached_property
+    def parker(self) -> Parker:
+        return Parker(self.recovery_store, delay_s=self.settings.recovery_park_delay_s)
+
+    @cached_property
+    def sweeper(self) -> RecoverySweeper:
+        settings = self.settings
+        return RecoverySweeper(
+            store=self.recovery_store,
+            queues=self.storage.queues,
+            names=self.names,
+            payloads=self.payloads,
+            failures=self.failures,
+            jobs=self.jobs,
+            state=self.storage.tables.table(self.names.recovery_state),
+            max_reinserts=settings.recovery_max_reinserts,
+            batch_size=settings.recovery_batch_size,
+            max_inbound_depth=settings.max_inbound_depth,
         )
 
     async def close(self) -> None:
+        if "recovery_store" in self.__dict__:
+            await self.recovery_store.close()
         if "senders" in self.__dict__:
             await self.senders.aclose()
         await self.storage.close()

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     recovery_service_bus_connection: str = Field(
         default="ServiceBusConnection", validation_alias="RECOVERY_SERVICE_BUS_CONNECTION"
     )
+    recovery_service_bus_queue: str = Field(default="recovery", validation_alias="RECOVERY_SERVICE_BUS_QUEUE")
+    recovery_park_delay_s: Annotated[int, Field(ge=0, le=86_400)] = Field(
+        default=30, validation_alias="RECOVERY_PARK_DELAY_S"
+    )
     recovery_schedule: str = Field(default="0 */5 * * * *", validation_alias="RECOVERY_SCHEDULE")
     recovery_max_reinserts: Annotated[int, Field(ge=0, le=100)] = Field(
         default=3, validation_alias="RECOVERY_MAX_REINSERTS"

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
 from azure.servicebus import ServiceBusMessage
@@ -64,13 +66,93 @@ class FakeQueueSender:
                 raise MessageSizeExceededError(
                     message=f"message of {size} bytes exceeds the fake's {self._client.max_message_bytes}"
                 )
-        self._client.sent[self.entity_name].extend(messages)
+        for one in messages:
+            self._client.enqueue(self.entity_name, one)
+
+    async def schedule_messages(
+        self, messages: ServiceBusMessage | list[ServiceBusMessage], schedule_time_utc: datetime, **kwargs: object
+    ) -> list[int]:
+        """Like the SDK: the message is accepted now and becomes receivable at `schedule_time_utc`."""
+        self._check_live()
+        await self._client.before_send(self.entity_name)
+        batch = messages if isinstance(messages, list) else [messages]
+        return [self._client.enqueue(self.entity_name, one, visible_at=schedule_time_utc) for one in batch]
 
     async def close(self) -> None:
         self.closed = True
 
     def _check_live(self) -> None:
         # The SDK raises exactly this for a handler used after close (its own or its client's).
+        if self.closed or self._client.closed:
+            raise ValueError(
+                "The handler has already been shutdown. Please use ServiceBusClient to create a new instance."
+            )
+
+
+@dataclass
+class FakeReceivedMessage:
+    """What a receiver hands out: the SDK's `ServiceBusReceivedMessage` fields Rebound reads."""
+
+    body: bytes
+    enqueued_time_utc: datetime
+    sequence_number: int
+    message_id: str | None
+    scheduled_enqueue_time_utc: datetime | None = None
+
+
+@dataclass
+class _Stored:
+    message: FakeReceivedMessage
+    visible_at: datetime
+    locked_until: datetime | None = None
+
+
+class FakeQueueReceiver:
+    """A peek-lock receiver on one entity: received messages are locked until completed or the lock lapses."""
+
+    def __init__(self, client: FakeServiceBusClient, entity_name: str, lock_s: float = 30.0) -> None:
+        self._client = client
+        self.entity_name = entity_name
+        self.lock_s = lock_s
+        self.closed = False
+
+    async def __aenter__(self) -> FakeQueueReceiver:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def receive_messages(
+        self, max_message_count: int | None = 1, max_wait_time: float | None = None
+    ) -> list[FakeReceivedMessage]:
+        self._check_live()
+        await self._client.before_send(self.entity_name)
+        now = datetime.now(UTC)
+        taken: list[FakeReceivedMessage] = []
+        for stored in self._client.queue(self.entity_name):
+            if len(taken) >= (max_message_count or 1):
+                break
+            if stored.visible_at <= now and (stored.locked_until is None or stored.locked_until <= now):
+                stored.locked_until = now + timedelta(seconds=self.lock_s)
+                taken.append(stored.message)
+        return taken
+
+    async def peek_messages(self, max_message_count: int = 1, **kwargs: object) -> list[FakeReceivedMessage]:
+        self._check_live()
+        await self._client.before_send(self.entity_name)
+        return [stored.message for stored in self._client.queue(self.entity_name)[:max_message_count]]
+
+    async def complete_message(self, message: FakeReceivedMessage) -> None:
+        self._check_live()
+        entries = self._client.queue(self.entity_name)
+        entries[:] = [s for s in entries if s.message.sequence_number != message.sequence_number]
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def _check_live(self) -> None:
         if self.closed or self._client.closed:
             raise ValueError(
                 "The handler has already been shutdown. Please use ServiceBusClient to create a new instance."
@@ -97,8 +179,18 @@ class FakeServiceBusClient:
         self._open_errors: defaultdict[str, deque[Exception]] = defaultdict(deque)
         self._always: dict[str, Exception] = {}
         self._send_delay_s: dict[str, float] = {}
+        self._queues: defaultdict[str, list[_Stored]] = defaultdict(list)
+        self._sequence = 0
+        self.receivers: list[FakeQueueReceiver] = []
 
     # --- the SDK surface ----------------------------------------------------------------------
+
+    def get_queue_receiver(self, queue_name: str, **kwargs: object) -> FakeQueueReceiver:
+        if self.closed:
+            raise ValueError("The client has been closed.")
+        receiver = FakeQueueReceiver(self, queue_name)
+        self.receivers.append(receiver)
+        return receiver
 
     def get_queue_sender(self, queue_name: str, **kwargs: object) -> FakeQueueSender:
         if self.closed:
@@ -110,6 +202,8 @@ class FakeServiceBusClient:
     async def close(self) -> None:
         for sender in self.senders:
             await sender.close()
+        for receiver in self.receivers:
+            await receiver.close()
         self.closed = True
 
     async def __aenter__(self) -> FakeServiceBusClient:
@@ -154,6 +248,24 @@ class FakeServiceBusClient:
             raise self._send_errors[entity].popleft()
         if entity in self._always:
             raise self._always[entity]
+
+    def queue(self, entity: str) -> list[_Stored]:
+        """The entity's receivable and scheduled messages, in sequence order."""
+        return self._queues[entity]
+
+    def enqueue(self, entity: str, message: ServiceBusMessage, *, visible_at: datetime | None = None) -> int:
+        self._sequence += 1
+        now = datetime.now(UTC)
+        received = FakeReceivedMessage(
+            body=message_body(message),
+            enqueued_time_utc=now,
+            sequence_number=self._sequence,
+            message_id=message.message_id,
+            scheduled_enqueue_time_utc=visible_at,
+        )
+        self._queues[entity].append(_Stored(received, visible_at or now))
+        self.sent[entity].append(message)
+        return self._sequence
 
     def raise_scripted_open_error(self, entity: str) -> None:
         if self._open_errors[entity]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
@@ -65,6 +66,20 @@ class BlobGateway:
             except ResourceNotFoundError:
                 return False
         return True
+
+    async def names_older_than(self, container: str, cutoff: datetime, *, limit: int) -> list[str]:
+        """Up to `limit` blob names last modified before `cutoff` (listing streams page by page)."""
+        names: list[str] = []
+        async with storage_call(f"list {container}", self._timeout_s * 6):
+            try:
+                async for blob in self._service.get_container_client(container).list_blobs():
+                    if blob.last_modified is not None and blob.last_modified < cutoff:
+                        names.append(str(blob.name))
+                        if len(names) >= limit:
+                            break
+            except ResourceNotFoundError:
+                return []
+        return names
 
     async def ping(self) -> None:
         async with storage_call("blob service properties", self._timeout_s):

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from shared.errors import ConcurrencyConflict
+from shared.failures import row_key_bound
 from shared.models import AttemptRecord, Failure, FailureOrigin, UtcDatetime
 from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Entity, Table
 
@@ -192,6 +193,35 @@ class FailureStore:
         for start in range(0, len(operations), MAX_BATCH_OPERATIONS):
             await self._summary.transact(operations[start : start + MAX_BATCH_OPERATIONS])
         return _summary_of(integration, groups.values())
+
+    async def integrations(self) -> list[str]:
+        """Every integration that has (or recently had) failure counters."""
+        seen: set[str] = set()
+        async for row in self._summary.query("PartitionKey ne @empty", {"empty": ""}, select=["PartitionKey"]):
+            seen.add(row["PartitionKey"])
+        return sorted(seen)
+
+    async def purge_older_than(self, integration: str, cutoff: datetime, *, limit: int) -> list[str | None]:
+        """Delete up to `limit` failures that failed before `cutoff`, in transactions of 100.
+
+        Returns their body refs (the caller deletes the content). Old failures are at the end
+        of the partition (inverted-time keys), so this is one key-range query.
+        """
+        refs: list[str | None] = []
+        batch: list[BatchOperation] = []
+        async for row in self._failures.query(
+            "PartitionKey eq @pk and RowKey ge @old", {"pk": integration, "old": row_key_bound(cutoff)},
+            select=["RowKey", "BodyRef"],
+        ):  # fmt: skip
+            batch.append(BatchOperation.delete(integration, row["RowKey"]))
+            refs.append(row.get("BodyRef"))
+            if len(batch) == MAX_BATCH_OPERATIONS:
+                await self._failures.transact(batch)
+                batch = []
+            if len(refs) >= limit:
+                break
+        await self._failures.transact(batch)
+        return refs
 
     async def list_rows(
         self, query: str, parameters: dict[str, Any], *, page_size: int = 100

@@ -55,10 +55,25 @@ class StorageNames:
     def error_window(self) -> str:
         return f"{self.prefix}errorwindow"
 
+    @property
+    def recovery_state(self) -> str:
+        """Table: the last sweep's result (what GET /recovery shows)."""
+        return f"{self.prefix}recoverystate"
+
+    @property
+    def health_probe(self) -> str:
+        """Queue the sweep writes a probe to (never `inbound`: the engine would read the probe)."""
+        return f"{self.prefix}healthprobe"
+
     # blob containers
     @property
     def payloads(self) -> str:
         return f"{self.prefix}payloads"
+
+    @property
+    def recovery_payloads(self) -> str:
+        """On RecoveryStorage: bodies too large to park inline."""
+        return f"{self.prefix}recoverypayloads"
 
     @property
     def app_queues(self) -> tuple[str, ...]:

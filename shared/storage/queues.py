@@ -124,6 +124,25 @@ class QueueGateway:
                 return 0
             return int(properties.approximate_message_count or 0)
 
+    async def oldest_inserted_on(self, queue: str) -> datetime | None:
+        """When the message at the head of the queue was inserted (peek: nothing is locked)."""
+        async with storage_call(f"peek {queue}", self._timeout_s):
+            try:
+                peeked = await self._client(queue).peek_messages(max_messages=1)
+            except ResourceNotFoundError:
+                return None
+        return peeked[0].inserted_on if peeked else None
+
+    async def probe_writable(self, queue: str) -> None:
+        """Prove the queue takes writes: send a probe and delete it again at once."""
+
+        async def call(client: QueueClient) -> None:
+            sent = await client.send_message("probe", visibility_timeout=60, time_to_live=120)
+            with contextlib.suppress(ResourceNotFoundError):
+                await client.delete_message(sent.id, sent.pop_receipt)
+
+        await self._on_queue(queue, "probe", call)
+
     async def list_queues(self, name_starts_with: str) -> list[str]:
         async with storage_call("list queues", self._timeout_s):
             return [q.name async for q in self._service.list_queues(name_starts_with=name_starts_with)]

@@ -1,0 +1,68 @@
+"""Retention: failures and payloads older than FAILURE_RETENTION_DAYS go, in bounded batches.
+
+Run by the retention timer. Each run removes at most `limit` failures (the next run goes on),
+recounts the integrations it touched, deletes their content, drops error-window intervals
+that can no longer be read, and removes orphaned payload blobs (a claim check whose message
+was lost, content of failures removed by a crash mid-delete) a day after the retention.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+
+from shared.logs import log_event
+from shared.storage.blobs import BlobGateway
+from shared.storage.error_window import ErrorWindow
+from shared.storage.failures import FailureStore
+
+logger = logging.getLogger("rebound.retention")
+
+#: Error-window intervals are read only while current; a day is far past any interval length.
+ERROR_WINDOW_KEEP = timedelta(days=1)
+#: Orphaned payloads get one day more than failures, so a failure's content never goes first.
+PAYLOAD_GRACE = timedelta(days=1)
+
+
+class PurgeResult(BaseModel):
+    failures: int = 0
+    payloads: int = 0
+    error_window_rows: int = 0
+    integrations: list[str] = []
+
+
+async def purge_expired(
+    *,
+    failures: FailureStore,
+    blobs: BlobGateway,
+    payload_container: str,
+    error_window: ErrorWindow,
+    now: datetime,
+    retention_days: int,
+    limit: int = 5000,
+) -> PurgeResult:
+    cutoff = now - timedelta(days=retention_days)
+    result = PurgeResult()
+    for integration in await failures.integrations():
+        # Error windows are only written when a failure is, so these partitions cover them.
+        result.error_window_rows += await error_window.purge_before(integration, now - ERROR_WINDOW_KEEP)
+        if result.failures >= limit:
+            continue
+        refs = await failures.purge_older_than(integration, cutoff, limit=limit - result.failures)
+        if not refs:
+            continue
+        result.failures += len(refs)
+        result.integrations.append(integration)
+        for ref in refs:
+            if ref:
+                result.payloads += await blobs.delete(payload_container, ref)
+        await failures.rebuild_summary(integration)
+    for name in await blobs.names_older_than(payload_container, cutoff - PAYLOAD_GRACE, limit=limit):
+        result.payloads += await blobs.delete(payload_container, name)
+    log_event(
+        logger, "retention.purged", failures=result.failures, payloads=result.payloads,
+        error_window_rows=result.error_window_rows, integrations=len(result.integrations),
+    )  # fmt: skip
+    return result

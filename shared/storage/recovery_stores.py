@@ -1,0 +1,228 @@
+"""Where recovery material waits: the recovery flow (a Storage queue on RecoveryStorage, or a
+Service Bus queue) and the host's poison queues. The sweep drains all of them the same way.
+
+Everything the sweep reads is a `RecoveryMessage`: the text, when it was enqueued, and a
+handle to delete it once it has been moved on (delete after enqueue: a crash in between
+duplicates, never loses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage
+from azure.servicebus.exceptions import ServiceBusError
+
+from shared.errors import StorageUnavailable
+from shared.models import RecoveryQueueStatus, utc_now
+from shared.storage.blobs import BlobGateway
+from shared.storage.queues import MAX_QUEUE_MESSAGE_BYTES, QueueGateway, QueueMessage
+
+#: A Storage queue message is 64 KiB after base64 (4/3): this much text fits.
+STORAGE_MAX_TEXT_BYTES = MAX_QUEUE_MESSAGE_BYTES * 3 // 4 - 1024
+#: Service Bus Standard allows 256 KiB per message; leave room for properties.
+SERVICE_BUS_MAX_TEXT_BYTES = 240 * 1024
+#: Peeking is how a Service Bus queue is counted without management rights; capped.
+SERVICE_BUS_PEEK_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class RecoveryMessage:
+    text: str
+    enqueued_at: datetime | None
+    handle: Any
+
+
+class MessageSource(Protocol):
+    """A queue the sweep drains."""
+
+    name: str
+    kind: Literal["recovery", "poison"]
+
+    async def receive(self, max_messages: int, *, lease_s: int) -> list[RecoveryMessage]: ...
+
+    async def delete(self, message: RecoveryMessage) -> None: ...
+
+    async def status(self) -> RecoveryQueueStatus: ...
+
+
+class RecoveryStore(MessageSource, Protocol):
+    """The recovery flow: a separate failure domain that takes parked messages."""
+
+    backend: Literal["storage", "servicebus"]
+    max_text_bytes: int
+
+    async def send(self, text: str, *, delay_s: int) -> None: ...
+
+    async def probe(self) -> None: ...
+
+    async def put_body(self, name: str, data: bytes, content_type: str | None) -> bool:
+        """Keep a large body beside the flow; False when this backend cannot."""
+        ...
+
+    async def take_body(self, name: str) -> bytes | None: ...
+
+    async def drop_body(self, name: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def _age_s(inserted: datetime | None) -> float | None:
+    return None if inserted is None else max(0.0, round((utc_now() - inserted).total_seconds(), 1))
+
+
+class StorageQueueSource:
+    """A Storage queue as a source: the recovery queue, or a `*-poison` queue of the main account."""
+
+    def __init__(self, queues: QueueGateway, queue: str, kind: Literal["recovery", "poison"]) -> None:
+        self._queues = queues
+        self.name = queue
+        self.kind = kind
+
+    async def receive(self, max_messages: int, *, lease_s: int) -> list[RecoveryMessage]:
+        received = await self._queues.receive(
+            self.name, max_messages=min(max_messages, 32), visibility_timeout_s=lease_s
+        )
+        return [RecoveryMessage(m.body.decode("utf-8", errors="replace"), m.inserted_on, m) for m in received]
+
+    async def delete(self, message: RecoveryMessage) -> None:
+        handle: QueueMessage = message.handle
+        await self._queues.delete(self.name, handle)
+
+    async def status(self) -> RecoveryQueueStatus:
+        count = await self._queues.depth(self.name)
+        oldest = await self._queues.oldest_inserted_on(self.name) if count else None
+        return RecoveryQueueStatus(name=self.name, kind=self.kind, count=count, oldest_age_s=_age_s(oldest))
+
+
+class StorageRecoveryStore(StorageQueueSource):
+    """The default backend: queue `recovery` on the RecoveryStorage account, large bodies in its blobs."""
+
+    backend: Literal["storage", "servicebus"] = "storage"
+    max_text_bytes = STORAGE_MAX_TEXT_BYTES
+
+    def __init__(self, queues: QueueGateway, blobs: BlobGateway, queue: str, container: str) -> None:
+        super().__init__(queues, queue, "recovery")
+        self._blobs = blobs
+        self._container = container
+
+    async def send(self, text: str, *, delay_s: int) -> None:
+        await self._queues.send(self.name, text, visibility_timeout_s=delay_s or None)
+
+    async def probe(self) -> None:
+        await self._queues.probe_writable(self.name)
+
+    async def put_body(self, name: str, data: bytes, content_type: str | None) -> bool:
+        await self._blobs.upload(self._container, name, data, content_type=content_type)
+        return True
+
+    async def take_body(self, name: str) -> bytes | None:
+        blob = await self._blobs.download(self._container, name)
+        return None if blob is None else blob.data
+
+    async def drop_body(self, name: str) -> None:
+        await self._blobs.delete(self._container, name)
+
+    async def close(self) -> None:
+        """The account's clients belong to the Services that built them."""
+
+
+class ServiceBusRecoveryStore:
+    """RECOVERY_BACKEND=servicebus: a Service Bus queue; parked messages are *scheduled* messages."""
+
+    backend: Literal["storage", "servicebus"] = "servicebus"
+    kind: Literal["recovery", "poison"] = "recovery"
+    max_text_bytes = SERVICE_BUS_MAX_TEXT_BYTES
+
+    def __init__(self, client: Any, queue: str, *, timeout_s: float) -> None:
+        self._client = client
+        self.name = queue
+        self._timeout_s = timeout_s
+        self._sender: Any = None
+        self._receiver: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _call(self, what: str, operation: Any) -> Any:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await operation()
+        except (ServiceBusError, TimeoutError) as exc:
+            raise StorageUnavailable(f"service bus {what} {self.name}: {type(exc).__name__}") from exc
+
+    async def _get_sender(self) -> Any:
+        async with self._lock:
+            if self._sender is None:
+                self._sender = self._client.get_queue_sender(self.name)
+            return self._sender
+
+    async def send(self, text: str, *, delay_s: int) -> None:
+        sender = await self._get_sender()
+        message = ServiceBusMessage(text, content_type="application/json")
+        if delay_s:
+            at = utc_now() + timedelta(seconds=delay_s)
+            await self._call("schedule", lambda: sender.schedule_messages(message, at))
+        else:
+            await self._call("send", lambda: sender.send_messages(message))
+
+    async def probe(self) -> None:
+        # Peeking proves the namespace answers and the entity exists; a send would leave a message.
+        await self._peek(1)
+
+    async def _peek(self, count: int) -> list[ServiceBusReceivedMessage]:
+        async def peek() -> list[ServiceBusReceivedMessage]:
+            async with self._client.get_queue_receiver(self.name) as receiver:
+                return list(await receiver.peek_messages(max_message_count=count))
+
+        result: list[ServiceBusReceivedMessage] = await self._call("peek", peek)
+        return result
+
+    async def _get_receiver(self) -> Any:
+        async with self._lock:
+            if self._receiver is None:
+                # Peek-lock (the SDK default): a message not completed returns when its lock lapses.
+                self._receiver = self._client.get_queue_receiver(self.name)
+            return self._receiver
+
+    async def receive(self, max_messages: int, *, lease_s: int) -> list[RecoveryMessage]:
+        receiver = await self._get_receiver()
+
+        async def receive() -> list[ServiceBusReceivedMessage]:
+            return list(await receiver.receive_messages(max_message_count=max_messages, max_wait_time=1))
+
+        received = await self._call("receive", receive)
+        return [RecoveryMessage(_text_of(m), m.enqueued_time_utc, m) for m in received]
+
+    async def delete(self, message: RecoveryMessage) -> None:
+        receiver = await self._get_receiver()
+        await self._call("complete", lambda: receiver.complete_message(message.handle))
+
+    async def status(self) -> RecoveryQueueStatus:
+        peeked = await self._peek(SERVICE_BUS_PEEK_LIMIT)
+        oldest = min((m.enqueued_time_utc for m in peeked if m.enqueued_time_utc), default=None)
+        return RecoveryQueueStatus(name=self.name, kind="recovery", count=len(peeked), oldest_age_s=_age_s(oldest))
+
+    async def put_body(self, name: str, data: bytes, content_type: str | None) -> bool:
+        return False  # no blob beside a Service Bus queue: oversized bodies cannot be parked there
+
+    async def take_body(self, name: str) -> bytes | None:
+        return None
+
+    async def drop_body(self, name: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        for handler in (self._sender, self._receiver):
+            if handler is not None:
+                await handler.close()
+        self._sender = self._receiver = None
+        await self._client.close()
+
+
+def _text_of(message: ServiceBusReceivedMessage) -> str:
+    body = message.body
+    if isinstance(body, bytes | str):
+        return body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    return b"".join(body).decode("utf-8", errors="replace")

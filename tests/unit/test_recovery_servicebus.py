@@ -1,0 +1,84 @@
+"""The Service Bus recovery backend against the FAKE Service Bus client (no emulator exists here)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.servicebus.exceptions import ServiceBusConnectionError
+
+from shared.adapters.fake_service_bus import FakeServiceBusClient
+from shared.errors import StorageUnavailable
+from shared.models import Envelope
+from shared.recovery import ParkedMessage, Parker
+from shared.storage.recovery_stores import ServiceBusRecoveryStore
+
+
+@pytest.fixture
+def client() -> FakeServiceBusClient:
+    return FakeServiceBusClient()
+
+
+@pytest.fixture
+def store(client: FakeServiceBusClient) -> ServiceBusRecoveryStore:
+    return ServiceBusRecoveryStore(client, "recovery", timeout_s=5)
+
+
+async def test_parking_schedules_the_message_after_the_park_delay(client, store):
+    # Given a parker with a 30 s park delay
+    parker = Parker(store, delay_s=30)
+
+    # When a message is parked
+    await parker.park_envelope(Envelope(integration="orders", body_text="x"), "ingest: inbound down")
+
+    # Then it is a scheduled message, not receivable before its time
+    [stored] = client.queue("recovery")
+    assert stored.visible_at >= datetime.now(UTC) + timedelta(seconds=25)
+    assert await store.receive(10, lease_s=60) == []
+
+
+async def test_parked_message_is_received_completed_and_counted(client, store):
+    parker = Parker(store, delay_s=0)
+    envelope = Envelope(integration="orders", body_text="x")
+    await parker.park_envelope(envelope, "engine: tables down")
+
+    status = await store.status()
+    [message] = await store.receive(10, lease_s=60)
+    await store.delete(message)
+
+    assert (status.count, status.kind, status.name) == (1, "recovery", "recovery")
+    parked = ParkedMessage.model_validate_json(message.text)
+    assert Envelope.model_validate_json(parked.text).id == envelope.id
+    assert (await store.status()).count == 0
+
+
+async def test_a_received_but_uncompleted_message_stays_locked_then_returns(client, store):
+    await Parker(store, delay_s=0).park_text("jobs", '{"integration": "o", "job_id": "j"}', "poison")
+
+    first = await store.receive(10, lease_s=60)
+    again = await store.receive(10, lease_s=60)
+
+    assert len(first) == 1 and again == []
+
+
+async def test_body_too_large_for_service_bus_cannot_be_parked(store):
+    big = Envelope(integration="orders", body_b64="A" * (400 * 1024))
+
+    with pytest.raises(StorageUnavailable, match="too large"):
+        await Parker(store, delay_s=0).park_envelope(big, "ingest")
+
+
+async def test_broker_outage_is_storage_unavailable(client, store):
+    client.fail_always("recovery", ServiceBusConnectionError(message="namespace unreachable"))
+
+    with pytest.raises(StorageUnavailable):
+        await Parker(store, delay_s=0).park_envelope(Envelope(integration="orders", body_text="x"), "ingest")
+
+
+async def test_close_closes_handlers_and_client(client, store):
+    await Parker(store, delay_s=0).park_envelope(Envelope(integration="orders", body_text="x"), "test")
+    await store.receive(1, lease_s=60)
+
+    await store.close()
+
+    assert client.closed
