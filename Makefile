@@ -32,7 +32,7 @@ run: install local.settings.json
 	$(PY) -m devhost.launcher
 
 test: install
-	$(PY) -m pytest -n auto $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

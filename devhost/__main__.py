@@ -38,6 +38,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--grace-s", type=float, default=DEFAULT_GRACE_S, help="seconds running invocations get on shutdown"
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--no-local-settings",
+        action="store_true",
+        help="ignore local.settings.json: settings come from the environment only (tests)",
+    )
     return parser.parse_args(argv)
 
 
@@ -81,7 +86,14 @@ async def serve(host: Host) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
-    host = Host(HostOptions(app_dir=args.app_dir, host=args.host, port=args.port, grace_s=args.grace_s))
+    options = HostOptions(
+        app_dir=args.app_dir,
+        host=args.host,
+        port=args.port,
+        grace_s=args.grace_s,
+        use_local_settings=not args.no_local_settings,
+    )
+    host = Host(options)
     exit_code = asyncio.run(serve(host))
     abandoned = host.abandoned_invocations
     if abandoned:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from devhost.app_settings import AppSettings, apply_to_environ, merge_settings, read_local_settings
+from devhost.app_settings import AppSettings, LocalSettings, apply_to_environ, merge_settings, read_local_settings
 from devhost.errors import StartupError
 from devhost.functions import HttpFunction, QueueFunction, TimerFunction, discover_functions, load_function_app
 from devhost.host_config import load_host_config
@@ -41,6 +41,8 @@ class HostOptions:
     #: None: local.settings.json Host.LocalHttpPort, else 7071. 0: any free port.
     port: int | None = None
     grace_s: float = DEFAULT_GRACE_S
+    #: False: ignore local.settings.json and take settings from the environment only (hermetic tests).
+    use_local_settings: bool = True
 
 
 def function_key(settings: Mapping[str, str]) -> str:
@@ -79,7 +81,7 @@ class Host:
 
     async def start(self) -> None:
         app_dir = self.options.app_dir.resolve()
-        local = read_local_settings(app_dir)
+        local = read_local_settings(app_dir) if self.options.use_local_settings else LocalSettings(values={})
         merged = merge_settings(local.values, os.environ)
         apply_to_environ(merged)
         settings = AppSettings(merged)

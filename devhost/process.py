@@ -44,6 +44,7 @@ class DevhostProcess:
         host: str = "127.0.0.1",
         grace_s: float = DEFAULT_GRACE_S,
         start_timeout_s: float = DEFAULT_START_TIMEOUT_S,
+        use_local_settings: bool = True,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
         self.env = dict(env)
@@ -52,6 +53,7 @@ class DevhostProcess:
         self.requested_port = port
         self.grace_s = grace_s
         self.start_timeout_s = start_timeout_s
+        self.use_local_settings = use_local_settings
         self._owns_log = log_path is None
         self.log_path = log_path or self._temporary_log()
         self.base_url = ""
@@ -88,6 +90,7 @@ class DevhostProcess:
             str(self.requested_port or 0),
             "--grace-s",
             str(self.grace_s),
+            *([] if self.use_local_settings else ["--no-local-settings"]),
         ]
 
     def start(self) -> DevhostProcess:

@@ -48,5 +48,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path = str(item.path)
         if "/tests/integration/" in path:
             item.add_marker(pytest.mark.integration)
-        elif "/tests/e2e/" in path:
+        elif "/tests/e2e/" in path or "/tests/chaos/" in path:
             item.add_marker(pytest.mark.e2e)

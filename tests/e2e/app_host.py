@@ -21,6 +21,9 @@ FAST_SETTINGS = {
     "ENDPOINT_RETRY_BASE_DELAY_S": "0.05",
     "ENDPOINT_RETRY_WINDOW_S": "10",
     "STORAGE_TIMEOUT_S": "5",
+    # Timer schedules are %NAME% expressions the host must resolve; tests never read local.settings.json.
+    "RECOVERY_SCHEDULE": "0 */5 * * * *",
+    "RETENTION_SCHEDULE": "0 17 * * * *",
 }
 
 
@@ -40,7 +43,7 @@ def unique_prefix() -> str:
 
 @contextmanager
 def running_app(env: Mapping[str, str]) -> Iterator[DevhostProcess]:
-    host = DevhostProcess(PROJECT_DIR, env=env)
+    host = DevhostProcess(PROJECT_DIR, env=env, use_local_settings=False)
     host.start()
     try:
         yield host

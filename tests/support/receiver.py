@@ -51,12 +51,13 @@ class Receiver:
             await asyncio.sleep(answer.delay_s)
         return web.Response(status=answer.status, headers=answer.headers, text=answer.text)
 
-    async def start(self) -> Receiver:
+    async def start(self, port: int = 0) -> Receiver:
+        """Listen on `port` (0: a free one); a stopped receiver may start again on its old port."""
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         return self
