@@ -9,7 +9,9 @@ import azure.functions as func
 
 from blueprints.http import handles_errors, int_param, json_response, query_params, read_json
 from shared import failure_queries, integration_configs
+from shared.errors import BadParameter
 from shared.health import check_health
+from shared.metrics import MAX_WINDOW_MINUTES, METRICS
 from shared.models import FailureFilter
 from shared.openapi import build_openapi
 from shared.services import get_services
@@ -133,3 +135,17 @@ def _openapi_json() -> str:
 @handles_errors
 async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(_openapi_json(), status_code=200, mimetype="application/json", charset="utf-8")
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+@bp.function_name("metrics")
+@bp.route(route="metrics", methods=["GET"])
+@handles_errors
+async def metrics(req: func.HttpRequest) -> func.HttpResponse:
+    default = get_services().settings.metrics_window_minutes
+    window = int_param(req, "window_minutes", default)
+    if not 1 <= window <= MAX_WINDOW_MINUTES:
+        raise BadParameter("window_minutes", f"must be between 1 and {MAX_WINDOW_MINUTES}")
+    return json_response(METRICS.snapshot(window_minutes=window))

@@ -21,6 +21,7 @@ from devhost.functions import HttpFunction, QueueFunction, TimerFunction, discov
 from devhost.host_config import load_host_config
 from devhost.http_server import KEY_HEADER, HttpServer
 from devhost.invocation import Invoker, thread_count
+from devhost.progress import ProgressReporter, progress_interval_s
 from devhost.queue_listener import QueueListener, lease_seconds
 from devhost.timer_scheduler import TimerScheduler, schedule_time_zone
 
@@ -69,6 +70,7 @@ class Host:
         self._http: HttpServer | None = None
         self._listeners: list[QueueListener] = []
         self._timers: list[TimerScheduler] = []
+        self._progress: ProgressReporter | None = None
 
     @property
     def ready_line(self) -> str:
@@ -122,6 +124,8 @@ class Host:
         ]
         for timer in self._timers:
             timer.start()
+        self._progress = ProgressReporter(invoker, self._listeners, progress_interval_s(settings))
+        self._progress.start()
         self._log_functions(http_functions, config.queues.max_concurrency)
 
     def _log_functions(self, http_functions: list[HttpFunction], queue_concurrency: int) -> None:
@@ -154,6 +158,8 @@ class Host:
     async def stop(self) -> None:
         """Stop listening everywhere at once; running invocations share one grace period."""
         grace_s = self.options.grace_s
+        if self._progress is not None:
+            await self._progress.stop()
         stopping = [listener.stop(grace_s) for listener in self._listeners]
         stopping += [timer.stop(grace_s) for timer in self._timers]
         if self._http is not None:

@@ -60,6 +60,8 @@ class Invoker:
         self._executor = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="devhost-function")
         self._running_in_threads = 0
         self._lock = threading.Lock()
+        #: Invocations finished since start (for the progress line).
+        self.completed = 0
 
     @property
     def threads_busy(self) -> int:
@@ -84,8 +86,10 @@ class Invoker:
             self._log(function, invocation_id, started, "Cancelled")
             raise
         except Exception as error:
+            self.completed += 1
             self._log(function, invocation_id, started, "Failed", error)
             return InvocationResult(invocation_id, error=error)
+        self.completed += 1
         self._log(function, invocation_id, started, "Succeeded")
         return InvocationResult(invocation_id, value=value)
 

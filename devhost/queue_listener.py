@@ -175,6 +175,14 @@ class QueueListener:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    async def depth(self) -> int | None:
+        """Approximate messages waiting; None when the queue cannot be asked right now."""
+        try:
+            properties = await self._client.get_queue_properties()
+        except AzureError:
+            return None
+        return int(properties.approximate_message_count or 0)
+
     async def start(self) -> None:
         """Create the queue if needed (like the host) and start polling.
 

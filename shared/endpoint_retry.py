@@ -12,6 +12,7 @@ from shared.adapters.base import Delivery, Sender
 from shared.errors import PermanentDeliveryError, ThrottledDeliveryError, TransientDeliveryError
 from shared.models import AttemptRecord, ErrorRule
 from shared.retry import EndpointRetryPolicy, Verdict, classify_status, endpoint_delay_s
+from shared.telemetry import tracer
 
 
 @dataclass
@@ -67,7 +68,11 @@ async def deliver_with_endpoint_retry(
     while True:
         attempt_started = monotonic()
         at = now()
-        answer = await _attempt(sender, delivery, rules)
+        with tracer.start_as_current_span("rebound.deliver", attributes={"rebound.target": sender.target}) as span:
+            answer = await _attempt(sender, delivery, rules)
+            span.set_attribute("rebound.verdict", answer.verdict.value)
+            if answer.status_code is not None:
+                span.set_attribute("http.response.status_code", answer.status_code)
         duration_s = monotonic() - attempt_started
         result.attempts.append(
             AttemptRecord(

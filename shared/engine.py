@@ -29,6 +29,7 @@ from shared.envelopes import InvalidEnvelope, load_body, pack, parse_envelope
 from shared.errors import ConfigError, ReboundError, StorageUnavailable
 from shared.failures import new_failure
 from shared.logs import log_event
+from shared.metrics import Counter, count
 from shared.models import (
     MAX_ATTEMPT_HISTORY,
     UNKNOWN_INTEGRATION,
@@ -54,6 +55,7 @@ from shared.storage.error_window import ErrorWindow
 from shared.storage.failures import FailureStore
 from shared.storage.payloads import PayloadStore
 from shared.storage.queues import QueueGateway
+from shared.telemetry import context_of, tracer
 
 logger = logging.getLogger("rebound.engine")
 
@@ -173,6 +175,22 @@ class DeliveryEngine:
             return Parked(reason=exc.message)
 
     async def process(self, envelope: Envelope) -> Outcome:
+        attributes: dict[str, str | int] = {
+            "rebound.integration": envelope.integration,
+            "rebound.message_id": envelope.id,
+            "rebound.correlation_id": envelope.correlation_id or "",
+            "rebound.engine_attempt": envelope.engine_attempts + 1,
+        }
+        with tracer.start_as_current_span(
+            "rebound.process", context=context_of(envelope.traceparent), attributes=attributes
+        ) as span:
+            if envelope.engine_attempts == 0 and envelope.delay_actions == 0:
+                count(Counter.RECEIVED, envelope.integration)
+            outcome = await self._process(envelope)
+            span.set_attribute("rebound.outcome", type(outcome).__name__)
+            return outcome
+
+    async def _process(self, envelope: Envelope) -> Outcome:
         config = await self._configs.get(envelope.integration)
         if config is None:
             return await self._fail(
@@ -213,7 +231,9 @@ class DeliveryEngine:
         attempts = envelope.attempts + len(result.attempts)
         history = (envelope.history + result.attempts)[-MAX_ATTEMPT_HISTORY:]
         self._log_decision(envelope, engine_attempt, result)
+        count(Counter.ENDPOINT_RETRIES, envelope.integration, len(result.attempts) - 1)
         if result.verdict is Verdict.SUCCESS:
+            count(Counter.DELIVERED, envelope.integration)
             await self._discard_claim_check(envelope)
             return Delivered(attempts=attempts, status_code=result.status_code)
 
@@ -265,6 +285,7 @@ class DeliveryEngine:
         delay_s = requeue_delay_s(backoff, rng=self._rng)
         delayed = envelope.model_copy(update={"delay_actions": envelope.delay_actions + 1})
         await self._requeue(delayed, delay_s)
+        count(Counter.DELAY_ACTIONS, envelope.integration)
         log_event(
             logger, "delivery.delayed", integration=envelope.integration, message_id=envelope.id,
             correlation_id=envelope.correlation_id, delay_actions=delayed.delay_actions, delay_s=delay_s,
@@ -292,6 +313,7 @@ class DeliveryEngine:
             update={"engine_attempts": engine_attempt, "attempts": attempts, "history": history}
         )
         await self._requeue(retried, decision.delay_s)
+        count(Counter.ENGINE_REQUEUES, envelope.integration)
         return RetryScheduled(delay_s=decision.delay_s, engine_attempts=engine_attempt, reason=result.reason)
 
     async def _requeue(self, envelope: Envelope, delay_s: int) -> None:
@@ -332,6 +354,7 @@ class DeliveryEngine:
             integration=integration,
         )
         persist = config is None or config.persist_failures
+        count(Counter.failure(origin.value), failure.integration)
         if persist:
             await self._store_content(envelope)
             await self._failures.add(failure)

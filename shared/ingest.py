@@ -15,6 +15,7 @@ from shared.errors import BadParameter, IntegrationNotFound, PayloadTooLarge, St
 from shared.models import Envelope, new_id
 from shared.storage.payloads import PayloadStore
 from shared.storage.queues import QueueGateway
+from shared.telemetry import current_traceparent, tracer
 
 #: Request headers that are ours or the platform's, never the message's.
 _NOT_FORWARDED = ("x-functions-key", "x-sender", "x-correlation-id", "x-message-id", "x-forwarded-", "x-ms-", "x-arr-")
@@ -64,6 +65,29 @@ async def accept_message(
     StorageUnavailable escapes only when both the main flow and the recovery flow failed
     (the caller answers 503 with Retry-After): whatever was answered 202 is somewhere safe.
     """
+    with tracer.start_as_current_span(
+        "rebound.ingest", attributes={"rebound.integration": message.integration}
+    ) as span:
+        accepted = await _accept(
+            message, configs=configs, queues=queues, inbound_queue=inbound_queue, payloads=payloads,
+            max_message_bytes=max_message_bytes, now=now, parker=parker,
+        )  # fmt: skip
+        span.set_attribute("rebound.message_id", accepted.envelope.id)
+        span.set_attribute("rebound.parked", accepted.parked)
+        return accepted
+
+
+async def _accept(
+    message: IncomingMessage,
+    *,
+    configs: ConfigSource,
+    queues: QueueGateway,
+    inbound_queue: str,
+    payloads: PayloadStore,
+    max_message_bytes: int,
+    now: datetime,
+    parker: ParksEnvelopes | None = None,
+) -> Accepted:
     if len(message.body) > max_message_bytes:
         raise PayloadTooLarge(
             f"message is {len(message.body)} bytes; the limit is {max_message_bytes}",
@@ -82,6 +106,7 @@ async def accept_message(
     message_id = headers.get("x-message-id") or new_id()
     try:
         envelope = Envelope(
+            traceparent=current_traceparent(),
             id=message_id,
             integration=config.id if config else message.integration,
             sender=headers.get("x-sender") or (config.sender if config else None) or None,

@@ -238,6 +238,8 @@ class Envelope(_Model):
     #: failure after several requeues still shows its whole story.
     attempts: Counter = 0
     history: Annotated[list[AttemptRecord], Field(max_length=MAX_ATTEMPT_HISTORY)] = Field(default_factory=list)
+    #: Extension: the W3C trace context of the ingest that created it (telemetry only).
+    traceparent: Annotated[str, Field(max_length=128)] | None = None
 
     @model_validator(mode="after")
     def _one_body(self) -> Self:

@@ -29,6 +29,7 @@ from shared.errors import ReboundError, StorageUnavailable
 from shared.failures import new_failure
 from shared.jobs import JobService
 from shared.logs import log_event
+from shared.metrics import Counter, count
 from shared.models import (
     UNKNOWN_INTEGRATION,
     Envelope,
@@ -86,6 +87,7 @@ class Parker:
             )
             text = parked.model_dump_json()
         await self._store.send(text, delay_s=self._delay_s)
+        count(Counter.PARKED, envelope.integration)
         log_event(
             logger, "message.parked", level=logging.WARNING, flow="inbound", integration=envelope.integration,
             message_id=envelope.id, correlation_id=envelope.correlation_id, reason=reason,
@@ -103,6 +105,7 @@ class Parker:
                 return
         parked = ParkedMessage(flow=flow, text=text, reason=reason, parked_at=self._clock())
         await self._store.send(parked.model_dump_json(), delay_s=self._delay_s)
+        count(Counter.PARKED, UNKNOWN_INTEGRATION if flow == "inbound" else "_jobs")
         log_event(logger, "message.parked", level=logging.WARNING, flow=flow, reason=reason)
 
 
@@ -264,6 +267,7 @@ class RecoverySweeper:
             return True
         slim, text = await pack(envelope.model_copy(update={"recovery_count": reinserts}), self._payloads)
         await self._queues.send(self._names.inbound, text)
+        count(Counter.REINSERTED, slim.integration)
         log_event(
             logger, "message.reinserted", integration=slim.integration, message_id=slim.id,
             correlation_id=slim.correlation_id, recovery_count=reinserts,
@@ -293,6 +297,7 @@ class RecoverySweeper:
             body_ref=envelope.body_ref or envelope.id,
         )
         await self._failures.add(failure)
+        count(Counter.FAILURES_CATASTROPHIC, envelope.integration)
         log_event(
             logger, "message.gave_up", level=logging.WARNING, integration=envelope.integration,
             message_id=envelope.id, correlation_id=envelope.correlation_id, recovery_count=envelope.recovery_count,

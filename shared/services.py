@@ -26,6 +26,7 @@ from shared.storage.jobs import JobStore
 from shared.storage.names import StorageNames
 from shared.storage.payloads import PayloadStore
 from shared.storage.recovery_stores import RecoveryStore, ServiceBusRecoveryStore, StorageRecoveryStore
+from shared.telemetry import configure_telemetry
 
 
 class Services:
@@ -164,7 +165,10 @@ def get_services() -> Services:
     loop = asyncio.get_running_loop()
     services = _by_loop.get(loop)
     if services is None:
-        services = Services(Settings.from_env())
+        settings = Settings.from_env()
+        secret = settings.applicationinsights_connection_string
+        configure_telemetry(secret.get_secret_value() if secret else None)
+        services = Services(settings)
         _by_loop[loop] = services
     return services
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.errors import ConfigError
@@ -151,6 +151,15 @@ class Settings(BaseSettings):
         default=50.0, validation_alias="JOB_RATE_LIMIT_PER_S"
     )
     job_page_size: Annotated[int, Field(ge=1, le=1000)] = Field(default=100, validation_alias="JOB_PAGE_SIZE")
+
+    #: Set in Azure (Bicep); empty locally, where telemetry stays a no-op.
+    applicationinsights_connection_string: SecretStr | None = Field(
+        default=None, validation_alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+    )
+    #: The window GET /api/metrics reports besides "since start" (the default error window).
+    metrics_window_minutes: Annotated[int, Field(ge=1, le=60)] = Field(
+        default=3, validation_alias="METRICS_WINDOW_MINUTES"
+    )
 
     _environ: dict[str, str] = PrivateAttr(default_factory=dict)
 

@@ -183,3 +183,26 @@ async def test_portal_routes_need_the_function_key(host):
 
     assert anonymous.status_code == 401
     assert health.status_code == 200
+
+
+async def test_metrics_show_what_the_engine_did_for_an_integration(host, receiver):
+    receiver.script = [Answer(503), Answer(200)]
+    await configure(host, "metered", receiver)
+
+    await ingest(host, "metered", b"{}")
+    await receiver.wait_for(2)
+
+    async with client(host) as http:
+        deadline = time.monotonic() + 10
+        while True:
+            snapshot = (await http.get("/metrics", params={"window_minutes": "5"})).json()
+            counts = snapshot["integrations"].get("metered", {}).get("since_start", {})
+            if counts.get("delivered") == 1 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        bad = await http.get("/metrics", params={"window_minutes": "0"})
+
+    assert counts["received"] == 1 and counts["delivered"] == 1 and counts["endpoint_retries"] == 1
+    assert snapshot["integrations"]["metered"]["window"]["delivered"] == 1
+    assert snapshot["window_minutes"] == 5
+    assert bad.status_code == 400

@@ -111,3 +111,23 @@ def test_out_of_range_queue_options_fail_start_up(tmp_path, queues):
     # When / Then
     with pytest.raises(StartupError, match="invalid values"):
         load_host_config(tmp_path)
+
+
+def test_progress_line_names_every_queue_and_the_rate():
+    from devhost.progress import progress_line
+
+    line = progress_line(12.345, 3, {"inbound": 120, "jobs": None})
+
+    assert line == "progress invocations/s=12.3 in_flight=3 queues inbound=120 jobs=?"
+
+
+def test_progress_interval_defaults_and_rejects_garbage():
+    import pytest
+
+    from devhost.errors import StartupError
+    from devhost.progress import DEFAULT_PROGRESS_S, progress_interval_s
+
+    assert progress_interval_s({}) == DEFAULT_PROGRESS_S
+    assert progress_interval_s({"DEVHOST_PROGRESS_S": "0"}) == 0
+    with pytest.raises(StartupError):
+        progress_interval_s({"DEVHOST_PROGRESS_S": "often"})

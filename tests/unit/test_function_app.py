@@ -31,6 +31,7 @@ def test_app_registers_exactly_the_expected_functions():
         "get_job",
         "cancel_job",
         "run_job_page",
+        "metrics",
         "portal",
         "portal_asset",
         "recovery_sweep",
