@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from shared.adapters.base import Delivery, Sender
 from shared.endpoint_retry import EndpointResult, deliver_with_endpoint_retry
@@ -43,6 +43,7 @@ from shared.models import (
     RetryPolicy,
     utc_now,
 )
+from shared.parking import Parking
 from shared.retry import (
     EndpointRetryPolicy,
     Verdict,
@@ -66,14 +67,6 @@ class ConfigSource(Protocol):
 
 class SenderSource(Protocol):
     def sender_for(self, endpoint: Endpoint) -> Sender: ...
-
-
-class ParksText(Protocol):
-    """The recovery flow, as the engine sees it."""
-
-    async def park_text(
-        self, flow: Literal["inbound", "jobs"], text: str, reason: str, *, message_id: str = ""
-    ) -> None: ...
 
 
 # --- outcomes ---------------------------------------------------------------------------------
@@ -130,7 +123,7 @@ class DeliveryEngine:
         failures: FailureStore,
         error_window: ErrorWindow,
         endpoint_policy: EndpointRetryPolicy,
-        parker: ParksText | None = None,
+        parker: Parking | None = None,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -13,16 +12,13 @@ from shared.engine import ConfigSource
 from shared.envelopes import body_fields, pack
 from shared.errors import BadParameter, IntegrationNotFound, PayloadTooLarge, StorageUnavailable
 from shared.models import Envelope, new_id
+from shared.parking import Parking
 from shared.storage.payloads import PayloadStore
 from shared.storage.queues import QueueGateway
 from shared.telemetry import current_traceparent, tracer
 
 #: Request headers that are ours or the platform's, never the message's.
 _NOT_FORWARDED = ("x-functions-key", "x-sender", "x-correlation-id", "x-message-id", "x-forwarded-", "x-ms-", "x-arr-")
-
-
-class ParksEnvelopes(Protocol):
-    async def park_envelope(self, envelope: Envelope, reason: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -58,75 +54,53 @@ async def accept_message(
     payloads: PayloadStore,
     max_message_bytes: int,
     now: datetime,
-    parker: ParksEnvelopes | None = None,
+    parker: Parking | None = None,
 ) -> Accepted:
     """Validate and enqueue; park when `inbound` is unreachable.
 
     StorageUnavailable escapes only when both the main flow and the recovery flow failed
     (the caller answers 503 with Retry-After): whatever was answered 202 is somewhere safe.
     """
-    with tracer.start_as_current_span(
-        "rebound.ingest", attributes={"rebound.integration": message.integration}
-    ) as span:
-        accepted = await _accept(
-            message, configs=configs, queues=queues, inbound_queue=inbound_queue, payloads=payloads,
-            max_message_bytes=max_message_bytes, now=now, parker=parker,
-        )  # fmt: skip
-        span.set_attribute("rebound.message_id", accepted.envelope.id)
-        span.set_attribute("rebound.parked", accepted.parked)
-        return accepted
-
-
-async def _accept(
-    message: IncomingMessage,
-    *,
-    configs: ConfigSource,
-    queues: QueueGateway,
-    inbound_queue: str,
-    payloads: PayloadStore,
-    max_message_bytes: int,
-    now: datetime,
-    parker: ParksEnvelopes | None = None,
-) -> Accepted:
-    if len(message.body) > max_message_bytes:
-        raise PayloadTooLarge(
-            f"message is {len(message.body)} bytes; the limit is {max_message_bytes}",
-            details={"limit_bytes": max_message_bytes, "size_bytes": len(message.body)},
-        )
-    try:
-        config = await configs.get(message.integration)
-    except StorageUnavailable:
-        if parker is None:
-            raise
-        config = None  # cannot check during an outage: park it; the engine checks on reinsertion
-    else:
-        if config is None:
-            raise IntegrationNotFound(message.integration)
-    headers = {k.lower(): v for k, v in message.headers.items()}
-    message_id = headers.get("x-message-id") or new_id()
-    try:
-        envelope = Envelope(
-            traceparent=current_traceparent(),
-            id=message_id,
-            integration=config.id if config else message.integration,
-            sender=headers.get("x-sender") or (config.sender if config else None) or None,
-            receiver=(config.receiver if config else None) or None,
-            correlation_id=headers.get("x-correlation-id") or message_id,
-            content_type=message.content_type,
-            headers=forwarded_headers(message.headers),
-            received_at=now,
-            **body_fields(message.body, message.content_type),
-        )
-    except ValidationError as exc:
-        bad = str(exc.errors()[0]["loc"][0]) if exc.errors() else "header"
-        header = {"id": "X-Message-Id", "correlation_id": "X-Correlation-Id"}.get(bad, bad)
-        raise BadParameter(header, exc.errors()[0]["msg"]) from exc
-    try:
-        _, text = await pack(envelope, payloads)
-        await queues.send(inbound_queue, text)
-    except StorageUnavailable as exc:
-        if parker is None:
-            raise
-        await parker.park_envelope(envelope, f"ingest: {exc.message}")
-        return Accepted(envelope, parked=True)
-    return Accepted(envelope, parked=False)
+    with tracer.start_as_current_span("rebound.ingest", attributes={"rebound.integration": message.integration}):
+        if len(message.body) > max_message_bytes:
+            raise PayloadTooLarge(
+                f"message is {len(message.body)} bytes; the limit is {max_message_bytes}",
+                details={"limit_bytes": max_message_bytes, "size_bytes": len(message.body)},
+            )
+        try:
+            config = await configs.get(message.integration)
+        except StorageUnavailable:
+            if parker is None:
+                raise
+            config = None  # cannot check during an outage: park it; the engine checks on reinsertion
+        else:
+            if config is None:
+                raise IntegrationNotFound(message.integration)
+        headers = {k.lower(): v for k, v in message.headers.items()}
+        message_id = headers.get("x-message-id") or new_id()
+        try:
+            envelope = Envelope(
+                traceparent=current_traceparent(),
+                id=message_id,
+                integration=config.id if config else message.integration,
+                sender=headers.get("x-sender") or (config.sender if config else None) or None,
+                receiver=(config.receiver if config else None) or None,
+                correlation_id=headers.get("x-correlation-id") or message_id,
+                content_type=message.content_type,
+                headers=forwarded_headers(message.headers),
+                received_at=now,
+                **body_fields(message.body, message.content_type),
+            )
+        except ValidationError as exc:
+            bad = str(exc.errors()[0]["loc"][0]) if exc.errors() else "header"
+            header = {"id": "X-Message-Id", "correlation_id": "X-Correlation-Id"}.get(bad, bad)
+            raise BadParameter(header, exc.errors()[0]["msg"]) from exc
+        try:
+            _, text = await pack(envelope, payloads)
+            await queues.send(inbound_queue, text)
+        except StorageUnavailable as exc:
+            if parker is None:
+                raise
+            await parker.park_envelope(envelope, f"ingest: {exc.message}")
+            return Accepted(envelope, parked=True)
+        return Accepted(envelope, parked=False)

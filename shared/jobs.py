@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from shared.envelopes import pack
 from shared.errors import BadParameter, Conflict, JobNotFound, ReboundError, StorageUnavailable
@@ -31,6 +31,7 @@ from shared.failure_queries import count_failures, iter_selected
 from shared.failures import failure_row_key
 from shared.logs import log_event
 from shared.models import Envelope, Failure, FailureFilter, Job, JobAction, JobRequest, JobState
+from shared.parking import Parking
 from shared.storage.failures import FailureStore, failure_from_row
 from shared.storage.jobs import JobRecord, JobStore
 from shared.storage.payloads import PayloadStore
@@ -43,12 +44,6 @@ logger = logging.getLogger("rebound.jobs")
 CLAIM_GRACE = timedelta(seconds=60)
 #: While `inbound` is deeper than the limit, a retry page waits this long before trying again.
 BACKPRESSURE_DELAY_S = 5
-
-
-class Parks(Protocol):
-    """Somewhere to put a message that cannot be enqueued (the recovery flow)."""
-
-    async def park_envelope(self, envelope: Envelope, reason: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -69,7 +64,7 @@ class JobService:
         inbound_queue: str,
         jobs_queue: str,
         limits: JobLimits,
-        parker: Parks | None = None,
+        parker: Parking | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -39,6 +39,7 @@ from shared.models import (
     UtcDatetime,
     utc_now,
 )
+from shared.parking import Flow
 from shared.storage.failures import FailureStore
 from shared.storage.names import StorageNames
 from shared.storage.payloads import PayloadStore
@@ -48,7 +49,6 @@ from shared.storage.tables import Table
 
 logger = logging.getLogger("rebound.recovery")
 
-Flow = Literal["inbound", "jobs"]
 #: How long a sweep holds a message it is moving (others cannot see it meanwhile).
 SWEEP_LEASE_S = 60
 _STATE_PARTITION, _LAST_SWEEP = "sweep", "last"
