@@ -3,6 +3,10 @@
 A connection string (Azurite, or an account key) builds key-authenticated clients; the
 identity form (`<name>__queueServiceUri`, `__credential=managedidentity`, `__clientId`)
 builds clients with an azure-identity credential, as the Functions host does.
+
+`Settings.connection(name)` resolves the setting; the storage clients are built here, the
+Service Bus client by `shared.adapters.service_bus.build_service_bus_client`, and both take
+their credential from `build_credential` below.
 """
 
 from __future__ import annotations
@@ -32,7 +36,13 @@ def client_options(timeout_s: float) -> dict[str, Any]:
 
 
 def build_credential(connection: Connection) -> AsyncTokenCredential:
-    if connection.credential == "managedidentity":
+    """The credential of an identity-based connection, shared by the storage and Service Bus clients.
+
+    `__credential=managedidentity` (any case, as the host reads it): that managed identity,
+    user-assigned when `__clientId` is set. Otherwise the default chain (managed identity in
+    Azure, developer sign-ins locally), as the host does for a connection without `__credential`.
+    """
+    if (connection.credential or "").lower() == "managedidentity":
         return (
             ManagedIdentityCredential(client_id=connection.client_id)
             if connection.client_id

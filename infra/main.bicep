@@ -1,0 +1,331 @@
+// Rebound on Azure: a Function App on Flex Consumption, keyless storage in two regions, optional
+// Service Bus for the recovery flow, Log Analytics + Application Insights. `azd up` deploys it.
+// Which resources use Azure Verified Modules and which are native (and why): infra/README.md.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; seeds the names of every resource (a short unique token).')
+param environmentName string
+
+@minLength(1)
+@description('Region of everything but the recovery account. Must offer Flex Consumption.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@minLength(1)
+@description('Region of the recovery storage account: the separate failure domain. Choose another region than location (e.g. its pair) that your data may live in.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param recoveryLocation string
+
+@description('Resource group name; empty: rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@minLength(1)
+@maxLength(20)
+@description('REBOUND_PREFIX: prepended to every queue, table and container name (lowercase letters and digits, starting with a letter). Never empty in Azure: queue triggers name %REBOUND_PREFIX%inbound, and the host does not resolve an empty setting (Azure/Azure-Functions#1189).')
+param prefix string = 'rb'
+
+@minValue(1)
+@maxValue(365)
+@description('FAILURE_RETENTION_DAYS: failures and their payloads older than this are purged; a lifecycle rule deletes payload blobs one day later as a backstop.')
+param failureRetentionDays int = 7
+
+@description('RETENTION_SCHEDULE: six-field NCRONTAB of the retention purge timer.')
+param retentionSchedule string = '0 17 * * * *'
+
+@description('RECOVERY_SCHEDULE: six-field NCRONTAB of the recovery sweep.')
+param recoverySchedule string = '0 */5 * * * *'
+
+@description('Deploy a Service Bus namespace (Standard) with the recovery queue and use it as the recovery flow (RECOVERY_BACKEND=servicebus). Off: the recovery queue lives on the recovery storage account.')
+param deployServiceBus bool = false
+
+@description('Replication of the primary storage account.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+param storageSkuName string = 'Standard_GRS'
+
+@description('Replication of the recovery storage account.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+])
+param recoveryStorageSkuName string = 'Standard_GRS'
+
+@minValue(1)
+@maxValue(1000)
+@description('Flex Consumption: most instances the app scales out to.')
+param maximumInstanceCount int = 100
+
+@allowed([
+  2048
+  4096
+])
+@description('Flex Consumption: memory per instance.')
+param instanceMemoryMB int = 2048
+
+@allowed([
+  30
+  60
+  90
+  120
+  180
+  270
+  365
+  550
+  730
+])
+@description('Days Log Analytics keeps logs and Application Insights telemetry (values Application Insights accepts).')
+param logRetentionDays int = 30
+
+var abbrs = loadJsonContent('abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+
+var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
+var storageAccountName = '${abbrs.storageStorageAccounts}${resourceToken}'
+// The recovery account's name follows its region: pointing recoveryLocation elsewhere creates a new
+// account there (an account cannot move) and leaves the old one to drain and delete (README).
+var recoveryStorageAccountName = '${abbrs.storageStorageAccounts}rec${toLower(uniqueString(subscription().id, environmentName, recoveryLocation))}'
+var serviceBusNamespaceName = '${abbrs.serviceBusNamespaces}${resourceToken}'
+var serviceBusQueueName = 'recovery'
+var storageSuffix = environment().suffixes.storage
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+// The one identity the app runs as; every data role in modules/rbac.bicep is granted to it.
+module identity 'br/public:avm/res/managed-identity/user-assigned-identity:0.4.1' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}api-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module plan 'br/public:avm/res/web/serverfarm:0.7.0' = {
+  name: 'plan'
+  scope: rg
+  params: {
+    name: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+    kind: 'functionapp'
+    skuName: 'FC1'
+    reserved: true
+    zoneRedundant: false
+  }
+}
+
+// AzureWebJobsStorage: host state, the inbound/jobs queues, every table, the payloads container and
+// the deployment package.
+module storage 'modules/storage-account.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: storageAccountName
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    containers: [
+      deploymentContainerName
+    ]
+    // Backstop for the retention timer (FAILURE_RETENTION_DAYS): payload blobs it missed go a day later.
+    lifecycleDeletePrefixes: [
+      '${prefix}payloads/'
+    ]
+    deleteAfterDays: failureRetentionDays + 1
+  }
+}
+
+// RecoveryStorage: the recovery queue and its payload container, in another region, so an outage of
+// the primary account or region leaves somewhere to park messages.
+module recoveryStorage 'modules/storage-account.bicep' = {
+  name: 'recoveryStorage'
+  scope: rg
+  params: {
+    name: recoveryStorageAccountName
+    location: recoveryLocation
+    tags: tags
+    skuName: recoveryStorageSkuName
+  }
+}
+
+module logAnalytics 'br/public:avm/res/operational-insights/workspace:0.15.1' = {
+  name: 'logAnalytics'
+  scope: rg
+  params: {
+    name: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    location: location
+    tags: tags
+    dataRetention: logRetentionDays
+  }
+}
+
+module applicationInsights 'br/public:avm/res/insights/component:0.7.1' = {
+  name: 'applicationInsights'
+  scope: rg
+  params: {
+    name: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+    applicationType: 'web'
+    workspaceResourceId: logAnalytics.outputs.resourceId
+    retentionInDays: logRetentionDays
+    // Entra ID-authenticated ingestion only (Monitoring Metrics Publisher, modules/rbac.bicep).
+    disableLocalAuth: true
+  }
+}
+
+// Optional recovery flow on Service Bus. The security-relevant settings are explicit here because the
+// module's internals are invisible to checkov: no SAS (local auth off), TLS 1.2.
+module serviceBus 'br/public:avm/res/service-bus/namespace:0.16.0' = if (deployServiceBus) {
+  name: 'serviceBus'
+  scope: rg
+  params: {
+    name: serviceBusNamespaceName
+    location: location
+    tags: tags
+    skuObject: {
+      name: 'Standard'
+    }
+    zoneRedundant: false
+    disableLocalAuth: true
+    minimumTlsVersion: '1.2'
+    // Reached from Flex Consumption without VNet integration, with Entra ID only (see above).
+    publicNetworkAccess: 'Enabled'
+    queues: [
+      {
+        name: serviceBusQueueName
+        // No duplicate detection: the same message may be parked again minutes after a reinsert,
+        // and it must not be dropped as a duplicate. Messages never expire (service default).
+        requiresDuplicateDetection: false
+        lockDuration: 'PT1M'
+        maxDeliveryCount: 10
+      }
+    ]
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    recoveryStorageAccountName: recoveryStorage.outputs.name
+    applicationInsightsName: applicationInsights.outputs.name
+    serviceBusNamespaceName: deployServiceBus ? serviceBusNamespaceName : ''
+    serviceBusQueueName: serviceBusQueueName
+  }
+  dependsOn: [
+    serviceBus
+  ]
+}
+
+// Identity-based connections (the Functions conventions shared/settings.py reads): no keys anywhere.
+var storageConnectionSettings = {
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identity.outputs.clientId
+  AzureWebJobsStorage__blobServiceUri: 'https://${storageAccountName}.blob.${storageSuffix}'
+  AzureWebJobsStorage__queueServiceUri: 'https://${storageAccountName}.queue.${storageSuffix}'
+  AzureWebJobsStorage__tableServiceUri: 'https://${storageAccountName}.table.${storageSuffix}'
+  // The code uses queues and blobs on the recovery account, no tables (and holds no table role there).
+  RecoveryStorage__credential: 'managedidentity'
+  RecoveryStorage__clientId: identity.outputs.clientId
+  RecoveryStorage__blobServiceUri: 'https://${recoveryStorageAccountName}.blob.${storageSuffix}'
+  RecoveryStorage__queueServiceUri: 'https://${recoveryStorageAccountName}.queue.${storageSuffix}'
+}
+
+// The connection RECOVERY_SERVICE_BUS_CONNECTION names, only when Service Bus is deployed.
+// (Public-cloud namespace suffix; sovereign clouds use another.)
+var serviceBusConnectionSettings = deployServiceBus ? {
+  ServiceBusConnection__credential: 'managedidentity'
+  ServiceBusConnection__clientId: identity.outputs.clientId
+  ServiceBusConnection__fullyQualifiedNamespace: '${serviceBusNamespaceName}.servicebus.windows.net'
+} : {}
+
+// Every other setting the code reads, at the code's defaults (README "Settings"); edit here to tune.
+var appBehaviourSettings = {
+  REBOUND_PREFIX: prefix
+  FAILURE_RETENTION_DAYS: string(failureRetentionDays)
+  RETENTION_SCHEDULE: retentionSchedule
+  RECOVERY_SCHEDULE: recoverySchedule
+  RECOVERY_BACKEND: deployServiceBus ? 'servicebus' : 'storage'
+  RECOVERY_SERVICE_BUS_CONNECTION: 'ServiceBusConnection'
+  RECOVERY_SERVICE_BUS_QUEUE: serviceBusQueueName
+  RECOVERY_PARK_DELAY_S: '30'
+  RECOVERY_MAX_REINSERTS: '3'
+  RECOVERY_BATCH_SIZE: '500'
+  ENDPOINT_RETRY_WINDOW_S: '60'
+  ENDPOINT_RETRY_MAX_ATTEMPTS: '4'
+  ENDPOINT_RETRY_BASE_DELAY_S: '2'
+  MAX_MESSAGE_BYTES: '10485760'
+  MAX_INBOUND_DEPTH: '1000'
+  STORAGE_TIMEOUT_S: '10'
+  JOB_RATE_LIMIT_PER_S: '50'
+  JOB_PAGE_SIZE: '100'
+  METRICS_WINDOW_MINUTES: '3'
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'functionApp'
+  scope: rg
+  params: {
+    name: functionAppName
+    location: location
+    tags: tags
+    planId: plan.outputs.resourceId
+    identityId: identity.outputs.resourceId
+    identityClientId: identity.outputs.clientId
+    deploymentBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsName: applicationInsights.outputs.name
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    appSettings: union(storageConnectionSettings, serviceBusConnectionSettings, appBehaviourSettings)
+  }
+  // The host starts as soon as the site exists: give it its data roles first.
+  dependsOn: [
+    rbac
+  ]
+}
+
+// azd writes these into .azure/<env>/.env. Names and endpoints only: there are no secrets to output.
+output AZURE_LOCATION string = location
+output AZURE_RECOVERY_LOCATION string = recoveryLocation
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output SERVICE_API_NAME string = functionApp.outputs.name
+output SERVICE_API_URI string = 'https://${functionApp.outputs.defaultHostName}'
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_RECOVERY_STORAGE_ACCOUNT_NAME string = recoveryStorage.outputs.name
+output AZURE_SERVICE_BUS_NAMESPACE string = deployServiceBus ? serviceBusNamespaceName : ''
+output REBOUND_PREFIX string = prefix
