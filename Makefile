@@ -31,7 +31,19 @@ local.settings.json: | local.settings.sample.json
 run: install local.settings.json
 	$(PY) -m devhost.launcher
 
-test: install
+# The portal browser tests drive Debian's Chromium through Playwright. Checked on every run (a
+# `test -x`, so no stamp that could outlive the binary); installed with apt when missing.
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing Debian's chromium for the portal browser tests"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+test: install chromium
 	$(PY) -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: install
@@ -51,3 +63,24 @@ mypy: install
 
 clean:
 	rm -rf $(VENV) node_modules $(STAMPS) .azurite .mypy_cache .ruff_cache .pytest_cache
+
+# Infra: pycep parses every Bicep file, then checkov scans infra/ with no failed check (a skip needs
+# a written reason in the template). checkov gets its own venv: its pins (packaging<24,
+# pycep-parser==0.5.1) clash with the project's tools. It lives inside .venv so that everything
+# already keeping .venv out (git, .funcignore, ruff, mypy) keeps it out too. Installed on first use.
+CHECKOV_VENV := $(VENV)/checkov
+
+.PHONY: infra-check clean-infra
+
+$(STAMPS)/checkov: infra/requirements-checkov.txt
+	@mkdir -p $(STAMPS)
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r infra/requirements-checkov.txt
+	@touch $@
+
+infra-check: $(STAMPS)/python $(STAMPS)/checkov
+	$(PY) infra/check.py $(CHECKOV_VENV)/bin/checkov
+
+clean: clean-infra
+clean-infra:
+	rm -rf $(CHECKOV_VENV) $(STAMPS)/checkov
