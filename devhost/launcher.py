@@ -125,6 +125,7 @@ def main() -> None:
 def print_urls(base_url: str, key: str) -> None:
     print()
     print("Rebound is running.")
+    print(f"  portal:        {base_url}/portal?code={key}")
     print(f"  health:        {base_url}/health")
     print(f"  integrations:  {base_url}/integrations?code={key}")
     ingest = f"{base_url}/integrations/demo/messages"

@@ -19,6 +19,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared.failure_queries import DEFAULT_LIMIT, MAX_LIMIT, FailureDetail
 from shared.health import HealthReport
+from shared.metrics import MAX_WINDOW_MINUTES, MetricsSnapshot
 from shared.models import (
     ENVELOPE_INTEGRATION_PATTERN,
     INTEGRATION_ID_PATTERN,
@@ -27,6 +28,8 @@ from shared.models import (
     IntegrationConfig,
     Job,
     JobRequest,
+    RecoveryStatus,
+    SweepResult,
 )
 from shared.storage.failures import FailureGroup, FailureSummary
 
@@ -91,27 +94,6 @@ class JobList(BaseModel):
 class MessageAccepted(BaseModel):
     id: str = Field(description="the message id (X-Message-Id when given)")
     correlation_id: str | None = Field(description="X-Correlation-Id when given, else the message id")
-
-
-class RecoveryQueueDoc(BaseModel):
-    name: str
-    count: Annotated[int, Field(ge=0)]
-    oldest_age_s: float | None = Field(description="age of the oldest message in seconds; null when empty")
-
-
-class RecoveryStatusDoc(BaseModel):
-    """Recovery material waiting (parked and poisoned messages) and the last sweep."""
-
-    queues: list[RecoveryQueueDoc]
-    last_sweep: dict[str, Any] | None = Field(description="the last sweep's result, or null before the first one")
-
-
-class SweepResultDoc(BaseModel):
-    """What one recovery sweep did."""
-
-    moved: Annotated[int, Field(ge=0)] = Field(description="reinserted into `inbound`")
-    failed: Annotated[int, Field(ge=0)] = Field(description="past RECOVERY_MAX_REINSERTS: now `catastrophic` failures")
-    skipped: Annotated[int, Field(ge=0)] = Field(description="left in place (e.g. the flow is unhealthy)")
 
 
 # --- the route table ------------------------------------------------------------------------
@@ -207,7 +189,8 @@ _INGEST_HEADERS = (
     Param(
         "X-Message-Id",
         "header",
-        "idempotency key: a retried POST with the same id creates no second message; generated when absent",
+        "the message id, sent on as Idempotency-Key: a retried POST with the same id reaches the receiver "
+        "under the same key, so it can drop the duplicate; generated when absent",
         {"type": "string", "pattern": r"^[A-Za-z0-9._:-]+$", "maxLength": 128},
     ),
 )
@@ -246,8 +229,32 @@ ROUTES: tuple[Route, ...] = (
         "portal",
         "The Failures page",
         "portal",
-        {"200": Reply("the portal page", media_type="text/html", schema={"type": "string"})},
-        planned=True,
+        {
+            "200": Reply("the portal page", media_type="text/html", schema={"type": "string"}),
+            "304": Reply("unchanged since the ETag in If-None-Match"),
+            "308": Reply("`/portal/` redirects to `/portal` (the page's relative links need it)"),
+        },
+        secured=False,
+        description="Anonymous: the page holds no data; it asks for the function key and sends it with every "
+        "API call. `?code=<key>` in the page URL is taken as that key and removed from the address bar.",
+    ),
+    Route(
+        "get",
+        "/portal/{asset}",
+        "portal_asset",
+        "A static file of the Failures page (script, style, icon)",
+        "portal",
+        {
+            "200": Reply("the file, with its content type", media_type="*/*", schema={"type": "string"}),
+            "304": Reply("unchanged since the ETag in If-None-Match"),
+            "404": Reply("no such file (or a path that leaves portal/)", Error),
+        },
+        (
+            Param(
+                "asset", "path", "path under portal/, e.g. `js/main.js` (a catch-all: may contain `/`)", required=True
+            ),
+        ),
+        secured=False,
     ),
     # --- integration configs
     Route(
@@ -381,7 +388,6 @@ ROUTES: tuple[Route, ...] = (
         },
         (_FAILURE_INTEGRATION,),
         Body("what to do with which failures", JobRequest),
-        planned=True,
     ),
     Route(
         "get",
@@ -391,7 +397,6 @@ ROUTES: tuple[Route, ...] = (
         "jobs",
         {"200": Reply("", JobList)},
         (_FAILURE_INTEGRATION,),
-        planned=True,
     ),
     Route(
         "get",
@@ -401,7 +406,6 @@ ROUTES: tuple[Route, ...] = (
         "jobs",
         {"200": Reply("the job", Job), "404": Reply("no such job", Error)},
         (_FAILURE_INTEGRATION, _JOB_ID),
-        planned=True,
     ),
     Route(
         "post",
@@ -415,7 +419,6 @@ ROUTES: tuple[Route, ...] = (
             "409": Reply("the job has already finished", Error),
         },
         (_FAILURE_INTEGRATION, _JOB_ID),
-        planned=True,
     ),
     # --- recovery
     Route(
@@ -424,8 +427,7 @@ ROUTES: tuple[Route, ...] = (
         "recovery_status",
         "Recovery counts",
         "recovery",
-        {"200": Reply("parked and poisoned messages, and the last sweep", RecoveryStatusDoc)},
-        planned=True,
+        {"200": Reply("parked and poisoned messages, and the last sweep", RecoveryStatus)},
     ),
     Route(
         "post",
@@ -433,8 +435,24 @@ ROUTES: tuple[Route, ...] = (
         "recovery_replay",
         "Run the recovery sweep now",
         "recovery",
-        {"200": Reply("what the sweep did", SweepResultDoc)},
-        planned=True,
+        {"200": Reply("what the sweep did", SweepResult)},
+    ),
+    # --- operability
+    Route(
+        "get",
+        "/metrics",
+        "metrics",
+        "Counters of this instance, per integration and in total: since start and in the window",
+        "operability",
+        {"200": Reply("the counters", MetricsSnapshot), "400": _400},
+        (
+            Param(
+                "window_minutes",
+                "query",
+                "length of the recent window (default METRICS_WINDOW_MINUTES)",
+                {"type": "integer", "minimum": 1, "maximum": MAX_WINDOW_MINUTES},
+            ),
+        ),
     ),
 )
 

@@ -33,7 +33,7 @@ PARAMETER_KEYS |= {"allowReserved", "schema", "example", "examples", "content"}
 COMPONENT_NAME = re.compile(r"^[a-zA-Z0-9.\-_]+$")
 STATUS_KEY = re.compile(r"^([1-5][0-9][0-9]|[1-5]XX|default)$")
 TEMPLATE_PARAM = re.compile(r"\{([^}]+)\}")
-ANONYMOUS_OPERATIONS = {"health", "openapi_document"}
+ANONYMOUS_OPERATIONS = {"health", "openapi_document", "portal", "portal_asset"}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,127 @@
+"""The Failures page: `GET /api/portal` serves portal/index.html, `GET /api/portal/{*asset}` its static files.
+
+Both routes are anonymous: the files hold no data, and every API call the page makes carries
+the function key. Files are read from portal/ beside this package on each request (they are
+small, and a deploy or an edit shows at once); `resolve_asset` is the one gate between a URL
+and the file system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import azure.functions as func
+
+from blueprints.http import error_response, handles_errors
+from shared.errors import NotFound
+
+bp = func.Blueprint()
+
+PORTAL_DIR = Path(__file__).resolve().parent.parent / "portal"
+
+#: The file types the portal ships. Anything else is a 404, so a stray file in portal/ is never served.
+#: Explicit rather than `mimetypes`, which reads the OS registry (on Windows `.js` may come back text/plain,
+#: and browsers refuse a module script that is not served as JavaScript).
+CONTENT_TYPES: dict[str, tuple[str, str | None]] = {
+    ".html": ("text/html", "utf-8"),
+    ".css": ("text/css", "utf-8"),
+    ".js": ("text/javascript", "utf-8"),
+    ".json": ("application/json", "utf-8"),
+    ".svg": ("image/svg+xml", "utf-8"),
+    ".txt": ("text/plain", "utf-8"),
+    ".png": ("image/png", None),
+    ".ico": ("image/x-icon", None),
+    ".woff2": ("font/woff2", None),
+}
+
+#: No file names are versioned (there is no build step), so the browser must revalidate every
+#: time; the ETag keeps that to a 304 when nothing changed.
+CACHE_CONTROL = "no-cache"
+
+#: The page renders failure content that anyone who can send a message controls: scripts come only
+#: from our own files, and the page cannot be framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    body: bytes
+    mimetype: str
+    charset: str | None
+    etag: str
+
+
+def resolve_asset(root: Path, asset: str) -> Path | None:
+    """The file under `root` that the URL path `asset` names, or None when it must not be served.
+
+    Refused: empty or absolute paths, backslashes and NULs, `.` / `..` / empty segments and hidden
+    names, unknown file types, and anything that resolves (symlinks included) outside `root`.
+    """
+    if not asset or "\\" in asset or "\x00" in asset or asset.startswith("/"):
+        return None
+    parts = asset.split("/")
+    if any(part in ("", ".", "..") or part.startswith(".") for part in parts):
+        return None
+    if Path(parts[-1]).suffix.lower() not in CONTENT_TYPES:
+        return None
+    base = root.resolve()
+    candidate = base.joinpath(*parts).resolve()
+    if not candidate.is_relative_to(base) or not candidate.is_file():
+        return None
+    return candidate
+
+
+def load_static(path: Path) -> StaticFile:
+    body = path.read_bytes()
+    mimetype, charset = CONTENT_TYPES[path.suffix.lower()]
+    return StaticFile(body, mimetype, charset, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+
+
+def static_response(file: StaticFile, if_none_match: str | None, extra_headers: dict[str, str]) -> func.HttpResponse:
+    headers = {
+        "Cache-Control": CACHE_CONTROL,
+        "ETag": file.etag,
+        "X-Content-Type-Options": "nosniff",
+        **extra_headers,
+    }
+    if if_none_match and file.etag in {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}:
+        return func.HttpResponse(status_code=304, headers=headers)
+    content_type = file.mimetype + (f"; charset={file.charset}" if file.charset else "")
+    return func.HttpResponse(file.body, status_code=200, headers={**headers, "Content-Type": content_type})
+
+
+def without_trailing_slash(url: str) -> str | None:
+    """`/api/portal/?code=k` → `/api/portal?code=k` (the page's relative links need the bare form); else None."""
+    parts = urlsplit(url)
+    if not parts.path.endswith("/"):
+        return None
+    return parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "")
+
+
+@bp.function_name("portal")
+@bp.route(route="portal", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handles_errors
+async def portal(req: func.HttpRequest) -> func.HttpResponse:
+    location = without_trailing_slash(req.url)
+    if location is not None:
+        return func.HttpResponse(status_code=308, headers={"Location": location})
+    page = load_static(PORTAL_DIR / "index.html")
+    headers = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Referrer-Policy": "no-referrer"}
+    return static_response(page, req.headers.get("if-none-match"), headers)
+
+
+@bp.function_name("portal_asset")
+@bp.route(route="portal/{*asset}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handles_errors
+async def portal_asset(req: func.HttpRequest) -> func.HttpResponse:
+    asset = req.route_params.get("asset", "")
+    path = resolve_asset(PORTAL_DIR, asset)
+    if path is None:
+        return error_response(NotFound(f"the portal has no file {asset!r}"))
+    return static_response(load_static(path), req.headers.get("if-none-match"), {})

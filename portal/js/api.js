@@ -1,0 +1,92 @@
+// The Rebound HTTP API, one function per route. Every call carries the function key; a 401
+// clears it and tells the app to ask again. Errors arrive as ApiError with the API's
+// {"error": {"code", "message", "details"}} unpacked.
+
+import { forgetKey, getKey } from "./key.js";
+
+// The page lives at <prefix>/portal, so the API prefix is the page's directory ("/api/").
+const API_BASE = new URL(".", window.location.href);
+
+export class ApiError extends Error {
+  constructor(status, body, fallback) {
+    const error = body && typeof body === "object" ? body.error ?? {} : {};
+    super(error.message || fallback || `HTTP ${status}`);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = error.code || "";
+    this.details = error.details ?? {};
+  }
+}
+
+let onUnauthorized = () => {};
+
+/** The app's reaction to a rejected key (show the key form). */
+export function setUnauthorizedHandler(handler) {
+  onUnauthorized = handler;
+}
+
+function url(path, params = {}) {
+  const target = new URL(path.replace(/^\//, ""), API_BASE);
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined && value !== "") target.searchParams.set(name, value);
+  }
+  return target;
+}
+
+async function request(method, path, { params, body } = {}) {
+  const headers = { Accept: "application/json", "x-functions-key": getKey() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(url(path, params), {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+  } catch (cause) {
+    throw new ApiError(0, null, `The server could not be reached (${cause.message}).`);
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (response.status === 401) {
+    forgetKey();
+    onUnauthorized();
+    throw new ApiError(401, data, "The function key was not accepted.");
+  }
+  if (!response.ok) throw new ApiError(response.status, data, `${method} ${path} answered ${response.status}`);
+  return data;
+}
+
+const segment = encodeURIComponent;
+const integrationPath = (integration) => `integrations/${segment(integration)}`;
+
+export const api = {
+  overview: () => request("GET", "failures"),
+  integrations: () => request("GET", "integrations"),
+  integration: (integration) => request("GET", integrationPath(integration)),
+  saveIntegration: (integration, config) => request("PUT", integrationPath(integration), { body: config }),
+
+  failures: (integration, filters, { limit = 50, cursor = null } = {}) =>
+    request("GET", `${integrationPath(integration)}/failures`, { params: { ...filters, limit, cursor } }),
+  countFailures: (integration, filters) =>
+    request("GET", `${integrationPath(integration)}/failures/count`, { params: filters }),
+  failure: (integration, id) => request("GET", `${integrationPath(integration)}/failures/${segment(id)}`),
+  groups: (integration) => request("GET", `${integrationPath(integration)}/failure-groups`),
+
+  jobs: (integration) => request("GET", `${integrationPath(integration)}/jobs`),
+  job: (integration, id) => request("GET", `${integrationPath(integration)}/jobs/${segment(id)}`),
+  startJob: (integration, action, selection) =>
+    request("POST", `${integrationPath(integration)}/jobs`, { body: { action, selection } }),
+  cancelJob: (integration, id) => request("POST", `${integrationPath(integration)}/jobs/${segment(id)}/cancel`),
+
+  recovery: () => request("GET", "recovery"),
+  replay: () => request("POST", "recovery/replay"),
+};

@@ -1,0 +1,68 @@
+// The URL is the state of the page: "#/" is the overview, "#/integrations/<id>?sender=x&q=y"
+// an integration's failures with its filters, "#/integrations/<id>/settings" its settings.
+// Shared or reloaded, a URL shows the same view. Hashes not starting with "#/" (the skip
+// link's "#main") are in-page anchors, not routes.
+
+/** The filter bar's fields, in the API's query parameter names. */
+export const FILTER_KEYS = ["from", "to", "q", "sender", "receiver", "origin", "group"];
+
+export const ORIGINS = ["endpoint", "engine", "ingest", "catastrophic", "config"];
+
+export function isRoute(hash) {
+  return hash === "" || hash === "#" || hash.startsWith("#/");
+}
+
+/** "#/integrations/demo?sender=shop" → {view: "integration", integration: "demo", filters: {sender: "shop"}} */
+export function parseRoute(hash) {
+  const text = hash.replace(/^#\/?/, "");
+  const [path, query = ""] = splitOnce(text, "?");
+  const parts = path.split("/").filter(Boolean).map(safeDecode);
+  const filters = filtersFrom(new URLSearchParams(query));
+  if (parts.length === 0) return { view: "overview" };
+  if (parts[0] === "integrations" && parts.length === 2) return { view: "integration", integration: parts[1], filters };
+  if (parts[0] === "integrations" && parts.length === 3 && parts[2] === "settings") {
+    return { view: "settings", integration: parts[1] };
+  }
+  return { view: "not-found", path };
+}
+
+export function filtersFrom(params) {
+  const filters = {};
+  for (const key of FILTER_KEYS) {
+    const value = params.get(key);
+    if (value) filters[key] = value;
+  }
+  return filters;
+}
+
+export function overviewHref() {
+  return "#/";
+}
+
+export function integrationHref(integration, filters = {}) {
+  const query = new URLSearchParams();
+  for (const key of FILTER_KEYS) if (filters[key]) query.set(key, filters[key]);
+  const suffix = query.toString();
+  return `#/integrations/${encodeURIComponent(integration)}${suffix ? `?${suffix}` : ""}`;
+}
+
+export function settingsHref(integration) {
+  return `#/integrations/${encodeURIComponent(integration)}/settings`;
+}
+
+export function hasFilters(filters) {
+  return FILTER_KEYS.some((key) => filters[key]);
+}
+
+function splitOnce(text, separator) {
+  const index = text.indexOf(separator);
+  return index < 0 ? [text] : [text.slice(0, index), text.slice(index + 1)];
+}
+
+function safeDecode(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}

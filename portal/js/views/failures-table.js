@@ -1,0 +1,107 @@
+// The failures table: newest first, one row per failure with a selection checkbox; the reason
+// opens the detail. The table only draws; selection state lives in the integration page.
+
+import { h } from "../dom.js";
+import { formatCount, formatTime, timeElement } from "../format.js";
+
+const COLUMNS = [
+  ["Time", ""],
+  ["Reason", ""],
+  ["Origin", ""],
+  ["Sender", ""],
+  ["Receiver", ""],
+  ["Status", "num"],
+  ["Attempts", "num"],
+  ["Resends", "num"],
+];
+
+export function createFailuresTable({ onToggle, onToggleLoaded, onOpen }) {
+  const headCheck = h("input", {
+    type: "checkbox",
+    "aria-label": "Select all loaded rows",
+    onchange: (event) => onToggleLoaded(event.target.checked),
+  });
+  const body = h("tbody", {});
+  const table = h(
+    "table",
+    { "data-testid": "failures-table" },
+    h("caption", { class: "visually-hidden" }, "Failures, newest first"),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col" }, headCheck),
+        COLUMNS.map(([label, className]) => h("th", { scope: "col", class: className || null }, label)),
+      ),
+    ),
+    body,
+  );
+
+  const rows = new Map(); // failure id → {row, check}
+  let loaded = [];
+
+  /** Draw these rows (a new first page). */
+  function setItems(items, selection) {
+    rows.clear();
+    loaded = [];
+    body.replaceChildren();
+    appendItems(items, selection);
+  }
+
+  /** Add rows below ("load more"); the rows already there, and focus, stay. */
+  function appendItems(items, selection) {
+    for (const failure of items) {
+      if (rows.has(failure.id)) continue;
+      const drawn = row(failure);
+      rows.set(failure.id, drawn);
+      loaded.push(failure);
+      body.append(drawn.row);
+    }
+    sync(selection);
+  }
+
+  /** Reflect the selection in place: replacing rows would lose the keyboard focus. */
+  function sync({ isSelected, allSelected }) {
+    let selectedLoaded = 0;
+    for (const [id, { row: tr, check }] of rows) {
+      const selected = isSelected(id);
+      if (selected) selectedLoaded += 1;
+      check.checked = selected || allSelected;
+      check.disabled = allSelected;
+      tr.classList.toggle("selected", selected || allSelected);
+    }
+    headCheck.disabled = allSelected || loaded.length === 0;
+    headCheck.checked = allSelected || (loaded.length > 0 && selectedLoaded === loaded.length);
+    headCheck.indeterminate = !allSelected && selectedLoaded > 0 && selectedLoaded < loaded.length;
+  }
+
+  function row(failure) {
+    const check = h("input", {
+      type: "checkbox",
+      "aria-label": `Select the failure of ${formatTime(failure.failed_at)}`,
+      onchange: (event) => onToggle(failure.id, event.target.checked),
+    });
+    const tr = h(
+      "tr",
+      { dataset: { failureId: failure.id } },
+      h("td", {}, check),
+      h("td", { class: "time" }, timeElement(failure.failed_at)),
+      h(
+        "td",
+        { class: "reason" },
+        h("button", { type: "button", class: "link", title: failure.reason, onclick: () => onOpen(failure) }, failure.reason || "(no reason)"),
+      ),
+      h("td", {}, h("span", { class: `badge ${failure.origin}` }, failure.origin)),
+      h("td", {}, failure.sender ?? "—"),
+      h("td", {}, failure.receiver ?? "—"),
+      h("td", { class: "num" }, failure.status_code ?? "—"),
+      h("td", { class: "num" }, formatCount(failure.attempts)),
+      h("td", { class: "num" }, formatCount(failure.resend_count)),
+    );
+    return { row: tr, check };
+  }
+
+  return { element: h("div", { class: "table-wrap" }, table), setItems, appendItems, sync, loadedIds: () => loaded.map((f) => f.id) };
+}
