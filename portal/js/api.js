@@ -89,4 +89,6 @@ export const api = {
 
   recovery: () => request("GET", "recovery"),
   replay: () => request("POST", "recovery/replay"),
+
+  metrics: () => request("GET", "metrics"),
 };

@@ -128,6 +128,10 @@ async def test_the_overview_lists_integrations_by_last_failure_and_opens_one(pag
     await expect(newer.locator("td").nth(0)).to_have_text("2")
     await expect(newer).to_contain_text("endpoint 2")
     await expect(page.get_by_test_id("recovery-panel")).to_contain_text("Poisoned")
+    # And the activity panel shows what the engine did, per integration too
+    activity = page.get_by_test_id("activity-panel")
+    await expect(activity.locator("tr[data-counter='failures'] td").first).not_to_have_text("0")
+    await expect(activity.locator("li[data-integration='ovnewer']")).to_contain_text("2 received")
     await screenshots(page, "overview")
 
     # When the user clicks the integration

@@ -6,13 +6,14 @@ import { h, replace } from "../dom.js";
 import { formatCount, timeElement } from "../format.js";
 import { errorBlock } from "../notices.js";
 import { integrationHref, settingsHref } from "../route.js";
+import { mountActivityPanel } from "./activity.js";
 import { mountRecoveryPanel } from "./recovery.js";
 
 export function mountOverview(main) {
   const tableCard = h("section", { class: "card", "aria-labelledby": "overview-title" });
   const others = h("section", { class: "card", "aria-labelledby": "others-title" });
   const side = h("div", { class: "side" });
-  const refresh = h("button", { type: "button", onclick: () => load() }, "Refresh");
+  const refresh = h("button", { type: "button", onclick: () => { load(); activity.load(); } }, "Refresh");
   replace(
     main,
     h(
@@ -25,6 +26,7 @@ export function mountOverview(main) {
     h("div", { class: "layout" }, h("div", { class: "stack" }, tableCard, others), side),
   );
   const recovery = mountRecoveryPanel(side);
+  const activity = mountActivityPanel(side);
   let disposed = false;
 
   async function load() {
@@ -75,6 +77,7 @@ export function mountOverview(main) {
     destroy() {
       disposed = true;
       recovery.destroy();
+      activity.destroy();
     },
   };
 }
