@@ -61,6 +61,12 @@ format: install
 mypy: install
 	$(PY) -m mypy .
 
+# Benchmarks (bench/README.md), writes bench/RESULTS.md: ~40 min on 2 cores with the jobs at 100,000 failures.
+# Quick iterations: make bench BENCH_ARGS="--only jobs --failures 20000"
+BENCH_ARGS ?=
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) node_modules $(STAMPS) .azurite .mypy_cache .ruff_cache .pytest_cache
 

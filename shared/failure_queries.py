@@ -30,6 +30,8 @@ MAX_LIMIT = 500
 #: Rows one list request may examine when `q` filters on our side.
 DEFAULT_SCAN_BUDGET = 5000
 _SERVER_PAGE = 500
+#: Service page when `q` filters on our side (most rows are read and dropped).
+_Q_SCAN_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -163,11 +165,17 @@ async def iter_selected(
     after_row_key: str | None = None,
     not_after: datetime | None = None,
     select: list[str] | None = None,
+    page_size: int = 1000,
 ) -> AsyncGenerator[dict[str, Any], None]:
-    """Stream the matching rows (page by page, never the whole partition in memory)."""
+    """Stream the matching rows (page by page, never the whole partition in memory).
+
+    `page_size` is the service page; with `q` most rows are read and dropped here, so callers
+    that want only a few matches still ask for large pages then.
+    """
     query = build_query(integration, selection, after_row_key=after_row_key, not_after=not_after)
     needed = None if select is None else sorted({*select, "RowKey", "Reason"})
-    async for row in store.table.query(query.text, query.parameters, page_size=1000, select=needed):
+    size = page_size if query.q is None else max(page_size, _Q_SCAN_PAGE)
+    async for row in store.table.query(query.text, query.parameters, page_size=size, select=needed):
         if _matches(query, row):
             yield row
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -89,6 +89,18 @@ class _Tally:
         return cls(origin=failure.origin.value, status_code=failure.status_code, sample_reason=failure.reason)
 
 
+@dataclass
+class Removal:
+    """What `FailureStore.remove_many` did with each failure it was given."""
+
+    #: Deleted by this call (and uncounted).
+    removed: list[Failure] = field(default_factory=list)
+    #: Already gone when this call tried (someone else removed them).
+    gone: list[Failure] = field(default_factory=list)
+    #: Changed since they were read (their ETag no longer matches): left in place.
+    changed: list[tuple[Failure, ConcurrencyConflict]] = field(default_factory=list)
+
+
 class FailureStore:
     def __init__(self, failures: Table, summary: Table, *, rng: random.Random | None = None) -> None:
         self._failures = failures
@@ -115,6 +127,64 @@ class FailureStore:
             return False
         await self._bump(failure, -1)
         return True
+
+    async def remove_many(self, items: Sequence[tuple[Failure, str | None]]) -> Removal:
+        """Delete many failures, ETag-guarded, in table transactions of up to 100, then uncount them.
+
+        A transaction is all-or-nothing: when one of its rows changed or vanished since it was
+        read, the service refuses the whole batch, and this falls back to deleting that batch
+        one row at a time, so the changed row is skipped (left in place, reported in
+        `changed`) and the rest are still removed. Counters are decremented once per failure
+        group per call, not once per failure. A counter that cannot be written for contention
+        is left to `rebuild_summary` (run when every job ends), as with a crash between row
+        and counter: the rows are gone either way.
+        """
+        result = Removal()
+        by_partition: dict[str, list[tuple[Failure, str | None]]] = {}
+        for failure, etag in items:
+            by_partition.setdefault(failure.integration, []).append((failure, etag))
+        for integration, rows in by_partition.items():
+            for start in range(0, len(rows), MAX_BATCH_OPERATIONS):
+                batch = rows[start : start + MAX_BATCH_OPERATIONS]
+                try:
+                    await self._failures.transact(
+                        [BatchOperation.delete(integration, failure.id, etag or None) for failure, etag in batch]
+                    )
+                except ConcurrencyConflict:
+                    await self._remove_one_by_one(batch, result)
+                else:
+                    result.removed.extend(failure for failure, _ in batch)
+        await self._uncount(result.removed)
+        return result
+
+    async def _remove_one_by_one(self, batch: Sequence[tuple[Failure, str | None]], result: Removal) -> None:
+        """The fallback after a refused transaction. Each row is read first: Azurite answers an ETag'd
+        delete of a missing row with 204 (Azure: 404), and a gone row must not be uncounted."""
+        for failure, etag in batch:
+            row = await self._failures.get(failure.integration, failure.id)
+            if row is None:
+                result.gone.append(failure)
+                continue
+            try:
+                if etag and row["_etag"] != etag:
+                    raise ConcurrencyConflict(f"{self._failures.name}: failure {failure.id} changed since it was read")
+                deleted = await self._failures.delete(failure.integration, failure.id, etag=etag)
+            except ConcurrencyConflict as exc:
+                result.changed.append((failure, exc))
+                continue
+            (result.removed if deleted else result.gone).append(failure)
+
+    async def _uncount(self, removed: Iterable[Failure]) -> None:
+        by_group: dict[tuple[str, str], tuple[Failure, int]] = {}
+        for failure in removed:
+            key = (failure.integration, failure.group)
+            sample, count = by_group.get(key, (failure, 0))
+            by_group[key] = (sample, count + 1)
+        for sample, count in by_group.values():
+            try:
+                await self._bump(sample, -count)
+            except ConcurrencyConflict:
+                continue  # drift, repaired by rebuild_summary; the rows are gone regardless
 
     async def _bump(self, failure: Failure, delta: int) -> None:
         for _ in range(_MAX_CONFLICT_RETRIES):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -251,7 +251,7 @@ class Table:
 
     async def query(
         self, query: str, parameters: Mapping[str, Any], *, page_size: int = 100, select: list[str] | None = None
-    ) -> AsyncIterator[Entity]:
+    ) -> AsyncGenerator[Entity, None]:
         """Stream every match, one page in memory at a time."""
         continuation: dict[str, Any] | None = None
         while True:

@@ -310,3 +310,35 @@ async def test_unknown_job_is_not_found(services, time):
 
     with pytest.raises(JobNotFound):
         await make_service(services, time).get("orders", "nope", now=time.now() + timedelta(0))
+
+
+async def test_cancel_while_a_page_runs_keeps_that_pages_counts(services, time):
+    # Given a delete job whose page is paced by the rate limit
+    await seed(services, time, 6)
+    service = make_service(services, time, page_size=6, rate=2.0)
+    job = await service.start(
+        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), now=time.now()
+    )
+    cancelled = False
+
+    async def sleep_then_cancel(seconds: float) -> None:
+        # The user presses Cancel while the page is waiting for its rate slot
+        nonlocal cancelled
+        await time.sleep(seconds)
+        if not cancelled:
+            cancelled = True
+            await service.cancel("orders", job.id, now=time.now())
+
+    service._sleep = sleep_then_cancel
+    [message] = await services.storage.queues.receive(services.names.jobs_queue)
+
+    # When that page finishes
+    ended = await service.run_page(message.body, message_id=message.id, now=time.now())
+
+    # Then the job is cancelled at the page boundary and the page's work is counted
+    assert cancelled
+    assert ended is not None
+    assert (ended.state, ended.processed, ended.succeeded) == (JobState.CANCELLED, 6, 6)
+    stored = await service.get("orders", job.id, now=time.now())
+    assert (stored.state, stored.processed) == (JobState.CANCELLED, 6)
+    assert (await services.failures.summary("orders")).count == 0
