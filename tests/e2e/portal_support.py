@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Browser, ConsoleMessage, Page, Playwright, ViewportSize
 
+from tests.support.polling import until
 from tests.support.receiver import Receiver
 
 CHROMIUM = "/usr/bin/chromium"
@@ -122,14 +121,3 @@ async def failure_count(http: httpx.AsyncClient, integration: str, **filters: st
     response = await http.get(f"/integrations/{integration}/failures/count", params=filters)
     assert response.status_code == 200, response.text
     return int(response.json()["count"])
-
-
-async def until(probe: Callable[[], Awaitable[Any]], expected: Any, timeout_s: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if value == expected:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r}, expected {expected!r}")
-        await asyncio.sleep(0.2)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -12,6 +10,7 @@ import pytest
 from devhost.azurite import AzuriteProcess
 from devhost.process import DevhostProcess
 from tests.e2e.app_host import app_env, client, running_app, unique_prefix
+from tests.support.polling import until
 from tests.support.receiver import Answer, Receiver
 
 
@@ -51,17 +50,6 @@ async def count(http: httpx.AsyncClient, integration: str, **params: str) -> int
     response = await http.get(f"/integrations/{integration}/failures", params={"limit": "500", **params})
     assert response.status_code == 200, response.text
     return len(response.json()["items"])
-
-
-async def until(probe, expected, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await probe()
-        if value == expected:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {value!r}, expected {expected!r}")
-        await asyncio.sleep(0.2)
 
 
 async def job_state(http: httpx.AsyncClient, integration: str, job_id: str) -> dict:
