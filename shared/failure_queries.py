@@ -9,6 +9,7 @@ where the scan stopped.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ DEFAULT_SCAN_BUDGET = 5000
 _SERVER_PAGE = 500
 #: Service page when `q` filters on our side (most rows are read and dropped).
 _Q_SCAN_PAGE = 1000
+#: Concurrent point reads of the rows a `q` scan matched.
+_READ_CONCURRENCY = 16
 
 
 @dataclass(frozen=True)
@@ -131,26 +134,57 @@ async def list_failures(
     """
     check_limit(limit)
     query = build_query(integration, selection, after_row_key=cursor_after(cursor))
-    items: list[Failure] = []
+    # With `q` most rows are read only to be dropped: scan just the keys and reasons (a fraction
+    # of a full row to transfer and parse), then read the few matches in full.
+    scanning = query.q is not None
+    rows, next_cursor = await _matching_rows(
+        store,
+        query,
+        limit=limit,
+        scan_budget=scan_budget,
+        page_size=_Q_SCAN_PAGE if scanning else max(min(_SERVER_PAGE, limit * 2), 50),
+        select=["RowKey", "Reason"] if scanning else None,
+    )
+    if not scanning:
+        return FailurePage([failure_from_row(row) for row in rows], next_cursor)
+    return FailurePage(await _read_in_full(store, integration, [str(row["RowKey"]) for row in rows]), next_cursor)
+
+
+async def _matching_rows(
+    store: FailureStore, query: FailureQuery, *, limit: int, scan_budget: int, page_size: int, select: list[str] | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    matched: list[dict[str, Any]] = []
     scanned = 0
     continuation: dict[str, Any] | None = None
     while True:
         page = await store.table.query_page(
-            query.text, query.parameters, page_size=max(min(_SERVER_PAGE, limit * 2), 50), continuation=continuation
+            query.text, query.parameters, page_size=page_size, continuation=continuation, select=select
         )
         for index, row in enumerate(page.items):
             scanned += 1
             if _matches(query, row):
-                items.append(failure_from_row(row))
+                matched.append(row)
             rest_of_page = index + 1 < len(page.items)
-            if len(items) == limit:
+            if len(matched) == limit:
                 more = rest_of_page or page.continuation is not None
-                return FailurePage(items, _cursor(items[-1].id) if more else None)
+                return matched, _cursor(str(row["RowKey"])) if more else None
             if scanned >= scan_budget and (rest_of_page or page.continuation is not None):
-                return FailurePage(items, _cursor(row["RowKey"]))
+                return matched, _cursor(str(row["RowKey"]))
         if page.continuation is None:
-            return FailurePage(items, None)
+            return matched, None
         continuation = page.continuation
+
+
+async def _read_in_full(store: FailureStore, integration: str, row_keys: list[str]) -> list[Failure]:
+    """Point reads, a few at a time; a failure removed meanwhile is simply not listed."""
+    gate = asyncio.Semaphore(_READ_CONCURRENCY)
+
+    async def read(row_key: str) -> Failure | None:
+        async with gate:
+            found = await store.get(integration, row_key)
+        return None if found is None else found[0]
+
+    return [failure for failure in await asyncio.gather(*(read(key) for key in row_keys)) if failure is not None]
 
 
 def _cursor(after_row_key: str) -> str | None:
