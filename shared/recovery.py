@@ -144,7 +144,7 @@ class RecoverySweeper:
 
     def sources(self) -> list[MessageSource]:
         poison = [StorageQueueSource(self._queues, f"{queue}-poison", "poison") for queue in self._names.app_queues]
-        return [self._store, *poison]
+        return [self._store, *self._store.extra_sources(), *poison]
 
     async def status(self) -> RecoveryStatus:
         queues = []

@@ -185,10 +185,12 @@ class FakeServiceBusClient:
 
     # --- the SDK surface ----------------------------------------------------------------------
 
-    def get_queue_receiver(self, queue_name: str, **kwargs: object) -> FakeQueueReceiver:
+    def get_queue_receiver(self, queue_name: str, *, sub_queue: object = None, **kwargs: object) -> FakeQueueReceiver:
+        """`sub_queue=ServiceBusSubQueue.DEAD_LETTER` reads entity `<queue>/$deadletterqueue`."""
         if self.closed:
             raise ValueError("The client has been closed.")
-        receiver = FakeQueueReceiver(self, queue_name)
+        entity = queue_name if sub_queue is None else f"{queue_name}/$deadletterqueue"
+        receiver = FakeQueueReceiver(self, entity)
         self.receivers.append(receiver)
         return receiver
 

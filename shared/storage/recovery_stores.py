@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage
+from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage, ServiceBusSubQueue
 from azure.servicebus.exceptions import ServiceBusError
 
 from shared.errors import StorageUnavailable
@@ -66,6 +66,10 @@ class RecoveryStore(MessageSource, Protocol):
     async def take_body(self, name: str) -> bytes | None: ...
 
     async def drop_body(self, name: str) -> None: ...
+
+    def extra_sources(self) -> list[MessageSource]:
+        """More queues that belong to this flow (Service Bus: its dead-letter sub-queue)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -126,22 +130,24 @@ class StorageRecoveryStore(StorageQueueSource):
     async def drop_body(self, name: str) -> None:
         await self._blobs.delete(self._container, name)
 
+    def extra_sources(self) -> list[MessageSource]:
+        return []
+
     async def close(self) -> None:
         """The account's clients belong to the Services that built them."""
 
 
-class ServiceBusRecoveryStore:
-    """RECOVERY_BACKEND=servicebus: a Service Bus queue; parked messages are *scheduled* messages."""
+class ServiceBusQueueReader:
+    """Receiving, completing and counting on one Service Bus queue, or its dead-letter sub-queue."""
 
-    backend: Literal["storage", "servicebus"] = "servicebus"
     kind: Literal["recovery", "poison"] = "recovery"
-    max_text_bytes = SERVICE_BUS_MAX_TEXT_BYTES
 
-    def __init__(self, client: Any, queue: str, *, timeout_s: float) -> None:
+    def __init__(self, client: Any, queue: str, *, timeout_s: float, dead_letter: bool = False) -> None:
         self._client = client
-        self.name = queue
+        self._queue = queue
+        self._sub_queue = ServiceBusSubQueue.DEAD_LETTER if dead_letter else None
+        self.name = f"{queue}/$deadletterqueue" if dead_letter else queue
         self._timeout_s = timeout_s
-        self._sender: Any = None
         self._receiver: Any = None
         self._lock = asyncio.Lock()
 
@@ -152,39 +158,25 @@ class ServiceBusRecoveryStore:
         except (ServiceBusError, TimeoutError) as exc:
             raise StorageUnavailable(f"service bus {what} {self.name}: {type(exc).__name__}") from exc
 
-    async def _get_sender(self) -> Any:
-        async with self._lock:
-            if self._sender is None:
-                self._sender = self._client.get_queue_sender(self.name)
-            return self._sender
-
-    async def send(self, text: str, *, delay_s: int) -> None:
-        sender = await self._get_sender()
-        message = ServiceBusMessage(text, content_type="application/json")
-        if delay_s:
-            at = utc_now() + timedelta(seconds=delay_s)
-            await self._call("schedule", lambda: sender.schedule_messages(message, at))
-        else:
-            await self._call("send", lambda: sender.send_messages(message))
-
-    async def probe(self) -> None:
-        # Peeking proves the namespace answers and the entity exists; a send would leave a message.
-        await self._peek(1)
-
-    async def _peek(self, count: int) -> list[ServiceBusReceivedMessage]:
-        async def peek() -> list[ServiceBusReceivedMessage]:
-            async with self._client.get_queue_receiver(self.name) as receiver:
-                return list(await receiver.peek_messages(max_message_count=count))
-
-        result: list[ServiceBusReceivedMessage] = await self._call("peek", peek)
-        return result
+    def _open_receiver(self) -> Any:
+        if self._sub_queue is None:
+            return self._client.get_queue_receiver(self._queue)
+        return self._client.get_queue_receiver(self._queue, sub_queue=self._sub_queue)
 
     async def _get_receiver(self) -> Any:
         async with self._lock:
             if self._receiver is None:
                 # Peek-lock (the SDK default): a message not completed returns when its lock lapses.
-                self._receiver = self._client.get_queue_receiver(self.name)
+                self._receiver = self._open_receiver()
             return self._receiver
+
+    async def _peek(self, count: int) -> list[ServiceBusReceivedMessage]:
+        async def peek() -> list[ServiceBusReceivedMessage]:
+            async with self._open_receiver() as receiver:
+                return list(await receiver.peek_messages(max_message_count=count))
+
+        result: list[ServiceBusReceivedMessage] = await self._call("peek", peek)
+        return result
 
     async def receive(self, max_messages: int, *, lease_s: int) -> list[RecoveryMessage]:
         receiver = await self._get_receiver()
@@ -202,7 +194,50 @@ class ServiceBusRecoveryStore:
     async def status(self) -> RecoveryQueueStatus:
         peeked = await self._peek(SERVICE_BUS_PEEK_LIMIT)
         oldest = min((m.enqueued_time_utc for m in peeked if m.enqueued_time_utc), default=None)
-        return RecoveryQueueStatus(name=self.name, kind="recovery", count=len(peeked), oldest_age_s=_age_s(oldest))
+        return RecoveryQueueStatus(name=self.name, kind=self.kind, count=len(peeked), oldest_age_s=_age_s(oldest))
+
+    async def close(self) -> None:
+        if self._receiver is not None:
+            await self._receiver.close()
+            self._receiver = None
+
+
+class ServiceBusRecoveryStore(ServiceBusQueueReader):
+    """RECOVERY_BACKEND=servicebus: a Service Bus queue; parked messages are *scheduled* messages.
+
+    The broker dead-letters a message after maxDeliveryCount failed receives; those are
+    recovery material too, so the sweep also drains the dead-letter sub-queue.
+    """
+
+    backend: Literal["storage", "servicebus"] = "servicebus"
+    max_text_bytes = SERVICE_BUS_MAX_TEXT_BYTES
+
+    def __init__(self, client: Any, queue: str, *, timeout_s: float) -> None:
+        super().__init__(client, queue, timeout_s=timeout_s)
+        self._sender: Any = None
+        self.dead_letters = ServiceBusQueueReader(client, queue, timeout_s=timeout_s, dead_letter=True)
+
+    def extra_sources(self) -> list[MessageSource]:
+        return [self.dead_letters]
+
+    async def _get_sender(self) -> Any:
+        async with self._lock:
+            if self._sender is None:
+                self._sender = self._client.get_queue_sender(self._queue)
+            return self._sender
+
+    async def send(self, text: str, *, delay_s: int) -> None:
+        sender = await self._get_sender()
+        message = ServiceBusMessage(text, content_type="application/json")
+        if delay_s:
+            at = utc_now() + timedelta(seconds=delay_s)
+            await self._call("schedule", lambda: sender.schedule_messages(message, at))
+        else:
+            await self._call("send", lambda: sender.send_messages(message))
+
+    async def probe(self) -> None:
+        # Peeking proves the namespace answers and the entity exists; a send would leave a message.
+        await self._peek(1)
 
     async def put_body(self, name: str, data: bytes, content_type: str | None) -> bool:
         return False  # no blob beside a Service Bus queue: oversized bodies cannot be parked there
@@ -214,10 +249,11 @@ class ServiceBusRecoveryStore:
         return None
 
     async def close(self) -> None:
-        for handler in (self._sender, self._receiver):
-            if handler is not None:
-                await handler.close()
-        self._sender = self._receiver = None
+        if self._sender is not None:
+            await self._sender.close()
+            self._sender = None
+        await self.dead_letters.close()
+        await super().close()
         await self._client.close()
 
 

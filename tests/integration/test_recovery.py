@@ -375,3 +375,38 @@ async def test_delivered_engine_message_is_not_parked(services):
 
     assert not isinstance(outcome, Parked)
     assert await services.storage.queues.depth(services.names.recovery) == 0
+
+
+async def test_service_bus_backend_sweeps_the_flow_and_its_dead_letters_back_to_inbound(services):
+    # Given the Service Bus backend (FAKE client) with one parked and one dead-lettered message
+    from azure.servicebus import ServiceBusMessage
+
+    from shared.adapters.fake_service_bus import FakeServiceBusClient
+    from shared.recovery import Parker, RecoverySweeper
+    from shared.storage.recovery_stores import ServiceBusRecoveryStore
+
+    client = FakeServiceBusClient()
+    store = ServiceBusRecoveryStore(client, "recovery", timeout_s=5)
+    await Parker(store, delay_s=0).park_envelope(Envelope(integration="orders", body_text="a"), "test")
+    dead = ParkedMessage(
+        flow="inbound",
+        text=Envelope(integration="orders", body_text="b").model_dump_json(),
+        reason="dlq",
+        parked_at=utc_now(),
+    )
+    client.enqueue("recovery/$deadletterqueue", ServiceBusMessage(dead.model_dump_json()))
+    state = services.storage.tables.table(services.names.recovery_state)
+    sweeper = RecoverySweeper(
+        store=store, queues=services.storage.queues, names=services.names, payloads=services.payloads,
+        failures=services.failures, jobs=services.jobs, state=state,
+        max_reinserts=3, batch_size=100, max_inbound_depth=1000,
+    )  # fmt: skip
+
+    # When it sweeps
+    result = await sweeper.sweep(trigger="manual")
+
+    # Then both are back on inbound
+    assert result.reinserted == 2
+    assert result.by_queue == {"recovery": 1, "recovery/$deadletterqueue": 1}
+    assert sorted(e.body_text or "" for e in await inbound(services)) == ["a", "b"]
+    await store.close()

@@ -82,3 +82,25 @@ async def test_close_closes_handlers_and_client(client, store):
     await store.close()
 
     assert client.closed
+
+
+async def test_dead_lettered_messages_are_a_source_of_their_own(client, store):
+    # Given a parked message the broker dead-lettered (maxDeliveryCount exceeded)
+    from azure.servicebus import ServiceBusMessage
+
+    parked = ParkedMessage(
+        flow="inbound", text='{"integration": "orders"}', reason="test", parked_at="2026-11-23T12:00:00Z"
+    )
+    client.enqueue("recovery/$deadletterqueue", ServiceBusMessage(parked.model_dump_json()))
+
+    # When the sweep's sources are read
+    [dead_letters] = store.extra_sources()
+    status = await dead_letters.status()
+    [message] = await dead_letters.receive(10, lease_s=60)
+    await dead_letters.delete(message)
+
+    # Then the dead-letter queue is counted, read and emptied like the flow itself
+    assert (status.name, status.kind, status.count) == ("recovery/$deadletterqueue", "recovery", 1)
+    assert ParkedMessage.model_validate_json(message.text).reason == "test"
+    assert (await dead_letters.status()).count == 0
+    assert (await store.status()).count == 0
