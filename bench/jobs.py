@@ -8,16 +8,23 @@ message, `run_page`, delete it; repeat until the job ends).
 Raw baseline, same storage operations at the same concurrency, no Rebound code: stream the
 partition 100 rows a page; per page, for retry send one queue message per row (16 at a time),
 for delete delete one blob per row (16 at a time, most of them do not exist, as in the job);
-then delete the page's rows in one ETag-guarded table transaction.
+then delete the page's rows in one ETag-guarded table transaction, and pass one page message
+through a queue (send, receive, delete), as the job hands each page to the next invocation.
 
 Nothing consumes `inbound` during a retry job, and nothing drains it: MAX_INBOUND_DEPTH is
 set above what the phase sends, so the job's backpressure never pauses it (the depth check
-still runs once per page). Azurite's depth cliff is in receive+delete, which this phase does
-not do; sends and the depth read stay flat up to 24,000 waiting messages (measured: 300-400
-sends/s, 12-33 ms per depth read). A drain that cleared `inbound` whenever it held more than
-200 messages was tried first and abandoned: clearing thousands of messages sets off Azurite's
+still runs once per page). A drain that cleared `inbound` whenever it held more than 200
+messages was tried first and abandoned: clearing thousands of messages sets off Azurite's
 garbage collection of deleted bodies, which pegged its core for over a minute with the job
 waiting (one send timed out and was parked), measuring Azurite's GC rather than the job.
+
+The price of not draining: Azurite's receive and delete on any queue slow down with every
+message waiting in any queue of the account (`python -m bench.queue_depth`: a send + receive +
+delete on an empty queue took 12 ms with nothing waiting elsewhere and about a second with
+40,000-50,000 waiting), while sends stay flat. The job pays that once per page for its page
+message, with 10,000 to 110,000 messages in `inbound`; the raw baseline before the job runs with
+0-10,000. So the retry phase measures the raw baseline a second time after the job, on its
+own sample, with everything the job sent still waiting: the two bracket the job's conditions.
 """
 
 from __future__ import annotations
@@ -45,6 +52,10 @@ from shared.services import Services
 
 INTEGRATION = "orders"
 RAW_INTEGRATION = "rawbaseline"
+RAW_AFTER_INTEGRATION = "rawafter"
+RAW_PAGE_QUEUE = "rawpages"
+#: Items in the raw baseline after a retry job: a page message costs seconds there.
+RAW_AFTER_SAMPLE = 2_000
 CONCURRENCY = 16
 
 
@@ -114,8 +125,10 @@ async def raw_baseline(services: Services, connection_string: str, action: JobAc
         connection_string, names.inbound, message_encode_policy=TextBase64EncodePolicy()
     )
     container = ContainerClient.from_connection_string(connection_string, names.payloads)
-    with contextlib.suppress(Exception):
-        await queue.create_queue()
+    pages = QueueClient.from_connection_string(connection_string, names.prefix + RAW_PAGE_QUEUE)
+    for client in (queue, pages):
+        with contextlib.suppress(Exception):
+            await client.create_queue()
 
     async def send(entity: Any) -> None:
         text = json.dumps(
@@ -137,6 +150,12 @@ async def raw_baseline(services: Services, connection_string: str, action: JobAc
         with contextlib.suppress(ResourceNotFoundError):
             await container.delete_blob(entity["BodyRef"])
 
+    async def hand_over_page() -> None:
+        await pages.send_message("{}", time_to_live=-1)
+        async for message in pages.receive_messages(max_messages=1, visibility_timeout=300):
+            await pages.delete_message(message)
+            break
+
     done = 0
     watch = Stopwatch()
     try:
@@ -152,11 +171,13 @@ async def raw_baseline(services: Services, connection_string: str, action: JobAc
                     for row in rows
                 ]  # fmt: skip
             )
+            await hand_over_page()
             done += len(rows)
         return rate(done, watch.elapsed_s)
     finally:
         await table.close()
         await queue.close()
+        await pages.close()
         await container.close()
 
 
@@ -172,7 +193,13 @@ async def bench_job(action: JobAction, count: int, *, raw_sample: int, profile: 
         seeded = await seed_failures(services, INTEGRATION, count, end=end)
         seed_rate = rate(count, watch.elapsed_s)
         await seed_failures(services, RAW_INTEGRATION, raw_sample, end=end, prefix="r", rebuild_summary=False)
-        print(f"    seeded {count:,} + {raw_sample:,} failures ({seed_rate:,.0f} rows/s incl. summary rebuild)")
+        raw_after_sample = min(raw_sample, RAW_AFTER_SAMPLE) if action is JobAction.RETRY else 0
+        if raw_after_sample:
+            await seed_failures(
+                services, RAW_AFTER_INTEGRATION, raw_after_sample, end=end, prefix="a", rebuild_summary=False
+            )
+        raw_total = raw_sample + raw_after_sample
+        print(f"    seeded {count:,} + {raw_total:,} failures ({seed_rate:,.0f} rows/s incl. summary rebuild)")
 
         raw = await raw_baseline(services, azurite.connection_string, action, RAW_INTEGRATION)
         print(f"    raw baseline: {raw:,.1f} items/s over {raw_sample:,} items", flush=True)
@@ -189,6 +216,10 @@ async def bench_job(action: JobAction, count: int, *, raw_sample: int, profile: 
         remaining = (await services.failures.summary(INTEGRATION)).count
         if remaining:
             raise AssertionError(f"{remaining} failures left after the {action.value} job")
+        raw_after = None
+        if raw_after_sample:
+            raw_after = await raw_baseline(services, azurite.connection_string, action, RAW_AFTER_INTEGRATION)
+            print(f"    raw baseline after the job: {raw_after:,.1f} items/s over {raw_after_sample:,}", flush=True)
         result = Result(
             benchmark=f"{action.value} job",
             case=f"{count:,} failures",
@@ -199,7 +230,7 @@ async def bench_job(action: JobAction, count: int, *, raw_sample: int, profile: 
                 "SDK: query 100 a page, "
                 + ("send each message" if action is JobAction.RETRY else "delete each payload blob")
                 + f" ({CONCURRENCY} at a time), one ETag'd transaction of 100 deletes; "
-                + f"{raw_sample:,} items"
+                + f"one page message through a queue per page; {raw_sample:,} items"
             ),
             extra={
                 "seconds": round(run.seconds, 1),
@@ -221,5 +252,16 @@ async def bench_job(action: JobAction, count: int, *, raw_sample: int, profile: 
                 "nothing drains `inbound` (clearing it set off Azurite's GC stalls; bench/jobs.py says why), so "
                 f"MAX_INBOUND_DEPTH was {count + raw_sample + 1000:,} and backpressure deferred {run.deferred} pages"
             )
+            if raw_after is not None:
+                after = count + raw_sample
+                result.extra["raw after the job items/s"] = round(raw_after, 1)
+                result.extra["ratio to raw after"] = round(result.value / raw_after, 2)
+                result.notes.append(
+                    f"Azurite's queue receive and delete slow down with every message waiting in the account "
+                    f"(`python -m bench.queue_depth`), and the job ran with {raw_sample:,} to {after:,} waiting "
+                    f"in `inbound`: the raw baseline ran before the job with 0 to {raw_sample:,} waiting "
+                    f"({raw:,.1f} items/s) and again after it with {after:,} waiting ({raw_after:,.1f} items/s, "
+                    f"{raw_after_sample:,} items); the job's figure lies between the conditions of the two"
+                )
         print(f"    {result.line()}", flush=True)
         return result
