@@ -61,7 +61,7 @@ format: install
 mypy: install
 	$(PY) -m mypy .
 
-# Benchmarks (bench/README.md), writes bench/RESULTS.md: ~40 min on 2 cores with the jobs at 100,000 failures.
+# Benchmarks (bench/README.md), writes bench/RESULTS.md: ~46 min on 2 cores with the jobs at 100,000 failures.
 # Quick iterations: make bench BENCH_ARGS="--only jobs --failures 20000"
 BENCH_ARGS ?=
 bench: install

@@ -1,7 +1,7 @@
 """`python -m bench`: run the benchmarks, each phase on a fresh Azurite, and write bench/RESULTS.md.
 
 Examples:
-  python -m bench                                   # everything at the documented sizes (jobs at 100,000: ~40 min)
+  python -m bench                                   # everything at the documented sizes (~46 min on 2 cores)
   python -m bench --job-failures 10000              # the same with smaller jobs (~12 min on 2 cores)
   python -m bench --only jobs --failures 20000      # quick iteration on one benchmark
   python -m bench --only jobs --actions delete --failures 5000 --profile bench/profiles
