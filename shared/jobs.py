@@ -19,12 +19,13 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from shared.concurrency import each
 from shared.envelopes import pack
 from shared.errors import BadParameter, ConcurrencyConflict, Conflict, JobNotFound, ReboundError, StorageUnavailable
 from shared.failure_queries import count_failures, iter_selected
@@ -46,7 +47,7 @@ logger = logging.getLogger("rebound.jobs")
 CLAIM_GRACE = timedelta(seconds=60)
 #: While `inbound` is deeper than the limit, a retry page waits this long before trying again.
 BACKPRESSURE_DELAY_S = 5
-#: Queue sends (retry) and blob deletes (delete) a page runs at once.
+#: Queue sends a retry page runs at once.
 CONCURRENCY = 16
 
 T = TypeVar("T")
@@ -391,7 +392,7 @@ class JobService:
         before the error ends the page, so the re-run does not send it again.
         """
         present = [item for item in batch if item.failure is not None]
-        sent_errors = await _each(present, self._enqueue_again, limit=CONCURRENCY)
+        sent_errors = await each(present, self._enqueue_again, limit=CONCURRENCY, errors=ReboundError)
         sent = [item for item, error in zip(present, sent_errors, strict=True) if error is None]
         removal = await self._failures.remove_many([(item.present, item.etag) for item in sent])
         unavailable = next((e for e in sent_errors if isinstance(e, StorageUnavailable)), None)
@@ -412,19 +413,20 @@ class JobService:
             await self._parker.park_envelope(envelope, "retry job could not enqueue to inbound")
 
     async def _delete_batch(self, batch: _Batch) -> _Outcomes:
-        """Remove the present failures (transactions of 100), then their content (CONCURRENCY blobs at a time)."""
+        """Remove the present failures (transactions of 100), then their content (Blob Batch requests)."""
         present = [item for item in batch if item.failure is not None]
         removal = await self._failures.remove_many([(item.present, item.etag) for item in present])
         removed = [failure for failure in removal.removed if failure.body_ref]
-        blob_errors = await _each(removed, self._delete_content, limit=CONCURRENCY)
+        # A batch that cannot reach storage raises here: the rows are gone, and the retention
+        # purge removes content left behind.
+        blob_errors = await self._payloads.delete_many([failure.body_ref or "" for failure in removed])
         unavailable = next((e for e in blob_errors if isinstance(e, StorageUnavailable)), None)
         if unavailable is not None:
-            raise unavailable  # the rows are gone; the retention purge removes content left behind
-        errors = {failure.id: error for failure, error in zip(removed, blob_errors, strict=True) if error}
+            raise unavailable
+        errors: dict[str, ReboundError] = {
+            failure.id: error for failure, error in zip(removed, blob_errors, strict=True) if error
+        }
         return _outcomes(batch, removal, errors)
-
-    async def _delete_content(self, failure: Failure) -> None:
-        await self._payloads.delete(failure.body_ref or "")
 
 
 @dataclass(frozen=True)
@@ -456,28 +458,6 @@ def _outcomes(batch: _Batch, removal: Removal, errors: dict[str, ReboundError]) 
     return [
         False if item.failure is None else failed.get(item.failure.id, item.failure.id in removed) for item in batch
     ]
-
-
-async def _each(items: Sequence[T], work: Callable[[T], Awaitable[None]], *, limit: int) -> list[ReboundError | None]:
-    """Run `work` on every item, at most `limit` at a time; per item the ReboundError it raised, or None.
-
-    Everything started is awaited before anything else (a bug) propagates.
-    """
-    semaphore = asyncio.Semaphore(limit)
-
-    async def one(item: T) -> ReboundError | None:
-        async with semaphore:
-            try:
-                await work(item)
-            except ReboundError as exc:
-                return exc
-            return None
-
-    outcomes = await asyncio.gather(*(one(item) for item in items), return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException) and not isinstance(outcome, ReboundError):
-            raise outcome
-    return [outcome if isinstance(outcome, ReboundError) else None for outcome in outcomes]
 
 
 @dataclass

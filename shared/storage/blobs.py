@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient
 
+from shared.concurrency import each
+from shared.errors import StorageError, StorageUnavailable
 from shared.storage.faults import error_code, storage_call
+
+#: The most sub-requests one Blob Batch request may carry (a service limit).
+BATCH_MAX = 256
+#: Single deletes at once when a Blob Batch is refused.
+FALLBACK_CONCURRENCY = 16
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,39 @@ class BlobGateway:
                 return False
         return True
 
+    async def delete_many(self, container: str, names: Sequence[str]) -> list[StorageError | None]:
+        """Delete blobs in Blob Batch requests of up to 256; per name, in order, None when the blob
+        is gone (deleted now or missing already) or the error that kept it.
+
+        A request the service refuses whole with 400 (an account without Blob Batch, such as one
+        with a hierarchical namespace) is done again one delete per blob. A batch that cannot
+        reach the service raises StorageUnavailable, as a single delete would.
+        """
+        outcomes: list[StorageError | None] = []
+        for start in range(0, len(names), BATCH_MAX):
+            outcomes.extend(await self._delete_batch(container, names[start : start + BATCH_MAX]))
+        return outcomes
+
+    async def _delete_batch(self, container: str, names: Sequence[str]) -> list[StorageError | None]:
+        if not names:
+            return []
+        async with storage_call(f"batch delete of {len(names)} in {container}", self._timeout_s * 3):
+            try:
+                responses = await self._service.get_container_client(container).delete_blobs(
+                    *names, raise_on_any_failure=False
+                )
+                statuses = [response.status_code async for response in responses]
+            except HttpResponseError as exc:
+                if exc.status_code != 400:
+                    raise
+                statuses = None
+        if statuses is None:
+            return await each(
+                names, lambda name: self.delete(container, name), limit=FALLBACK_CONCURRENCY, errors=StorageError
+            )
+        pairs = zip(names, statuses, strict=True)
+        return [batch_delete_outcome(f"{container}/{name}", status) for name, status in pairs]
+
     async def names_older_than(self, container: str, cutoff: datetime, *, limit: int) -> list[str]:
         """Up to `limit` blob names last modified before `cutoff` (listing streams page by page)."""
         names: list[str] = []
@@ -84,3 +125,12 @@ class BlobGateway:
     async def ping(self) -> None:
         async with storage_call("blob service properties", self._timeout_s):
             await self._service.get_account_information()
+
+
+def batch_delete_outcome(what: str, status: int) -> StorageError | None:
+    """One Blob Batch sub-response: 202 deleted, 404 already gone; anything else kept the blob."""
+    if status in (200, 202, 404):
+        return None
+    if status >= 500 or status == 408:
+        return StorageUnavailable(f"delete {what}: HTTP {status}")
+    return StorageError(f"delete {what}: HTTP {status}")

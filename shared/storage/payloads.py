@@ -3,6 +3,9 @@ failed message's content (a failure's content is never only in memory)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from shared.errors import StorageError
 from shared.storage.blobs import Blob, BlobGateway
 
 
@@ -20,3 +23,7 @@ class PayloadStore:
 
     async def delete(self, ref: str) -> bool:
         return await self._blobs.delete(self._container, ref)
+
+    async def delete_many(self, refs: Sequence[str]) -> list[StorageError | None]:
+        """Per ref, in order: None when its content is gone, or the error that kept it."""
+        return await self._blobs.delete_many(self._container, refs)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pytest
+from azure.core.exceptions import HttpResponseError
+from azure.storage.blob.aio import ContainerClient
 
 from shared.errors import ConcurrencyConflict, EntityTooLarge
+from shared.models import utc_now
 from shared.services import Services
 from shared.storage.tables import BatchOperation
 
@@ -161,3 +165,44 @@ async def test_blob_round_trips_one_mebibyte_byte_identical(services: Services):
 async def test_deleting_a_missing_blob_counts_as_deleted(services: Services):
     assert await services.storage.blobs.delete(services.names.payloads, "never-written") is False
     assert await services.storage.blobs.download(services.names.payloads, "never-written") is None
+
+
+async def test_delete_many_removes_present_blobs_and_counts_missing_ones_as_gone(services: Services):
+    blobs, container = services.storage.blobs, services.names.payloads
+    present = [f"p{i}" for i in range(0, 300, 10)]
+    for name in present:
+        await blobs.upload(container, name, b"x")
+    names = [f"p{i}" for i in range(300)]  # more than one Blob Batch request (256)
+
+    outcomes = await blobs.delete_many(container, names)
+
+    assert outcomes == [None] * len(names)
+    assert await blobs.names_older_than(container, utc_now() + timedelta(minutes=1), limit=1000) == []
+
+
+async def test_delete_many_in_a_missing_container_counts_every_blob_as_gone(services: Services):
+    assert await services.storage.blobs.delete_many("never-created", ["a", "b"]) == [None, None]
+
+
+async def test_delete_many_falls_back_to_single_deletes_when_the_service_refuses_a_batch(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+):
+    """Accounts without Blob Batch (hierarchical namespace) answer the whole request 400."""
+    blobs, container = services.storage.blobs, services.names.payloads
+    await blobs.upload(container, "kept-by-batch", b"x")
+
+    refused: list[int] = []
+
+    async def refuse(self: ContainerClient, *names: str, **_: object) -> object:
+        refused.append(len(names))
+        error = HttpResponseError("Blob Batch is not supported")
+        error.status_code = 400
+        raise error
+
+    monkeypatch.setattr(ContainerClient, "delete_blobs", refuse)
+
+    outcomes = await blobs.delete_many(container, ["kept-by-batch", "missing"])
+
+    assert refused == [2]
+    assert outcomes == [None, None]
+    assert await blobs.download(container, "kept-by-batch") is None
