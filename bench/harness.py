@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import psutil
+from azure.storage.queue.aio import QueueClient
 
 from devhost.azurite import AzuriteProcess, port_open
 from shared.services import Services
@@ -185,6 +186,14 @@ async def bounded_gather(items: Iterable[T], work: Callable[[T], Awaitable[objec
             await work(item)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def pass_one_message(queue: QueueClient) -> None:
+    """Send one message, receive it and delete it: what handing a job page to the next invocation costs."""
+    await queue.send_message("{}", time_to_live=-1)
+    async for message in queue.receive_messages(max_messages=1, visibility_timeout=300):
+        await queue.delete_message(message)
+        break
 
 
 def chunks(items: list[T], size: int) -> Iterator[list[T]]:

@@ -45,7 +45,7 @@ from azure.storage.blob.aio import ContainerClient
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from bench.harness import PeakRss, Result, Stopwatch, bounded_gather, phase, rate
+from bench.harness import PeakRss, Result, Stopwatch, bounded_gather, pass_one_message, phase, rate
 from bench.seed import seed_failures
 from shared.models import Job, JobAction, JobRequest, JobSelection, JobState, utc_now
 from shared.services import Services
@@ -150,12 +150,6 @@ async def raw_baseline(services: Services, connection_string: str, action: JobAc
         with contextlib.suppress(ResourceNotFoundError):
             await container.delete_blob(entity["BodyRef"])
 
-    async def hand_over_page() -> None:
-        await pages.send_message("{}", time_to_live=-1)
-        async for message in pages.receive_messages(max_messages=1, visibility_timeout=300):
-            await pages.delete_message(message)
-            break
-
     done = 0
     watch = Stopwatch()
     try:
@@ -171,7 +165,7 @@ async def raw_baseline(services: Services, connection_string: str, action: JobAc
                     for row in rows
                 ]  # fmt: skip
             )
-            await hand_over_page()
+            await pass_one_message(pages)
             done += len(rows)
         return rate(done, watch.elapsed_s)
     finally:

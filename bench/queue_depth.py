@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from bench.harness import PhaseAzurite, Stopwatch, bounded_gather, rate
+from bench.harness import PhaseAzurite, Stopwatch, bounded_gather, pass_one_message, rate
 
 CONCURRENCY = 16
 BODY = '{"id": "m", "integration": "orders", "body": "x"}'
@@ -37,10 +37,7 @@ async def _cycle_ms(queue: QueueClient, cycles: int) -> float:
     """Mean ms of one send + receive + delete on `queue`."""
     watch = Stopwatch()
     for _ in range(cycles):
-        await queue.send_message(BODY, time_to_live=-1)
-        async for message in queue.receive_messages(max_messages=1, visibility_timeout=60):
-            await queue.delete_message(message)
-            break
+        await pass_one_message(queue)
     return watch.elapsed_s * 1000 / cycles
 
 

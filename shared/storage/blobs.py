@@ -13,7 +13,7 @@ from azure.storage.blob.aio import BlobServiceClient
 
 from shared.concurrency import each
 from shared.errors import StorageError, StorageUnavailable
-from shared.storage.faults import error_code, storage_call
+from shared.storage.faults import error_code, is_unavailable_status, storage_call
 
 #: The most sub-requests one Blob Batch request may carry (a service limit).
 BATCH_MAX = 256
@@ -89,8 +89,6 @@ class BlobGateway:
         return outcomes
 
     async def _delete_batch(self, container: str, names: Sequence[str]) -> list[StorageError | None]:
-        if not names:
-            return []
         async with storage_call(f"batch delete of {len(names)} in {container}", self._timeout_s * 3):
             try:
                 responses = await self._service.get_container_client(container).delete_blobs(
@@ -131,6 +129,6 @@ def batch_delete_outcome(what: str, status: int) -> StorageError | None:
     """One Blob Batch sub-response: 202 deleted, 404 already gone; anything else kept the blob."""
     if status in (200, 202, 404):
         return None
-    if status >= 500 or status == 408:
+    if is_unavailable_status(status):
         return StorageUnavailable(f"delete {what}: HTTP {status}")
     return StorageError(f"delete {what}: HTTP {status}")

@@ -24,8 +24,13 @@ def is_unavailable(exc: BaseException) -> bool:
     ):
         return True
     if isinstance(exc, HttpResponseError):
-        return exc.status_code is None or exc.status_code >= 500 or exc.status_code == 408
+        return exc.status_code is None or is_unavailable_status(exc.status_code)
     return isinstance(exc, AzureError) and not isinstance(exc, HttpResponseError)
+
+
+def is_unavailable_status(status: int) -> bool:
+    """An HTTP answer that means the store could not do it now (server error or its timeout)."""
+    return status >= 500 or status == 408
 
 
 @asynccontextmanager
