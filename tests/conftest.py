@@ -50,3 +50,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         elif "/tests/e2e/" in path or "/tests/chaos/" in path:
             item.add_marker(pytest.mark.e2e)
+        elif "/tests/security/" in path:
+            item.add_marker(pytest.mark.security)
