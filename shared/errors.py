@@ -6,6 +6,7 @@
     │   ├── RequestValidationError       422, field errors in `details`
     │   ├── BadParameter                 400, names the parameter
     │   ├── PayloadTooLarge              413
+    │   ├── HeadersTooLarge              431
     │   ├── NotFound                     404
     │   │   ├── IntegrationNotFound
     │   │   ├── FailureNotFound
@@ -38,6 +39,7 @@ __all__ = [
     "EntityTooLarge",
     "FailureNotFound",
     "FieldError",
+    "HeadersTooLarge",
     "InputError",
     "IntegrationNotFound",
     "JobAlreadyActive",
@@ -104,6 +106,13 @@ class BadParameter(InputError):
 class PayloadTooLarge(InputError):
     code = "payload_too_large"
     http_status = 413
+
+
+class HeadersTooLarge(InputError):
+    """The headers that would travel with a message exceed what a message may carry."""
+
+    code = "headers_too_large"
+    http_status = 431
 
 
 class NotFound(InputError):
