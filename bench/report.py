@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import psutil
 
 from bench.harness import Result
-from devhost.azurite import PROJECT_DIR
+from devtools.azurite import PROJECT_DIR
 
 if TYPE_CHECKING:
     from bench.__main__ import Options

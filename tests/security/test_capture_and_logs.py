@@ -14,8 +14,8 @@ import pytest
 from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
-from devhost.azurite import AzuriteProcess
-from devhost.process import DevhostProcess
+from devtools.azurite import AzuriteProcess
+from devtools.process import DevhostProcess
 from shared.models import Failure
 from shared.services import Services
 from shared.settings import Settings
