@@ -213,10 +213,6 @@ async def test_status_counts_each_queue_and_remembers_the_last_sweep(services):
 
 
 async def test_ingest_parks_when_inbound_is_unreachable_and_fails_only_when_both_are(recovery_settings, azurite):
-    config = IntegrationConfig.model_validate(
-        {"id": "orders", "name": "o", "endpoint": {"kind": "http", "url": "http://x/"}}
-    )
-
     async def ingest(services: Services):
         return await accept_message(
             IncomingMessage("orders", b"{}", "application/json", {}),
@@ -243,15 +239,22 @@ async def test_ingest_parks_when_inbound_is_unreachable_and_fails_only_when_both
         await main_down.close()
         await both_down.close()
 
+    # Then the first was accepted as parked (the second was refused above)
     assert accepted.parked
-    assert config.id == accepted.envelope.integration
     recovery = Services(Settings.from_env(recovery_settings))
     try:
         [message] = await recovery.storage.queues.receive(recovery.names.recovery)
-        parked = ParkedMessage.model_validate_json(message.body)
-        assert Envelope.model_validate_json(parked.text).id == accepted.envelope.id
     finally:
         await recovery.close()
+    # And what was parked is the envelope ingest built, bound for inbound, saying why
+    parked = ParkedMessage.model_validate_json(message.body)
+    assert parked.flow == "inbound"
+    assert parked.reason.startswith("ingest: "), parked.reason
+    envelope = Envelope.model_validate_json(parked.text)
+    assert (envelope.id, envelope.integration) == (accepted.envelope.id, "orders")
+    # (with the correlation id ingest defaults to the message id, and the body as received)
+    assert envelope.correlation_id == accepted.envelope.id
+    assert envelope.inline_body() == b"{}"
 
 
 async def test_engine_parks_the_message_when_it_cannot_record_a_failure(recovery_settings, azurite):
