@@ -341,6 +341,7 @@ def test_the_service_bus_connection_exists_exactly_when_service_bus_is_the_backe
 def test_every_trigger_expression_and_connection_resolves_from_the_bicep(params):
     # Given the triggers the app registers and the deployed settings
     environ = bicep_environment(**params)
+    checked: set[str] = set()
 
     for function in registered_functions():
         trigger = function.get_trigger()
@@ -349,6 +350,7 @@ def test_every_trigger_expression_and_connection_resolves_from_the_bicep(params)
         for text in (getattr(trigger, "queue_name", None), getattr(trigger, "schedule", None)):
             for setting in re.findall(r"%([^%]+)%", text or ""):
                 assert environ.get(setting), f"{where}: %{setting}% is not set (or empty) in the Bicep"
+                checked.add(setting)
         if getattr(trigger, "schedule", None):
             parse_schedule(re.sub(r"%([^%]+)%", lambda m: environ[m.group(1)], trigger.schedule))
         # And a queue trigger's connection is deployed in identity form with a queue endpoint
@@ -356,6 +358,9 @@ def test_every_trigger_expression_and_connection_resolves_from_the_bicep(params)
             connection = trigger.connection or STORAGE_SETTING
             assert environ.get(f"{connection}__queueServiceUri"), f"{where}: {connection}__queueServiceUri"
             assert environ.get(f"{connection}__credential") == "managedidentity", where
+
+    # And the loop saw the expressions the queue triggers and timers are known to use
+    assert checked >= {"REBOUND_PREFIX", "RECOVERY_SCHEDULE", "RETENTION_SCHEDULE"}, checked
 
 
 def test_platform_settings_are_each_documented_with_a_reason():
