@@ -46,8 +46,9 @@ async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="integrations/{integration}", methods=["PUT"])
 @handles_errors
 async def put_integration(req: func.HttpRequest) -> func.HttpResponse:
+    services = get_services()
     config, created = await integration_configs.save_integration(
-        get_services().integrations, req.route_params["integration"], read_json(req)
+        services.integrations, req.route_params["integration"], read_json(req), egress=services.egress
     )
     return json_response(config, status=201 if created else 200)
 

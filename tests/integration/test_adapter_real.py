@@ -70,7 +70,15 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 async def registry() -> AsyncIterator[SenderRegistry]:
-    registry = SenderRegistry(Settings.from_env({"RECEIVER_TOKEN": "s3cret"}))
+    registry = SenderRegistry(
+        Settings.from_env(
+            {
+                "RECEIVER_TOKEN": "s3cret",
+                "ENDPOINT_SECRET_SETTINGS": "RECEIVER_TOKEN",
+                "ALLOW_PRIVATE_ENDPOINTS": "true",
+            }
+        )
+    )
     try:
         yield registry
     finally:
