@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from devhost.azurite import AzuriteProcess
-from devhost.process import DevhostProcess
+from devtools.azurite import AzuriteProcess
+from devtools.process import DevhostProcess
 from shared.models import FailureOrigin, IntegrationConfig
 from shared.services import Services
 from shared.settings import Settings

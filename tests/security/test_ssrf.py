@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from devhost.azurite import AzuriteProcess
-from devhost.process import DevhostProcess
+from devtools.azurite import AzuriteProcess
+from devtools.process import DevhostProcess
 from shared.adapters.egress_network import VettedNetworkBackend, VettedTransport
 from shared.egress import EgressPolicy, IPAddress
 from shared.models import FailureOrigin, IntegrationConfig
