@@ -52,23 +52,7 @@ export function mountIntegration(main, route) {
     onConflict: (activeJobId) => (activeJobId ? jobsPanel.trackById(activeJobId) : jobsPanel.load()),
   });
 
-  replace(
-    main,
-    head.parts.breadcrumb,
-    head.parts.heading,
-    h(
-      "div",
-      { class: "layout" },
-      h(
-        "div",
-        { class: "stack" },
-        jobsPanel.element,
-        h("section", { class: "card", "aria-label": "Filters" }, filterBar.element),
-        failuresCard(list, selection, actions),
-      ),
-      h("div", { class: "side" }, groupsPanel.element),
-    ),
-  );
+  replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, list, selection, actions }));
 
   // Groups feed two components: the panel and the filter bar's group choice.
   async function loadGroups() {
@@ -84,8 +68,8 @@ export function mountIntegration(main, route) {
 
   /** New filters or fresh data: the list, its count and the selection start over. */
   function showFailures() {
-    selection.startOver(filters);
     list.reload(filters);
+    selection.startOver(filters);
   }
 
   function refresh() {
@@ -126,6 +110,26 @@ export function mountIntegration(main, route) {
       for (const component of [head, list, actions, jobsPanel]) component.destroy();
     },
   };
+}
+
+/** Where each component sits: the head on top; jobs, filters and failures in the main column; groups beside. */
+function pageLayout({ head, jobsPanel, filterBar, groupsPanel, list, selection, actions }) {
+  return [
+    head.parts.breadcrumb,
+    head.parts.heading,
+    h(
+      "div",
+      { class: "layout" },
+      h(
+        "div",
+        { class: "stack" },
+        jobsPanel.element,
+        h("section", { class: "card", "aria-label": "Filters" }, filterBar.element),
+        failuresCard(list, selection, actions),
+      ),
+      h("div", { class: "side" }, groupsPanel.element),
+    ),
+  ];
 }
 
 /** The failures card, where the list, the selection and the job actions interleave. */
