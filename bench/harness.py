@@ -143,15 +143,16 @@ def percentile(values: Iterable[float], q: float) -> float:
 
 
 class PeakRss:
-    """Samples this process's resident set size in a thread; `peak_mb` is the highest seen in the block.
+    """Samples a process's resident set size in a thread; `peak_mb` is the highest seen in the block.
 
+    The process is this one, or `pid` (devhost, in the benchmarks through the host).
     getrusage's ru_maxrss only knows the process's lifetime maximum, which an earlier phase may
     have set; sampling every 50 ms gives the peak of this block (and may miss a spike shorter
     than that).
     """
 
-    def __init__(self, interval_s: float = 0.05) -> None:
-        self._process = psutil.Process()
+    def __init__(self, interval_s: float = 0.05, *, pid: int | None = None) -> None:
+        self._process = psutil.Process(pid)
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
@@ -163,7 +164,10 @@ class PeakRss:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
-            self.peak_mb = max(self.peak_mb, self._rss_mb())
+            try:
+                self.peak_mb = max(self.peak_mb, self._rss_mb())
+            except psutil.NoSuchProcess:
+                return  # the process ended; its peak is what was seen
 
     def __enter__(self) -> PeakRss:
         self._thread.start()
@@ -172,7 +176,8 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_mb = max(self.peak_mb, self._rss_mb())
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.peak_mb = max(self.peak_mb, self._rss_mb())
 
     @property
     def growth_mb(self) -> float:

@@ -1,0 +1,196 @@
+"""A Retry-all job measured the way a user lives it: until every resent message is delivered.
+
+One host stack (bench/host_stack.py: a fresh Azurite, devhost started like `make run` with the
+sample settings, the receiver in its own process, answering 200). Seeded first, from this
+process: `count` failures of one integration (bench/seed.py, transactions of 100) and a payload
+blob for every one of them, because a resend carries `body_ref` and delivers that content
+(shared/jobs.py `resend_envelope`). Then the raw baseline on the same Azurite, and then one
+Retry-all started through the HTTP API, as the portal does, while devhost's engine drains
+`inbound` under the default MAX_INBOUND_DEPTH (1,000) backpressure. The clock runs from the
+POST that starts the job to the first arrival at the receiver of the last distinct message.
+
+The one sample setting changed: JOB_RATE_LIMIT_PER_S (10,000 by default here, the most the
+setting allows, against 50 in the sample) so that the per-integration limit a user chooses does
+not set the figure; `--job-rate 50` measures the sample's limit instead.
+
+While it runs: the job's status is read every second (the portal's job card polls at that
+rate), `inbound`'s approximate depth every half second (its maximum is reported), the receiver's
+counts every half second (the longest stretch with no new delivery is reported: Azurite's
+garbage collection of deleted queue bodies shows up there, DESIGN.md section 10), and devhost's
+CPU and peak RSS. Duplicates (a 200 for an id already delivered) and failures recorded during
+the job are reported, not hidden.
+
+Raw baseline: send + receive + delete of min(count, 2,000) messages with the SDK (16 sends at
+a time, receive 16, at most 24 in flight), on the same Azurite after seeding, before the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.engine_throughput import raw_send_receive_delete
+from bench.harness import Result, Stopwatch, rate
+from bench.host_stack import DevhostMeter, HostStack, host_stack, put_integration, receiver_stats
+from bench.seed import seed_failures
+from shared.models import utc_now
+
+INTEGRATION = "orders"
+RAW_QUEUE = "rawbaseline"
+RAW_SAMPLE = 2_000
+#: Seeding uploads one blob per failure: more at once than the job's 16, it is not what is measured.
+SEED_BLOB_CONCURRENCY = 32
+JOB_POLL_S = 1.0
+START_ATTEMPTS = 10
+RETRY_ALL = {"action": "retry", "selection": {"all": True}}
+SAMPLE_S = 0.5
+#: No new delivery for this long while messages are missing: stuck (GC stalls last 30-60 s, minutes after 10k).
+STALL_TIMEOUT_S = 600.0
+
+
+@dataclass
+class Watch:
+    """What the pollers saw while the job ran."""
+
+    max_depth: int = 0
+    longest_pause_s: float = 0.0
+    job_completed_s: float | None = None
+    start_503s: int = 0
+    job: dict[str, Any] = field(default_factory=dict)
+
+
+async def _watch_depth(stack: HostStack, watch: Watch, stop: asyncio.Event) -> None:
+    queues, inbound = stack.services.storage.queues, stack.services.names.inbound
+    while not stop.is_set():
+        watch.max_depth = max(watch.max_depth, await queues.depth(inbound))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SAMPLE_S)
+
+
+async def _watch_job(api: httpx.AsyncClient, job_id: str, watch: Watch, clock: Stopwatch, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        response = await api.get(f"/integrations/{INTEGRATION}/jobs/{job_id}")
+        response.raise_for_status()
+        watch.job = dict(response.json())
+        if watch.job["state"] not in ("queued", "running"):
+            watch.job_completed_s = clock.elapsed_s
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), JOB_POLL_S)
+
+
+async def _until_delivered(receiver: httpx.AsyncClient, count: int, watch: Watch) -> dict[str, Any]:
+    seen, progress_at = -1, time.monotonic()
+    while True:
+        stats = await receiver_stats(receiver)
+        now = time.monotonic()
+        if stats["distinct"] != seen:
+            seen, progress_at = int(stats["distinct"]), now
+        watch.longest_pause_s = max(watch.longest_pause_s, now - progress_at)
+        if seen >= count:
+            return stats
+        if now - progress_at > STALL_TIMEOUT_S:
+            raise AssertionError(
+                f"retry-until-delivered: {seen:,} of {count:,} delivered, nothing new for {STALL_TIMEOUT_S:.0f} s"
+            )
+        await asyncio.sleep(SAMPLE_S)
+
+
+async def _failures_left(api: httpx.AsyncClient) -> int:
+    response = await api.get("/failures")
+    response.raise_for_status()
+    return sum(int(item["count"]) for item in response.json()["items"] if item["integration"] == INTEGRATION)
+
+
+async def _start_job(api: httpx.AsyncClient, watch: Watch) -> str:
+    """POST the Retry-all; a 503 (storage busy) is tried again after its Retry-After, as a user would."""
+    for _ in range(START_ATTEMPTS):
+        response = await api.post(f"/integrations/{INTEGRATION}/jobs", json=RETRY_ALL)
+        if response.status_code == 202:
+            return str(response.json()["id"])
+        if response.status_code != 503:
+            break
+        watch.start_503s += 1
+        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+    raise AssertionError(f"starting the job answered {response.status_code}: {response.text[:200]}")
+
+
+async def _run_job(stack: HostStack, count: int) -> tuple[float, dict[str, Any], Watch, DevhostMeter, int]:
+    """(seconds to all delivered, receiver stats, what the pollers saw, devhost meter, failures after)."""
+    watch = Watch()
+    stop = asyncio.Event()
+    async with stack.api() as api, stack.receiver_client() as receiver:
+        await put_integration(api, INTEGRATION, stack.receiver.url("/ok"))
+        with DevhostMeter(stack.devhost.pid) as meter:
+            clock = Stopwatch()
+            started_at = time.monotonic()
+            job_id = await _start_job(api, watch)
+            pollers = [
+                asyncio.create_task(_watch_depth(stack, watch, stop)),
+                asyncio.create_task(_watch_job(api, job_id, watch, clock, stop)),
+            ]
+            try:
+                stats = await _until_delivered(receiver, count, watch)
+            finally:
+                stop.set()
+                await asyncio.gather(*pollers)
+        seconds = float(stats["last_arrival"]) - started_at
+        # The job's last checkpoint may trail the last delivery by a page; failures are read when it ended.
+        while watch.job.get("state") in ("queued", "running"):
+            await asyncio.sleep(JOB_POLL_S)
+            watch.job = dict((await api.get(f"/integrations/{INTEGRATION}/jobs/{watch.job['id']}")).json())
+        await asyncio.sleep(5)  # duplicates still in `inbound` land within seconds (the host polls every ≤2 s)
+        stats = await receiver_stats(receiver)
+        left = await _failures_left(api)
+    return seconds, stats, watch, meter, left
+
+
+async def bench_retry_until_delivered(count: int, *, job_rate: float = 10_000) -> Result:
+    overrides = {"JOB_RATE_LIMIT_PER_S": f"{job_rate:g}"}
+    async with host_stack(f"retry until delivered, {count:,} failures", overrides) as stack:
+        watch_seed = Stopwatch()
+        await seed_failures(
+            stack.services, INTEGRATION, count, end=utc_now(), blob_every=1, blob_concurrency=SEED_BLOB_CONCURRENCY
+        )
+        print(f"    seeded {count:,} failures and their blobs in {watch_seed.elapsed_s:,.0f} s", flush=True)
+        sample = min(count, RAW_SAMPLE)
+        raw = await raw_send_receive_delete(
+            stack.azurite.connection_string, stack.services.names.prefix + RAW_QUEUE, sample
+        )
+        print(f"    raw send+receive+delete: {raw:,.1f} msg/s over {sample:,}", flush=True)
+        seconds, stats, watch, meter, left = await _run_job(stack, count)
+    job = watch.job
+    result = Result(
+        benchmark="retry job until delivered",
+        case=f"{count:,} failures, Retry-all through the host",
+        value=rate(count, seconds),
+        unit="items/s",
+        raw=raw,
+        raw_what=(
+            "SDK on the same Azurite after seeding, before the job: send (16 at a time) + receive 16 + delete, "
+            f"at most 24 in flight; {sample:,} messages"
+        ),
+        extra={
+            "seconds to all delivered": round(seconds, 1),
+            "job ended s": round(watch.job_completed_s or 0.0, 1),
+            "job state": str(job.get("state")),
+            "max inbound depth": watch.max_depth,
+            "longest pause in deliveries s": round(watch.longest_pause_s, 1),
+            "duplicates": int(stats["duplicates"]),
+            "failures after the job": left,
+            "503s starting the job": watch.start_503s,
+            **meter.extra(),
+        },
+    )
+    result.notes.append(
+        f"JOB_RATE_LIMIT_PER_S {job_rate:g} (the sample has 50: a per-integration limit the user picks), "
+        "MAX_INBOUND_DEPTH 1,000 and every other setting from local.settings.sample.json; job status read every "
+        "second as the portal does; the raw baseline is the queue hop a resend needs, not the job's whole work"
+    )
+    print(f"    {result.line()}", flush=True)
+    return result
