@@ -25,7 +25,9 @@ async def run(options: Options) -> list[Result]:
     if "host" in options.only:
         from bench.host_e2e import bench_host
 
-        results += await bench_host(options.host_messages, options.latency_seconds, options.latency_rates)
+        results += await bench_host(
+            options.host_messages, options.latency_seconds, options.latency_rates, log_dir=options.devhost_logs
+        )
     if "jobs" in options.only:
         from bench.jobs import bench_job
 
@@ -37,7 +39,11 @@ async def run(options: Options) -> list[Result]:
     if "retry-delivered" in options.only:
         from bench.retry_until_delivered import bench_retry_until_delivered
 
-        results.append(await bench_retry_until_delivered(options.retry_failures, job_rate=options.job_rate))
+        results.append(
+            await bench_retry_until_delivered(
+                options.retry_failures, job_rate=options.job_rate, log_dir=options.devhost_logs
+            )
+        )
     if "list" in options.only:
         from bench.failure_list import bench_failure_list
 

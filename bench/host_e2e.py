@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from azure.core.exceptions import ResourceExistsError
@@ -150,8 +151,8 @@ async def _throughput(stack: HostStack, count: int) -> Throughput:
     return Throughput(per_s, raw, delivery, rate(count, posted_s), meter, failures, tally)
 
 
-async def bench_host_throughput(count: int) -> Result:
-    async with host_stack(f"host end to end, {count:,} messages") as stack:
+async def bench_host_throughput(count: int, *, log_dir: Path | None = None) -> Result:
+    async with host_stack(f"host end to end, {count:,} messages", log_dir=log_dir) as stack:
         run = await _throughput(stack, count)
     result = Result(
         benchmark="host end to end",
@@ -266,9 +267,9 @@ async def _raw_latency(connection_string: str, queue: str, per_s: int, count: in
         await consumer.close()
 
 
-async def bench_host_latency(per_s: int, seconds: float) -> list[Result]:
+async def bench_host_latency(per_s: int, seconds: float, *, log_dir: Path | None = None) -> list[Result]:
     count = max(2, round(per_s * seconds))
-    async with host_stack(f"host latency at {per_s} msg/s offered, {count:,} messages") as stack:
+    async with host_stack(f"host latency at {per_s} msg/s offered, {count:,} messages", log_dir=log_dir) as stack:
         queue = stack.services.names.prefix + RAW_QUEUE
         raw = await _raw_latency(stack.azurite.connection_string, queue, per_s, count)
         print(f"    raw queue hop: p50 {raw.p50_ms:,.0f} ms, p95 {raw.p95_ms:,.0f} ms", flush=True)
@@ -307,8 +308,10 @@ async def bench_host_latency(per_s: int, seconds: float) -> list[Result]:
     return results
 
 
-async def bench_host(count: int, latency_seconds: float, rates: Sequence[int] = LATENCY_RATES) -> list[Result]:
-    results = [await bench_host_throughput(count)]
+async def bench_host(
+    count: int, latency_seconds: float, rates: Sequence[int] = LATENCY_RATES, *, log_dir: Path | None = None
+) -> list[Result]:
+    results = [await bench_host_throughput(count, log_dir=log_dir)]
     for per_s in rates:
-        results += await bench_host_latency(per_s, latency_seconds)
+        results += await bench_host_latency(per_s, latency_seconds, log_dir=log_dir)
     return results

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -142,16 +143,25 @@ async def put_integration(api: httpx.AsyncClient, integration: str, url: str) ->
         raise RuntimeError(f"PUT /integrations/{integration} answered {response.status_code}: {response.text}")
 
 
+def log_path_for(log_dir: Path | None, phase: str) -> Path | None:
+    """Where devhost's log of a phase is kept (`--devhost-logs DIR`); None: a temporary file, gone when it ends well."""
+    if log_dir is None:
+        return None
+    return log_dir / (re.sub(r"[^a-z0-9]+", "-", phase.lower()).strip("-") + ".log")
+
+
 @contextlib.asynccontextmanager
 async def host_stack(
-    name: str, overrides: Mapping[str, str] | None = None, *, log_path: Path | None = None
+    name: str, overrides: Mapping[str, str] | None = None, *, log_dir: Path | None = None
 ) -> AsyncIterator[HostStack]:
     """Azurite, receiver and devhost for one phase; all stopped afterwards (Azurite's ports freed)."""
+    log_path = log_path_for(log_dir, name)
     azurite = PhaseAzurite()
     await asyncio.to_thread(azurite.start)
     prefix = "h" + uuid.uuid4().hex[:8]
     settings = host_settings(azurite, prefix, overrides or {})
-    print(f"--- {name}: Azurite on {azurite.process.ports}, prefix {prefix}", flush=True)
+    where = "" if log_path is None else f", devhost log {log_path}"
+    print(f"--- {name}: Azurite on {azurite.process.ports}, prefix {prefix}{where}", flush=True)
     receiver = ReceiverProcess()
     devhost = DevhostProcess(PROJECT_DIR, env=settings, log_path=log_path, use_local_settings=False)
     # The benchmark's own side (seeding, depth reads) is patient with a busy Azurite: harness settings.

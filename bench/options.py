@@ -33,6 +33,8 @@ class Options:
     out: Path | None
     #: Add this run to `out` as a section of its own instead of rewriting the whole report.
     add_to: bool = False
+    #: Keep devhost's log of each phase through the host here.
+    devhost_logs: Path | None = None
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -61,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--list-repeats", type=int, default=40, help="first-page requests per failure-list case")
     parser.add_argument("--actions", default="retry,delete", help="job actions to run: retry, delete")
+    parser.add_argument(
+        "--devhost-logs", type=Path, default=None, help="keep devhost's log of each host phase in this directory"
+    )
     parser.add_argument("--profile", type=Path, default=None, help="write pyinstrument profiles of the jobs here")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the report (default bench/RESULTS.md)")
     parser.add_argument("--no-report", action="store_true", help="print the results, write no report")
@@ -92,4 +97,5 @@ def parse_args(argv: list[str] | None = None) -> Options:
         profile=args.profile,
         out=None if args.no_report else args.out,
         add_to=args.add_to,
+        devhost_logs=args.devhost_logs,
     )

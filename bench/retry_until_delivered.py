@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -150,9 +151,9 @@ async def _run_job(stack: HostStack, count: int) -> tuple[float, dict[str, Any],
     return seconds, stats, watch, meter, left
 
 
-async def bench_retry_until_delivered(count: int, *, job_rate: float = 10_000) -> Result:
+async def bench_retry_until_delivered(count: int, *, job_rate: float = 10_000, log_dir: Path | None = None) -> Result:
     overrides = {"JOB_RATE_LIMIT_PER_S": f"{job_rate:g}"}
-    async with host_stack(f"retry until delivered, {count:,} failures", overrides) as stack:
+    async with host_stack(f"retry until delivered, {count:,} failures", overrides, log_dir=log_dir) as stack:
         watch_seed = Stopwatch()
         await seed_failures(
             stack.services, INTEGRATION, count, end=utc_now(), blob_every=1, blob_concurrency=SEED_BLOB_CONCURRENCY
