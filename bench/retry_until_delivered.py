@@ -39,6 +39,7 @@ from bench.engine_throughput import raw_send_receive_delete
 from bench.harness import Result, Stopwatch, rate
 from bench.host_stack import DevhostMeter, HostStack, host_stack, put_integration, receiver_stats
 from bench.seed import seed_failures
+from shared.errors import StorageUnavailable
 from shared.models import utc_now
 
 INTEGRATION = "orders"
@@ -47,6 +48,7 @@ RAW_SAMPLE = 2_000
 #: Seeding uploads one blob per failure: more at once than the job's 16, it is not what is measured.
 SEED_BLOB_CONCURRENCY = 32
 JOB_POLL_S = 1.0
+PROGRESS_S = 30.0
 START_ATTEMPTS = 10
 RETRY_ALL = {"action": "retry", "selection": {"all": True}}
 SAMPLE_S = 0.5
@@ -59,6 +61,7 @@ class Watch:
     """What the pollers saw while the job ran."""
 
     max_depth: int = 0
+    depth: int = 0
     longest_pause_s: float = 0.0
     job_completed_s: float | None = None
     start_503s: int = 0
@@ -68,7 +71,9 @@ class Watch:
 async def _watch_depth(stack: HostStack, watch: Watch, stop: asyncio.Event) -> None:
     queues, inbound = stack.services.storage.queues, stack.services.names.inbound
     while not stop.is_set():
-        watch.max_depth = max(watch.max_depth, await queues.depth(inbound))
+        with contextlib.suppress(StorageUnavailable):  # a busy Azurite: the next sample will tell
+            watch.depth = await queues.depth(inbound)
+            watch.max_depth = max(watch.max_depth, watch.depth)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), SAMPLE_S)
 
@@ -76,9 +81,9 @@ async def _watch_depth(stack: HostStack, watch: Watch, stop: asyncio.Event) -> N
 async def _watch_job(api: httpx.AsyncClient, job_id: str, watch: Watch, clock: Stopwatch, stop: asyncio.Event) -> None:
     while not stop.is_set():
         response = await api.get(f"/integrations/{INTEGRATION}/jobs/{job_id}")
-        response.raise_for_status()
-        watch.job = dict(response.json())
-        if watch.job["state"] not in ("queued", "running"):
+        if response.status_code == 200:  # a 503 from a busy storage is the portal's problem too: read again
+            watch.job = dict(response.json())
+        if watch.job.get("state") not in (None, "queued", "running"):
             watch.job_completed_s = clock.elapsed_s
             return
         with contextlib.suppress(TimeoutError):
@@ -87,9 +92,18 @@ async def _watch_job(api: httpx.AsyncClient, job_id: str, watch: Watch, clock: S
 
 async def _until_delivered(receiver: httpx.AsyncClient, count: int, watch: Watch) -> dict[str, Any]:
     seen, progress_at = -1, time.monotonic()
+    reported_at = progress_at
     while True:
         stats = await receiver_stats(receiver)
         now = time.monotonic()
+        if now - reported_at >= PROGRESS_S:
+            reported_at = now
+            job = watch.job
+            print(
+                f"    {stats['distinct']:,} delivered, job {job.get('state')} {job.get('processed')}/"
+                f"{job.get('total')}, inbound {watch.depth:,}, duplicates {stats['duplicates']}",
+                flush=True,
+            )
         if stats["distinct"] != seen:
             seen, progress_at = int(stats["distinct"]), now
         watch.longest_pause_s = max(watch.longest_pause_s, now - progress_at)
@@ -142,9 +156,8 @@ async def _run_job(stack: HostStack, count: int) -> tuple[float, dict[str, Any],
                 await asyncio.gather(*pollers)
         seconds = float(stats["last_arrival"]) - started_at
         # The job's last checkpoint may trail the last delivery by a page; failures are read when it ended.
-        while watch.job.get("state") in ("queued", "running"):
-            await asyncio.sleep(JOB_POLL_S)
-            watch.job = dict((await api.get(f"/integrations/{INTEGRATION}/jobs/{watch.job['id']}")).json())
+        if watch.job_completed_s is None:
+            await _watch_job(api, job_id, watch, clock, asyncio.Event())
         await asyncio.sleep(5)  # duplicates still in `inbound` land within seconds (the host polls every ≤2 s)
         stats = await receiver_stats(receiver)
         left = await _failures_left(api)
