@@ -16,6 +16,17 @@ from bench.harness import Result
 from bench.options import Options
 from devtools.azurite import PROJECT_DIR
 
+#: The options each benchmark reads (the report's command line names only those of the run).
+OPTIONS_OF: dict[str, tuple[str, ...]] = {
+    "engine": ("--messages",),
+    "host": ("--host-messages", "--latency-seconds", "--latency-rates"),
+    "jobs": ("--failures", "--job-failures", "--raw-sample", "--actions"),
+    "retry-delivered": ("--retry-failures", "--job-rate"),
+    "list": ("--failures", "--list-repeats"),
+    "capture": ("--captures",),
+    "recovery": ("--parked",),
+}
+
 
 def _cpu_model() -> str:
     try:
@@ -173,22 +184,24 @@ def add_section(text: str, section: str, only: tuple[str, ...]) -> str:
 
 
 def _command(options: Options) -> str:
-    parts = [
-        f"--only {','.join(options.only)}",
-        f"--failures {options.failures}",
-        f"--job-failures {options.job_failures}",
-        f"--messages {options.messages}",
-        f"--host-messages {options.host_messages}",
-        f"--latency-seconds {options.latency_seconds:g}",
-        f"--latency-rates {','.join(str(r) for r in options.latency_rates)}",
-        f"--retry-failures {options.retry_failures}",
-        f"--job-rate {options.job_rate:g}",
-        f"--captures {options.captures}",
-        f"--parked {options.parked}",
-        f"--raw-sample {options.raw_sample}",
-        f"--list-repeats {options.list_repeats}",
-        f"--actions {','.join(a.value for a in options.actions)}",
-    ]
+    """The command line of the run, with the options of the benchmarks it ran."""
+    values = {
+        "--failures": options.failures,
+        "--job-failures": options.job_failures,
+        "--messages": options.messages,
+        "--host-messages": options.host_messages,
+        "--latency-seconds": f"{options.latency_seconds:g}",
+        "--latency-rates": ",".join(str(r) for r in options.latency_rates),
+        "--retry-failures": options.retry_failures,
+        "--job-rate": f"{options.job_rate:g}",
+        "--captures": options.captures,
+        "--parked": options.parked,
+        "--raw-sample": options.raw_sample,
+        "--list-repeats": options.list_repeats,
+        "--actions": ",".join(a.value for a in options.actions),
+    }
+    used = [name for benchmark in options.only for name in OPTIONS_OF[benchmark]]
+    parts = [f"--only {','.join(options.only)}"] + [f"{name} {values[name]}" for name in values if name in used]
     return "python -m bench " + " ".join(parts)
 
 

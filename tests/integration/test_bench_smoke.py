@@ -31,22 +31,3 @@ async def test_benchmark_runs_at_a_tiny_size_and_reports(benchmark, tmp_path):
     report = options.out.read_text()
     assert "| benchmark | case | Rebound | raw Azurite | ratio |" in report
     assert "Azurite: " in report and "CPU: " in report
-
-
-@pytest.mark.timeout(300)
-async def test_a_run_of_some_benchmarks_is_added_to_the_report_as_its_own_section(tmp_path):
-    # Given a report written by an earlier run
-    path = tmp_path / "RESULTS.md"
-    path.write_text("# Benchmark results\n\n| benchmark | case |\n|---|---|\n| engine throughput | success path |\n")
-    options = parse_args(["--only", "capture", "--captures", "5", "--out", str(path), "--add-to"])
-    results = await run(options)
-
-    # When the run is added twice
-    write_report(path, results, options=options, minutes=0.1)
-    write_report(path, results, options=options, minutes=0.2)
-
-    # Then the earlier rows stay and the run appears once, in its own section, with its command
-    report = path.read_text()
-    assert "| engine throughput | success path |" in report
-    assert report.count("## Added run: capture") == 1
-    assert "python -m bench --only capture" in report and "(0.2 min)" in report
