@@ -41,7 +41,10 @@ async def run(options: Options) -> list[Result]:
 
         results.append(
             await bench_retry_until_delivered(
-                options.retry_failures, job_rate=options.job_rate, log_dir=options.devhost_logs
+                options.retry_failures,
+                job_rate=options.job_rate,
+                budget_min=options.retry_budget_min,
+                log_dir=options.devhost_logs,
             )
         )
     if "list" in options.only:

@@ -203,6 +203,39 @@ async def pass_one_message(queue: QueueClient) -> None:
         break
 
 
+#: Azurite sweeps the bodies of deleted queue messages every 60 s (its QueueGCManager); after
+#: thousands of deletes one sweep holds its only core for tens of seconds (DESIGN.md section 10).
+AZURITE_QUEUE_GC_INTERVAL_S = 60.0
+#: Azurite counts as settled when a send + receive + delete on an empty queue is this quick, this often in a row.
+SETTLED_CYCLE_MS = 250.0
+SETTLED_CYCLES = 3
+
+
+async def wait_for_queue_gc(connection_string: str, *, timeout_s: float = 600.0) -> float:
+    """After bulk deletes: let Azurite's next queue GC sweep pass, so the next measurement does not pay for it.
+
+    Waits one GC interval (a sweep starts within it), then until a send + receive + delete on an
+    empty queue is quick SETTLED_CYCLES times in a row. Returns the seconds waited.
+    """
+    watch = Stopwatch()
+    probe = QueueClient.from_connection_string(connection_string, "gcprobe" + uuid.uuid4().hex[:8])
+    try:
+        await probe.create_queue()
+        await asyncio.sleep(AZURITE_QUEUE_GC_INTERVAL_S)
+        quick = 0
+        while quick < SETTLED_CYCLES:
+            if watch.elapsed_s > timeout_s:
+                raise TimeoutError(f"Azurite was still slow {timeout_s:.0f} s after the deletes")
+            cycle = Stopwatch()
+            await pass_one_message(probe)
+            quick = quick + 1 if cycle.elapsed_s * 1000 < SETTLED_CYCLE_MS else 0
+            await asyncio.sleep(0.5)
+        await probe.delete_queue()
+    finally:
+        await probe.close()
+    return watch.elapsed_s
+
+
 def chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

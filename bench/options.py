@@ -24,6 +24,7 @@ class Options:
     latency_rates: tuple[int, ...]
     retry_failures: int
     job_rate: float
+    retry_budget_min: float
     captures: int
     parked: int
     raw_sample: int
@@ -55,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument(
         "--job-rate", type=float, default=10_000, help="JOB_RATE_LIMIT_PER_S for retry-delivered (10,000: no cap)"
+    )
+    parser.add_argument(
+        "--retry-budget-min", type=float, default=60.0, help="retry-delivered stops after this long and reports so"
     )
     parser.add_argument("--captures", type=int, default=300, help="failed messages for the capture cost")
     parser.add_argument("--parked", type=int, default=2_000, help="messages parked for the recovery sweep")
@@ -89,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         latency_rates=tuple(int(r) for r in args.latency_rates.split(",") if r.strip()),
         retry_failures=args.retry_failures,
         job_rate=args.job_rate,
+        retry_budget_min=args.retry_budget_min,
         captures=args.captures,
         parked=args.parked,
         raw_sample=min(args.raw_sample, args.job_failures or args.failures),
