@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from blueprints.http import handles_errors, json_response
+from blueprints.http import CONFIG_ID, handles_errors, json_response, route_id
 from shared.ingest import IncomingMessage, accept_message
 from shared.models import utc_now
 from shared.services import get_services
@@ -16,10 +16,11 @@ bp = func.Blueprint()
 @bp.route(route="integrations/{integration}/messages", methods=["POST"])
 @handles_errors
 async def ingest_message(req: func.HttpRequest) -> func.HttpResponse:
+    integration = route_id(req, "integration", CONFIG_ID)
     services = get_services()
     accepted = await accept_message(
         IncomingMessage(
-            integration=req.route_params["integration"],
+            integration=integration,
             body=req.get_body(),
             content_type=req.headers.get("content-type"),
             headers=dict(req.headers),

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from blueprints.http import handles_errors, json_response, read_json
+from blueprints.http import (
+    FAILURES_INTEGRATION,
+    RECORD_ID,
+    handles_errors,
+    json_response,
+    query_params,
+    read_json,
+    route_id,
+)
 from shared.models import JobRequest, utc_now
 from shared.services import get_services
 from shared.validation import parse_model
@@ -16,8 +24,10 @@ bp = func.Blueprint()
 @bp.route(route="integrations/{integration}/jobs", methods=["POST"])
 @handles_errors
 async def start_job(req: func.HttpRequest) -> func.HttpResponse:
+    integration = route_id(req, "integration", FAILURES_INTEGRATION)
+    query_params(req)
     request = parse_model(JobRequest, read_json(req))
-    job = await get_services().jobs.start(req.route_params["integration"], request, now=utc_now())
+    job = await get_services().jobs.start(integration, request, now=utc_now())
     return json_response(job, status=202)
 
 
@@ -25,7 +35,9 @@ async def start_job(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="integrations/{integration}/jobs", methods=["GET"])
 @handles_errors
 async def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
-    jobs = await get_services().jobs.list(req.route_params["integration"], now=utc_now())
+    integration = route_id(req, "integration", FAILURES_INTEGRATION)
+    query_params(req)
+    jobs = await get_services().jobs.list(integration, now=utc_now())
     return json_response({"items": jobs})
 
 
@@ -33,7 +45,10 @@ async def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="integrations/{integration}/jobs/{job_id}", methods=["GET"])
 @handles_errors
 async def get_job(req: func.HttpRequest) -> func.HttpResponse:
-    job = await get_services().jobs.get(req.route_params["integration"], req.route_params["job_id"], now=utc_now())
+    integration = route_id(req, "integration", FAILURES_INTEGRATION)
+    job_id = route_id(req, "job_id", RECORD_ID)
+    query_params(req)
+    job = await get_services().jobs.get(integration, job_id, now=utc_now())
     return json_response(job)
 
 
@@ -41,7 +56,10 @@ async def get_job(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="integrations/{integration}/jobs/{job_id}/cancel", methods=["POST"])
 @handles_errors
 async def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
-    job = await get_services().jobs.cancel(req.route_params["integration"], req.route_params["job_id"], now=utc_now())
+    integration = route_id(req, "integration", FAILURES_INTEGRATION)
+    job_id = route_id(req, "job_id", RECORD_ID)
+    query_params(req)
+    job = await get_services().jobs.cancel(integration, job_id, now=utc_now())
     return json_response(job, status=202)
 
 

@@ -7,7 +7,17 @@ import json
 
 import azure.functions as func
 
-from blueprints.http import handles_errors, int_param, json_response, query_params, read_json
+from blueprints.http import (
+    CONFIG_ID,
+    FAILURES_INTEGRATION,
+    RECORD_ID,
+    handles_errors,
+    int_param,
+    json_response,
+    query_params,
+    read_json,
+    route_id,
+)
 from shared import failure_queries, integration_configs
 from shared.errors import BadParameter
 from shared.health import check_health
@@ -34,6 +44,7 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="integrations", methods=["GET"])
 @handles_errors
 async def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
+    query_params(req)
     configs = await integration_configs.list_integrations(get_services().integrations)
     return json_response({"items": configs})
 
@@ -42,7 +53,9 @@ async def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="integrations/{integration}", methods=["GET"])
 @handles_errors
 async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
-    config = await integration_configs.load_integration(get_services().integrations, req.route_params["integration"])
+    integration = route_id(req, "integration", CONFIG_ID)
+    query_params(req)
+    config = await integration_configs.load_integration(get_services().integrations, integration)
     return json_response(config)
 
 
@@ -50,8 +63,10 @@ async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="integrations/{integration}", methods=["PUT"])
 @handles_errors
 async def put_integration(req: func.HttpRequest) -> func.HttpResponse:
+    integration = route_id(req, "integration", CONFIG_ID)
+    query_params(req)
     config, created = await integration_configs.save_integration(
-        get_services().integrations, req.route_params["integration"], read_json(req)
+        get_services().integrations, integration, read_json(req)
     )
     return json_response(config, status=201 if created else 200)
 
@@ -60,7 +75,9 @@ async def put_integration(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="integrations/{integration}", methods=["DELETE"])
 @handles_errors
 async def delete_integration(req: func.HttpRequest) -> func.HttpResponse:
-    await integration_configs.delete_integration(get_services().integrations, req.route_params["integration"])
+    integration = route_id(req, "integration", CONFIG_ID)
+    query_params(req)
+    await integration_configs.delete_integration(get_services().integrations, integration)
     return func.HttpResponse(status_code=204)
 
 
@@ -71,6 +88,7 @@ async def delete_integration(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="failures", methods=["GET"])
 @handles_errors
 async def failures_overview(req: func.HttpRequest) -> func.HttpResponse:
+    query_params(req)
     return json_response({"items": await get_services().failures.overview()})
 
 
@@ -78,12 +96,14 @@ async def failures_overview(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="integrations/{integration}/failures", methods=["GET"])
 @handles_errors
 async def list_failures(req: func.HttpRequest) -> func.HttpResponse:
+    integration = route_id(req, "integration", FAILURES_INTEGRATION)
+    params = query_params(req, (*failure_queries.FILTER_PARAMETERS, *failure_queries.PAGE_PARAMETERS))
     page = await failure_queries.list_failures(
         get_services().failures,
-        req.route_params["integration"],
-        failure_queries.parse_filter(query_params(req)),
-        limit=int_param(req, "limit", failure_queries.DEFAULT_LIMIT),
-        cursor=req.params.get("cursor") or None,
+        integration,
+        failure_queries.parse_filter(params),
+        limit=int_param(params, "limit", failure_queries.DEFAULT_LIMIT),
+        cursor=params.get("cursor"),
     )
     return json_response({"items": page.items, "next_cursor": page.next_cursor})
 
@@ -92,9 +112,9 @@ async def list_failures(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="integrations/{integration}/failures/count", methods=["GET"])
 @handles_errors
 async def count_failures(req: func.HttpRequest) -> func.HttpResponse:
+    integration = route_id(req, "integration", FAILURES_INTEGRATION)
+    selection = failure_queries.parse_filter(query_params(req, failure_queries.FILTER_PARAMETERS))
     services = get_services()
-    integration = req.route_params["integration"]
-    selection = failure_queries.parse_filter(query_params(req))
     if selection == FailureFilter():
         # "All" is answered from the counters, without scanning.
         count = (await services.failures.summary(integration)).count
@@ -107,10 +127,11 @@ async def count_failures(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="integrations/{integration}/failures/{failure_id}", methods=["GET"])
 @handles_errors
 async def get_failure(req: func.HttpRequest) -> func.HttpResponse:
+    integration = route_id(req, "integration", FAILURES_INTEGRATION)
+    failure_id = route_id(req, "failure_id", RECORD_ID)
+    query_params(req)
     services = get_services()
-    detail = await failure_queries.failure_detail(
-        services.failures, services.payloads, req.route_params["integration"], req.route_params["failure_id"]
-    )
+    detail = await failure_queries.failure_detail(services.failures, services.payloads, integration, failure_id)
     return json_response(detail)
 
 
@@ -118,7 +139,9 @@ async def get_failure(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="integrations/{integration}/failure-groups", methods=["GET"])
 @handles_errors
 async def failure_groups(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response({"items": await get_services().failures.groups(req.route_params["integration"])})
+    integration = route_id(req, "integration", FAILURES_INTEGRATION)
+    query_params(req)
+    return json_response({"items": await get_services().failures.groups(integration)})
 
 
 # --- OpenAPI ------------------------------------------------------------------------------
@@ -144,8 +167,8 @@ async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="metrics", methods=["GET"])
 @handles_errors
 async def metrics(req: func.HttpRequest) -> func.HttpResponse:
-    default = get_services().settings.metrics_window_minutes
-    window = int_param(req, "window_minutes", default)
+    params = query_params(req, ("window_minutes",))
+    window = int_param(params, "window_minutes", get_services().settings.metrics_window_minutes)
     if not 1 <= window <= MAX_WINDOW_MINUTES:
         raise BadParameter("window_minutes", f"must be between 1 and {MAX_WINDOW_MINUTES}")
     return json_response(METRICS.snapshot(window_minutes=window))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from blueprints.http import handles_errors, json_response
+from blueprints.http import handles_errors, json_response, query_params
 from shared.models import utc_now
 from shared.retention import purge_expired
 from shared.services import get_services
@@ -36,6 +36,7 @@ async def retention_purge(timer: func.TimerRequest) -> None:
 @bp.route(route="recovery", methods=["GET"])
 @handles_errors
 async def recovery_status(req: func.HttpRequest) -> func.HttpResponse:
+    query_params(req)
     return json_response(await get_services().sweeper.status())
 
 
@@ -43,4 +44,5 @@ async def recovery_status(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="recovery/replay", methods=["POST"])
 @handles_errors
 async def recovery_replay(req: func.HttpRequest) -> func.HttpResponse:
+    query_params(req)
     return json_response(await get_services().sweeper.sweep(trigger="manual"))

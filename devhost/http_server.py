@@ -89,7 +89,8 @@ class HttpServer:
             except RouteTemplateError as error:
                 raise StartupError(f"function '{function.name}': {error}") from None
         app = web.Application(client_max_size=MAX_REQUEST_BODY_BYTES)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # [\s\S], not ".": a path with an encoded newline (%0A) must reach _handle too, for a JSON answer.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
         # Invocations are logged one line each by the invoker; an access log would double them.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout_s)
         self.port: int | None = None

@@ -6,6 +6,7 @@
     │   ├── RequestValidationError       422, field errors in `details`
     │   ├── BadParameter                 400, names the parameter
     │   ├── PayloadTooLarge              413
+    │   ├── UnsupportedMediaType         415, names the Content-Type it refused
     │   ├── NotFound                     404
     │   │   ├── IntegrationNotFound
     │   │   ├── FailureNotFound
@@ -51,6 +52,7 @@ __all__ = [
     "StorageUnavailable",
     "ThrottledDeliveryError",
     "TransientDeliveryError",
+    "UnsupportedMediaType",
 ]
 
 FieldError = dict[str, str]
@@ -104,6 +106,11 @@ class BadParameter(InputError):
 class PayloadTooLarge(InputError):
     code = "payload_too_large"
     http_status = 413
+
+
+class UnsupportedMediaType(InputError):
+    code = "unsupported_media_type"
+    http_status = 415
 
 
 class NotFound(InputError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,13 +22,17 @@ from pydantic import BaseModel, ValidationError
 from shared.envelopes import is_textual
 from shared.errors import BadParameter, FailureNotFound
 from shared.failures import row_key_bound
-from shared.models import Failure, FailureFilter
+from shared.models import RECORD_ID_PATTERN, Failure, FailureFilter
 from shared.storage.failures import FailureStore, failure_from_row
 from shared.storage.payloads import PayloadStore
 from shared.storage.tables import decode_cursor, encode_cursor
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+#: The failure filters as query parameters (FailureFilter's fields, `from` by its alias).
+FILTER_PARAMETERS = ("from", "to", "q", "sender", "receiver", "origin", "group")
+#: Paging parameters of the failure list.
+PAGE_PARAMETERS = ("limit", "cursor")
 #: Rows one list request may examine when `q` filters on our side.
 DEFAULT_SCAN_BUDGET = 5000
 _SERVER_PAGE = 500
@@ -109,11 +114,12 @@ def check_limit(limit: int) -> int:
 
 
 def cursor_after(cursor: str | None) -> str | None:
-    token = decode_cursor(cursor)
-    if token is None:
+    if cursor is None:
         return None
-    after = token.get("after")
-    if not isinstance(after, str) or not after:
+    token = decode_cursor(cursor)
+    after = token.get("after") if token is not None else None
+    # The key goes into the query: only the shape failure_row_key makes gets that far.
+    if not isinstance(after, str) or re.fullmatch(RECORD_ID_PATTERN, after) is None:
         raise BadParameter("cursor", "is not a cursor this API returned")
     return after
 
@@ -254,9 +260,8 @@ def render_content(data: bytes, content_type: str | None) -> FailureContent:
 
 
 def parse_filter(params: dict[str, str]) -> FailureFilter:
-    """Query-string filters → FailureFilter; a bad value is a 400 naming the parameter."""
-    known = {"from", "to", "q", "sender", "receiver", "origin", "group"}
-    values = {key: value for key, value in params.items() if key in known and value != ""}
+    """Query-string filters → FailureFilter; a bad value, an empty one included, is a 400 naming the parameter."""
+    values = {key: value for key, value in params.items() if key in FILTER_PARAMETERS}
     try:
         return FailureFilter.model_validate(values)
     except ValidationError as exc:

@@ -46,8 +46,14 @@ def failure_row_key(failed_at: datetime, unique: str | None = None) -> str:
 
 
 def row_key_bound(moment: datetime) -> str:
-    """The RowKey prefix of failures at exactly `moment` (for time-range key queries)."""
-    return f"{_INVERT_BASE_US - int(moment.timestamp() * 1_000_000):016d}"
+    """The RowKey prefix of failures at exactly `moment` (for time-range key queries).
+
+    Keys are 16 digits from 1970 until 2286; a bound outside that span is clamped to the first
+    or last key, so `from=1900-...` matches everything and `to=9999-...` does too, instead of
+    producing a 17-digit or negative key that sorts in the wrong place.
+    """
+    inverted = _INVERT_BASE_US - int(moment.timestamp() * 1_000_000)
+    return f"{min(max(inverted, 0), _INVERT_BASE_US - 1):016d}"
 
 
 def failed_at_of(row_key: str) -> datetime:

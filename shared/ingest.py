@@ -77,7 +77,8 @@ async def accept_message(
             if config is None:
                 raise IntegrationNotFound(message.integration)
         headers = {k.lower(): v for k, v in message.headers.items()}
-        message_id = headers.get("x-message-id") or new_id()
+        # Present but empty is a mistake to report, not a reason to make one up (the schema says 1-128 chars).
+        message_id = headers["x-message-id"] if "x-message-id" in headers else new_id()
         try:
             envelope = Envelope(
                 traceparent=current_traceparent(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import IntegrationNotFound, RequestValidationError
+from shared.errors import EntityTooLarge, IntegrationNotFound, PayloadTooLarge, RequestValidationError
 from shared.models import IntegrationConfig
 from shared.storage.integrations import IntegrationStore
 from shared.validation import parse_model
@@ -25,7 +25,15 @@ async def save_integration(store: IntegrationStore, integration_id: str, body: A
             [{"field": "id", "message": f"must equal the integration in the route ({integration_id!r})"}],
         )
     config = parse_model(IntegrationConfig, {**body, "id": integration_id})
-    created = await store.put(config)
+    try:
+        created = await store.put(config)
+    except EntityTooLarge as exc:
+        # Checked before any write: the config as stored (defaults filled in, UTF-16 in Table
+        # storage) is over one property's 64 KiB. The caller's to shrink, so a 413, not our 500.
+        raise PayloadTooLarge(
+            "the config is too large to store: it must fit one Table property (64 KiB as UTF-16)",
+            details={"field": "body"},
+        ) from exc
     return config, created
 
 

@@ -27,7 +27,15 @@ from typing import Any, TypeVar
 
 from shared.concurrency import each
 from shared.envelopes import pack
-from shared.errors import BadParameter, ConcurrencyConflict, Conflict, JobNotFound, ReboundError, StorageUnavailable
+from shared.errors import (
+    BadParameter,
+    ConcurrencyConflict,
+    Conflict,
+    IntegrationNotFound,
+    JobNotFound,
+    ReboundError,
+    StorageUnavailable,
+)
 from shared.failure_queries import count_failures, iter_selected
 from shared.failures import failure_row_key
 from shared.logs import log_event
@@ -35,6 +43,7 @@ from shared.metrics import Counter, count
 from shared.models import Envelope, Failure, FailureFilter, Job, JobAction, JobRequest, JobState
 from shared.parking import Parking
 from shared.storage.failures import FailureStore, Removal, failure_from_row
+from shared.storage.integrations import IntegrationStore
 from shared.storage.jobs import JobRecord, JobStore
 from shared.storage.payloads import PayloadStore
 from shared.storage.queues import QueueGateway
@@ -65,6 +74,7 @@ class JobService:
         self,
         *,
         jobs: JobStore,
+        integrations: IntegrationStore,
         failures: FailureStore,
         payloads: PayloadStore,
         queues: QueueGateway,
@@ -76,6 +86,7 @@ class JobService:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._jobs = jobs
+        self._integrations = integrations
         self._failures = failures
         self._payloads = payloads
         self._queues = queues
@@ -90,6 +101,7 @@ class JobService:
 
     async def start(self, integration: str, request: JobRequest, *, now: datetime) -> Job:
         """202 material: the job is stored, holds the lock, and its first page is queued."""
+        await self._require_integration(integration)
         if request.selection.all:
             total: int | None = (await self._failures.summary(integration)).count
         elif request.selection.ids is not None:
@@ -119,6 +131,13 @@ class JobService:
             raise
         log_event(logger, "job.started", integration=integration, job_id=job.id, action=job.action.value, total=total)
         return job
+
+    async def _require_integration(self, integration: str) -> None:
+        """A job needs an integration to work on: one with a config, or one with failures recorded under
+        it (`_unknown`, or an integration whose config was deleted, keeps its failures until a job or the
+        retention purge removes them). Anything else is a 404, not a job that finds nothing."""
+        if await self._integrations.get(integration) is None and not await self._failures.exist(integration):
+            raise IntegrationNotFound(integration)
 
     async def get(self, integration: str, job_id: str, *, now: datetime) -> Job:
         record = await self._load(integration, job_id)

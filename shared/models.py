@@ -18,12 +18,14 @@ from pydantic import (
     AfterValidator,
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 #: Spec: linear engine retry runs at least 3 and at most 10 times.
 MIN_LINEAR_COUNT = 3
@@ -38,6 +40,15 @@ UNKNOWN_INTEGRATION = "_unknown"
 
 INTEGRATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ENVELOPE_INTEGRATION_PATTERN = r"^(_unknown|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$"
+#: Failure and job ids are RowKeys built by `shared.failures.failure_row_key`: inverted time, then 12 hex digits.
+RECORD_ID_PATTERN = r"^[0-9]{16}-[0-9a-f]{12}$"
+#: What the API takes as an instant (`from`, `to`): an RFC 3339 date-time whose offset may be left out
+#: (then it is UTC). The first and last day Python can represent are refused, so every accepted value
+#: converts to UTC (a `+14:00` on 0001-01-01 would fall before year 1); leap seconds are not representable.
+API_DATETIME_PATTERN = (
+    r"^(?!0000-|0001-01-01|9999-12-31)[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9]"
+    r"(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?$"
+)
 _SETTING_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _QUEUE_NAME_PATTERN = r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$"
 
@@ -51,10 +62,36 @@ def new_id() -> str:
 
 
 def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 exists only before year 1 in UTC; a ValueError makes it a field error.
+        raise ValueError("is outside the range of representable instants") from None
+
+
+def _api_datetime_text(value: Any) -> Any:
+    """A caller's instant must be ISO 8601 text: no unix numbers ("0.5"), no date-only, no space separator."""
+    if isinstance(value, datetime):
+        return value  # built in code, not sent by a caller
+    if not isinstance(value, str) or re.fullmatch(API_DATETIME_PATTERN, value) is None:
+        raise ValueError(
+            "must be an ISO 8601 date-time such as 2024-05-01T12:00:00Z (offset optional, UTC when absent), "
+            "between 0001-01-02 and 9999-12-30"
+        )
+    # Parsed here (not by pydantic) so strict validation of request bodies takes it too; fromisoformat
+    # checks the calendar (no 02-30) and keeps microseconds of a longer fraction (.NET sends 7 digits).
+    return datetime.fromisoformat(value.upper())
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
+#: An instant given by a caller (query parameter or request body).
+ApiDatetime = Annotated[
+    datetime,
+    BeforeValidator(_api_datetime_text),
+    AfterValidator(_aware),
+    Field(json_schema_extra={"pattern": API_DATETIME_PATTERN}),
+]
+RecordId = Annotated[str, Field(pattern=RECORD_ID_PATTERN)]
 IntegrationId = Annotated[str, Field(pattern=INTEGRATION_ID_PATTERN)]
 SettingName = Annotated[str, Field(pattern=_SETTING_NAME_PATTERN, max_length=256)]
 Counter = Annotated[int, Field(ge=0)]
@@ -67,18 +104,33 @@ class _Model(BaseModel):
 # --- endpoints ------------------------------------------------------------------------------
 
 
-class HttpEndpoint(_Model):
+def _kind_required(schema: JsonDict) -> None:
+    """`kind` chooses the variant of the endpoint union, so a request must name it.
+
+    Code may leave the default (`HttpEndpoint(url=...)`); the JSON contract may not: without
+    the tag the discriminated union cannot tell the variants apart.
+    """
+    required = schema.get("required")
+    schema["required"] = ["kind", *(required if isinstance(required, list) else [])]
+
+
+class _EndpointModel(_Model):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_kind_required)
+
+
+class HttpEndpoint(_EndpointModel):
     kind: Literal["http"] = "http"
-    url: AnyHttpUrl
+    url: Annotated[AnyHttpUrl, Field(json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"})]
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_s: Annotated[float, Field(gt=0, le=230)] = 30.0
 
 
-class StorageQueueEndpoint(_Model):
+class StorageQueueEndpoint(_EndpointModel):
     kind: Literal["storage_queue"] = "storage_queue"
     connection: SettingName
-    queue: str
+    # The rule is checked below (pydantic's patterns have no look-ahead); the schema states it too.
+    queue: Annotated[str, Field(json_schema_extra={"pattern": _QUEUE_NAME_PATTERN})]
 
     @field_validator("queue")
     @classmethod
@@ -90,7 +142,7 @@ class StorageQueueEndpoint(_Model):
         return value
 
 
-class ServiceBusEndpoint(_Model):
+class ServiceBusEndpoint(_EndpointModel):
     kind: Literal["service_bus"] = "service_bus"
     connection: SettingName
     entity: Annotated[str, Field(min_length=1, max_length=260)]
@@ -330,8 +382,8 @@ class FailureFilter(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    from_: UtcDatetime | None = Field(default=None, alias="from")
-    to: UtcDatetime | None = None
+    from_: ApiDatetime | None = Field(default=None, alias="from")
+    to: ApiDatetime | None = None
     q: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     sender: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     receiver: Annotated[str, Field(min_length=1, max_length=200)] | None = None
@@ -347,13 +399,29 @@ class FailureFilter(_Model):
         return value
 
 
+def _exactly_true(value: Any) -> Any:
+    # Literal[True] alone would take 1 (1 == True); JSON's `1` is not `true`.
+    if value is not None and value is not True:
+        raise ValueError("must be true (or leave it out)")
+    return value
+
+
+def _exactly_one_selection(schema: JsonDict) -> None:
+    """The JSON Schema of "exactly one of all, filter, ids" (null counts as absent), so the contract says
+    what the validator below enforces."""
+    schema["oneOf"] = [
+        {"required": ["all"], "properties": {"all": {"const": True}}},
+        {"required": ["filter"], "properties": {"filter": {"type": "object"}}},
+        {"required": ["ids"], "properties": {"ids": {"type": "array"}}},
+    ]
+
+
 class JobSelection(_Model):
-    all: Literal[True] | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_exactly_one_selection)
+
+    all: Annotated[Literal[True] | None, BeforeValidator(_exactly_true)] = None
     filter: FailureFilter | None = None
-    ids: (
-        Annotated[list[Annotated[str, Field(min_length=1, max_length=128)]], Field(min_length=1, max_length=1000)]
-        | None
-    ) = None
+    ids: Annotated[list[RecordId], Field(min_length=1, max_length=1000)] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -397,7 +465,7 @@ def dump_json_dict(model: BaseModel) -> dict[str, Any]:
 
 
 def is_valid_queue_name(name: str) -> bool:
-    return re.match(_QUEUE_NAME_PATTERN, name) is not None
+    return re.fullmatch(_QUEUE_NAME_PATTERN, name) is not None
 
 
 # --- recovery -------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from shared.metrics import MAX_WINDOW_MINUTES, MetricsSnapshot
 from shared.models import (
     ENVELOPE_INTEGRATION_PATTERN,
     INTEGRATION_ID_PATTERN,
+    RECORD_ID_PATTERN,
     Failure,
     FailureFilter,
     IntegrationConfig,
@@ -159,8 +160,9 @@ def _integration(pattern: str = ENVELOPE_INTEGRATION_PATTERN) -> Param:
 
 _CONFIG_INTEGRATION = _integration(INTEGRATION_ID_PATTERN)
 _FAILURE_INTEGRATION = _integration()
-_FAILURE_ID = Param("failure_id", "path", "a failure's `id` (stable; its RowKey)", required=True)
-_JOB_ID = Param("job_id", "path", "a job's `id`", required=True)
+_RECORD_ID = {"type": "string", "pattern": RECORD_ID_PATTERN}
+_FAILURE_ID = Param("failure_id", "path", "a failure's `id` (stable; its RowKey)", _RECORD_ID, required=True)
+_JOB_ID = Param("job_id", "path", "a job's `id`", _RECORD_ID, required=True)
 
 #: Query-string descriptions of the FailureFilter fields; their schemas come from the model.
 FILTER_DESCRIPTIONS: dict[str, str] = {
@@ -179,12 +181,20 @@ _PAGING = (
         "page size",
         {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
     ),
-    Param("cursor", "query", "the `next_cursor` of the previous page (opaque)"),
+    Param(
+        "cursor",
+        "query",
+        "the `next_cursor` of the previous page (opaque; any other value is a 400)",
+        {"type": "string", "minLength": 1, "maxLength": 2048},
+    ),
 )
 _INGEST_HEADERS = (
     Param("X-Sender", "header", "the sending system; defaults to the config's sender"),
     Param(
-        "X-Correlation-Id", "header", "traces the message end to end; defaults to the message id", {"type": "string"}
+        "X-Correlation-Id",
+        "header",
+        "traces the message end to end; defaults to the message id",
+        {"type": "string", "maxLength": 256},
     ),
     Param(
         "X-Message-Id",
@@ -195,9 +205,19 @@ _INGEST_HEADERS = (
     ),
 )
 
-_400 = Reply("a query parameter is invalid; `details.parameter` names it", Error)
-_400_BODY = Reply("the body is not JSON", Error)
+_400 = Reply(
+    "a path or query parameter is invalid (malformed, empty, or not one this route takes); "
+    "`details.parameter` names it",
+    Error,
+)
+_400_BODY = Reply(
+    "a path or query parameter is invalid (`details.parameter` names it), or the body is not JSON "
+    "(`details.field` is `body`: empty, malformed, NaN/Infinity, nested too deeply)",
+    Error,
+)
 _404_INTEGRATION = Reply("the integration does not exist", Error)
+_413_BODY = Reply("the body is over 64 KiB, or the config would not fit one Table property (64 KiB)", Error)
+_415 = Reply("the Content-Type is not `application/json` (absent is taken as JSON)", Error)
 _422 = Reply("the body does not validate; `details.fields` lists `{field, message}`", Error)
 
 ROUTES: tuple[Route, ...] = (
@@ -258,7 +278,12 @@ ROUTES: tuple[Route, ...] = (
     ),
     # --- integration configs
     Route(
-        "get", "/integrations", "list_integrations", "List configs", "integrations", {"200": Reply("", IntegrationList)}
+        "get",
+        "/integrations",
+        "list_integrations",
+        "List configs",
+        "integrations",
+        {"200": Reply("", IntegrationList), "400": _400},
     ),
     Route(
         "get",
@@ -266,7 +291,7 @@ ROUTES: tuple[Route, ...] = (
         "get_integration",
         "Read a config",
         "integrations",
-        {"200": Reply("the config", IntegrationConfig), "404": _404_INTEGRATION},
+        {"200": Reply("the config", IntegrationConfig), "400": _400, "404": _404_INTEGRATION},
         (_CONFIG_INTEGRATION,),
     ),
     Route(
@@ -279,6 +304,8 @@ ROUTES: tuple[Route, ...] = (
             "200": Reply("replaced", IntegrationConfig),
             "201": Reply("created", IntegrationConfig),
             "400": _400_BODY,
+            "413": _413_BODY,
+            "415": _415,
             "422": _422,
         },
         (_CONFIG_INTEGRATION,),
@@ -295,7 +322,7 @@ ROUTES: tuple[Route, ...] = (
         "delete_integration",
         "Delete a config",
         "integrations",
-        {"204": Reply("deleted"), "404": _404_INTEGRATION},
+        {"204": Reply("deleted"), "400": _400, "404": _404_INTEGRATION},
         (_CONFIG_INTEGRATION,),
     ),
     # --- ingest
@@ -307,7 +334,7 @@ ROUTES: tuple[Route, ...] = (
         "ingest",
         {
             "202": Reply("accepted: queued (or parked for recovery) for delivery", MessageAccepted),
-            "400": Reply("a header is invalid; `details.parameter` names it", Error),
+            "400": Reply("the integration in the path or a header is invalid; `details.parameter` names it", Error),
             "404": _404_INTEGRATION,
             "413": Reply("the body is larger than MAX_MESSAGE_BYTES", Error),
             "503": Reply(
@@ -329,7 +356,7 @@ ROUTES: tuple[Route, ...] = (
         "failures_overview",
         "Integrations with failures",
         "failures",
-        {"200": Reply("most recent failure first", FailureOverview)},
+        {"200": Reply("most recent failure first", FailureOverview), "400": _400},
     ),
     Route(
         "get",
@@ -339,7 +366,7 @@ ROUTES: tuple[Route, ...] = (
         "failures",
         {"200": Reply("one page, newest first", FailureList), "400": _400},
         (_FAILURE_INTEGRATION,),
-        description="Filters combine with AND. Unknown query parameters are ignored.",
+        description="Filters combine with AND. An empty or unknown query parameter is a 400.",
         filtered=True,
         paged=True,
     ),
@@ -360,7 +387,7 @@ ROUTES: tuple[Route, ...] = (
         "get_failure",
         "One failure with its content and attempt history",
         "failures",
-        {"200": Reply("the failure", FailureDetail), "404": Reply("no such failure", Error)},
+        {"200": Reply("the failure", FailureDetail), "400": _400, "404": Reply("no such failure", Error)},
         (_FAILURE_INTEGRATION, _FAILURE_ID),
     ),
     Route(
@@ -369,7 +396,7 @@ ROUTES: tuple[Route, ...] = (
         "failure_groups",
         "Like-failures with their counts",
         "failures",
-        {"200": Reply("largest group first", FailureGroupList)},
+        {"200": Reply("largest group first", FailureGroupList), "400": _400},
         (_FAILURE_INTEGRATION,),
     ),
     # --- jobs
@@ -382,8 +409,10 @@ ROUTES: tuple[Route, ...] = (
         {
             "202": Reply("accepted; runs page by page", Job),
             "400": _400_BODY,
-            "404": _404_INTEGRATION,
+            "404": Reply("the integration has neither a config nor failures", Error),
             "409": Reply("a job is already active; `details.active_job_id` names it", Error),
+            "413": Reply("the body is over 64 KiB", Error),
+            "415": _415,
             "422": _422,
         },
         (_FAILURE_INTEGRATION,),
@@ -395,7 +424,7 @@ ROUTES: tuple[Route, ...] = (
         "list_jobs",
         "The integration's jobs",
         "jobs",
-        {"200": Reply("", JobList)},
+        {"200": Reply("", JobList), "400": _400},
         (_FAILURE_INTEGRATION,),
     ),
     Route(
@@ -404,7 +433,7 @@ ROUTES: tuple[Route, ...] = (
         "get_job",
         "A job's status",
         "jobs",
-        {"200": Reply("the job", Job), "404": Reply("no such job", Error)},
+        {"200": Reply("the job", Job), "400": _400, "404": Reply("no such job", Error)},
         (_FAILURE_INTEGRATION, _JOB_ID),
     ),
     Route(
@@ -415,6 +444,7 @@ ROUTES: tuple[Route, ...] = (
         "jobs",
         {
             "202": Reply("cancel requested", Job),
+            "400": _400,
             "404": Reply("no such job", Error),
             "409": Reply("the job has already finished", Error),
         },
@@ -427,7 +457,7 @@ ROUTES: tuple[Route, ...] = (
         "recovery_status",
         "Recovery counts",
         "recovery",
-        {"200": Reply("parked and poisoned messages, and the last sweep", RecoveryStatus)},
+        {"200": Reply("parked and poisoned messages, and the last sweep", RecoveryStatus), "400": _400},
     ),
     Route(
         "post",
@@ -435,7 +465,7 @@ ROUTES: tuple[Route, ...] = (
         "recovery_replay",
         "Run the recovery sweep now",
         "recovery",
-        {"200": Reply("what the sweep did", SweepResult)},
+        {"200": Reply("what the sweep did", SweepResult), "400": _400},
     ),
     # --- operability
     Route(
@@ -472,7 +502,9 @@ def build_openapi(routes: Iterable[Route] = ROUTES) -> dict[str, Any]:
         "info": {
             "title": "Rebound",
             "version": API_VERSION,
-            "description": "Failure-recovery and retry engine: ingest, integration configs, failures, jobs, recovery.",
+            "description": "Failure-recovery and retry engine: ingest, integration configs, failures, jobs, recovery. "
+            "Bad input is a 4xx with `{error: {code, message, details}}` naming the parameter or field; a query "
+            "parameter a route does not take is a 400 too (except on ingest, which takes any).",
         },
         "servers": [{"url": "/api"}],
         "tags": [{"name": name} for name in dict.fromkeys(route.tag for route in routes)],

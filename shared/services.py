@@ -102,6 +102,7 @@ class Services:
         settings = self.settings
         return JobService(
             jobs=JobStore(self.storage.tables.table(self.names.jobs_table)),
+            integrations=self.integrations,
             failures=self.failures,
             payloads=self.payloads,
             queues=self.storage.queues,

@@ -117,6 +117,13 @@ class FailureStore:
         await self._failures.insert(failure_to_row(failure))
         await self._bump(failure, +1)
 
+    async def exist(self, integration: str) -> bool:
+        """True when the integration has at least one failure row (one key-only read, not the counters)."""
+        page = await self._failures.query_page(
+            "PartitionKey eq @pk", {"pk": integration}, page_size=1, select=["RowKey"]
+        )
+        return bool(page.items)
+
     async def get(self, integration: str, failure_id: str) -> tuple[Failure, str] | None:
         row = await self._failures.get(integration, failure_id)
         return None if row is None else (failure_from_row(row), str(row["_etag"]))

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from shared.errors import ConcurrencyConflict
 from shared.models import IntegrationConfig, utc_now
-from shared.storage.tables import Entity, Table
+from shared.storage.tables import Entity, Table, check_entity_limits
 
 #: All configs share one partition: listing them is a single-partition query, and there are few.
 CONFIG_PARTITION = "config"
@@ -21,8 +21,9 @@ class IntegrationStore:
         return None if row is None else _config_of(row)
 
     async def put(self, config: IntegrationConfig) -> bool:
-        """Store the config; True when it did not exist before."""
+        """Store the config; True when it did not exist before. EntityTooLarge, before any write, if it cannot fit."""
         row = _row_of(config)
+        check_entity_limits(row)
         try:
             await self._table.insert(row)
             return True

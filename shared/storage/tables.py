@@ -32,6 +32,8 @@ MAX_ENTITY_BYTES = 1024 * 1024
 MAX_PROPERTY_BYTES = 64 * 1024
 MAX_PROPERTIES = 255  # including PartitionKey, RowKey and Timestamp
 MAX_BATCH_OPERATIONS = 100
+#: Our cursors hold a RowKey or a continuation token, well under this; anything longer is not ours.
+MAX_CURSOR_CHARS = 2048
 #: A transaction refused for one of these lost a race; the caller re-reads and decides again.
 _CONFLICT_CODES = frozenset(
     {"EntityAlreadyExists", "UpdateConditionNotSatisfied", "ConditionNotMet", "ResourceNotFound"}
@@ -83,10 +85,12 @@ def encode_cursor(token: Mapping[str, Any] | None) -> str | None:
 def decode_cursor(cursor: str | None, *, parameter: str = "cursor") -> dict[str, Any] | None:
     if not cursor:
         return None
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise BadParameter(parameter, "is not a cursor this API returned")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         token = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadParameter(parameter, "is not a cursor this API returned") from exc
     if not isinstance(token, dict) or not all(isinstance(k, str) for k in token):
         raise BadParameter(parameter, "is not a cursor this API returned")

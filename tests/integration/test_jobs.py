@@ -27,6 +27,7 @@ def make_service(
 ) -> JobService:
     return JobService(
         jobs=JobStore(services.storage.tables.table(services.names.jobs_table)),
+        integrations=services.integrations,
         failures=services.failures,
         payloads=services.payloads,
         queues=queues or services.storage.queues,
