@@ -7,11 +7,21 @@ import json
 from datetime import timedelta
 
 import pytest
+from pydantic import AnyHttpUrl
 
 from shared.errors import Conflict, JobAlreadyActive, StorageUnavailable
 from shared.failures import new_failure
 from shared.jobs import JobLimits, JobService
-from shared.models import Envelope, FailureOrigin, JobAction, JobRequest, JobSelection, JobState
+from shared.models import (
+    Envelope,
+    FailureOrigin,
+    HttpEndpoint,
+    IntegrationConfig,
+    JobAction,
+    JobRequest,
+    JobSelection,
+    JobState,
+)
 from shared.services import Services
 from shared.storage.jobs import JobStore
 from tests.fakes import FakeTime
@@ -48,7 +58,9 @@ async def seed(
     sender="shop",
     origin=FailureOrigin.ENDPOINT,
 ):
-    """`count` failures, one second apart, each with its content in the payloads blob."""
+    """The integration's config and `count` failures, one second apart, each with its content in the payloads blob."""
+    endpoint = HttpEndpoint(url=AnyHttpUrl("https://receiver.example/in"))
+    await services.integrations.put(IntegrationConfig(id=integration, name=integration, endpoint=endpoint))
     failures = []
     for number in range(count):
         envelope = Envelope(integration=integration, body_text=f'{{"n": {number}}}', sender=sender, resend_count=1)
@@ -160,7 +172,7 @@ async def test_delete_with_a_filter_removes_only_matches_and_their_content(servi
 async def test_ids_selection_handles_exactly_those_and_skips_unknown_ids(services, time):
     failures = await seed(services, time, 5)
     service = make_service(services, time, page_size=2)
-    chosen = [failures[0].id, failures[3].id, "0000000000000000-nothere"]
+    chosen = [failures[0].id, failures[3].id, "0000000000000000-0000000000ff"]
 
     job = await service.start(
         "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(ids=chosen)), now=time.now()

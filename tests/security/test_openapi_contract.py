@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
@@ -39,9 +41,10 @@ from devhost.process import DevhostProcess
 from shared.openapi import build_openapi
 from tests.e2e.app_host import FUNCTION_KEY, app_env, running_app, unique_prefix
 
-#: Cases per operation and phase: ~20 operations, the whole file well within 90 s on 2 cores.
-MAX_EXAMPLES = 40
-SEED = 13
+#: Cases per operation and phase: ~20 operations, the whole file well within 90 s on 2 cores. A deeper
+#: or different run, locally: CONTRACT_MAX_EXAMPLES=500 CONTRACT_SEED=7 pytest tests/security/test_openapi_contract.py
+MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "40"))
+SEED = int(os.environ.get("CONTRACT_SEED", "13"))
 
 CONFIG = schemathesis.Config.from_dict(
     {
@@ -72,13 +75,10 @@ def host(azurite: AzuriteProcess) -> Iterator[DevhostProcess]:
 # --- positive cases keep the rules JSON Schema cannot state -----------------------------------
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _ordered(values: dict[str, Any], low: str, high: str) -> None:
     a, b = values.get(low), values.get(high)
-    if _number(a) and _number(b) and a > b:
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (a, b))
+    if numbers and a > b:  # type: ignore[operator]  # both are numbers here
         values[low], values[high] = b, a
 
 
@@ -111,6 +111,19 @@ def _keep_config_rules(body: dict[str, Any], integration: Any) -> None:
             body["error_rules"] = [r for r in rules if not (isinstance(r, dict) and r.get("action") == "redirect")]
 
 
+#: The request line a host takes: Kestrel (the Functions host) and aiohttp (devhost) both stop near 8 KiB and
+#: answer with their own error before the app runs. Filters of 200 characters, percent-encoded as 4-byte
+#: UTF-8, can pass that; such a request never reaches Rebound, so it does not test Rebound's contract.
+MAX_REQUEST_LINE_BYTES = 8000
+
+
+@schema.hook("filter_case")
+def fits_a_request_line(context: HookContext, case: Case) -> bool:
+    path = quote(case.formatted_path, safe="/")
+    query = urlencode(case.query or {}, doseq=True)
+    return len(path) + len(query) < MAX_REQUEST_LINE_BYTES
+
+
 @schema.hook("map_case")
 def keep_rules_json_schema_cannot_state(context: HookContext, case: Case) -> Case:
     meta = case.meta
@@ -126,8 +139,10 @@ def keep_rules_json_schema_cannot_state(context: HookContext, case: Case) -> Cas
         if case.operation.label == "PUT /integrations/{integration}":
             _keep_config_rules(case.body, case.path_parameters.get("integration"))
         selection = case.body.get("selection")
-        if isinstance(selection, dict) and isinstance(selection.get("filter"), dict):
-            _ordered_instants(selection["filter"])
+        if isinstance(selection, dict):
+            selection_filter = selection.get("filter")
+            if isinstance(selection_filter, dict):
+                _ordered_instants(selection_filter)
     return case
 
 
