@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from pydantic import AnyHttpUrl
 
-from shared.errors import Conflict, JobAlreadyActive, StorageUnavailable
+from shared.errors import Conflict, IntegrationNotFound, JobAlreadyActive, StorageUnavailable
 from shared.failures import new_failure
 from shared.jobs import JobLimits, JobService
 from shared.models import (
@@ -120,6 +120,34 @@ async def test_retry_all_resends_every_failure_once_and_completes(services, time
     assert pages == 3
     assert (await services.failures.summary("orders")).count == 0
     await service.start("orders", retry_all(), now=time.now())
+
+
+async def test_a_job_on_an_integration_with_neither_config_nor_failures_is_not_found_and_takes_no_lock(services, time):
+    # Given an integration nobody configured and nothing failed under
+    service = make_service(services, time)
+
+    # When a job is started for it
+    with pytest.raises(IntegrationNotFound) as caught:
+        await service.start("nobody", retry_all(), now=time.now())
+
+    # Then it is a 404, and no job row, lock or page message was written
+    assert caught.value.http_status == 404
+    assert await service.list("nobody", now=time.now()) == []
+    assert await services.storage.queues.receive(services.names.jobs_queue) == []
+
+
+async def test_a_job_on_failures_whose_config_is_gone_is_accepted(services, time):
+    # Given failures of an integration whose config was deleted since (as `_unknown`'s never had one)
+    await seed(services, time, 2)
+    await services.integrations.delete("orders")
+
+    # When a delete job is started for them
+    job = await make_service(services, time).start(
+        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), now=time.now()
+    )
+
+    # Then it is accepted: the failures can still be cleaned up
+    assert (job.state, job.total) == (JobState.QUEUED, 2)
 
 
 async def test_second_job_while_one_is_active_is_refused_with_its_id(services, time):

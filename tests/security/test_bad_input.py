@@ -21,6 +21,9 @@ from devhost.process import DevhostProcess
 from tests.e2e.app_host import FUNCTION_KEY, app_env, running_app, unique_prefix
 from tests.security.storage_state import storage_state
 
+#: One worker and one devhost for the whole module.
+pytestmark = pytest.mark.xdist_group("bad_input")
+
 KNOWN = "known"
 #: Shaped like a real failure/job id, but nothing is stored under it.
 ABSENT_RECORD = "0000000000000000-000000000000"

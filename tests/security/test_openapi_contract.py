@@ -61,6 +61,9 @@ CONFIG = schemathesis.Config.from_dict(
     }
 )
 
+# One worker runs every operation against one devhost; a slow 2-core CI gets room beyond the 60 s default.
+pytestmark = [pytest.mark.xdist_group("openapi_contract"), pytest.mark.timeout(300)]
+
 schema = schemathesis.openapi.from_dict(build_openapi(), config=CONFIG).exclude(path_regex="^/portal")
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from shared.errors import RequestValidationError
+from shared.failures import row_key_bound
 from shared.models import (
     BackoffPolicy,
     Envelope,
@@ -206,7 +209,65 @@ def test_filter_with_reversed_time_range_is_rejected():
     assert fields_of(caught) == ["to"]
 
 
-@pytest.mark.parametrize("selection", [{}, {"all": True, "ids": ["a"]}, {"all": False}])
+@pytest.mark.parametrize("selection", [{}, {"all": True, "ids": ["0000000000000000-000000000000"]}, {"all": False}])
 def test_job_selection_needs_exactly_one_form(selection):
+    with pytest.raises(RequestValidationError):
+        parse_model(JobSelection, selection)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0.5", "1700000000", "2024-05-01", "2024-05-01 12:00:00", "2024-05-01T12:00", "2024-02-30T00:00:00Z",
+     "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2024-05-01T12:00:00Z\n", ""],
+)  # fmt: skip
+def test_an_instant_from_a_caller_must_be_iso_8601_with_a_utc_equivalent(value):
+    with pytest.raises(RequestValidationError) as caught:
+        parse_model(FailureFilter, {"from": value})
+
+    assert fields_of(caught) == ["from"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-05-01T12:00:00Z", datetime(2024, 5, 1, 12, tzinfo=UTC)),
+        ("2024-05-01T12:00:00", datetime(2024, 5, 1, 12, tzinfo=UTC)),  # no offset: UTC
+        ("2024-05-01t14:00:00.1234567+02:00", datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)),  # .NET's 7 digits
+        ("0001-01-02T00:00:00+14:00", datetime(1, 1, 1, 10, tzinfo=UTC)),
+    ],
+)
+def test_an_iso_8601_instant_is_read_as_utc(value, expected):
+    assert parse_model(FailureFilter, {"from": value}).from_ == expected
+
+
+def test_row_key_bounds_outside_the_key_span_are_clamped_so_they_still_sort():
+    # Keys are 16 digits from 1970 to 2286; before and after, the bound is the first or last key.
+    assert row_key_bound(datetime(1900, 1, 1, tzinfo=UTC)) == "9" * 16
+    assert row_key_bound(datetime(9999, 1, 1, tzinfo=UTC)) == "0" * 16
+    assert len(row_key_bound(datetime(2026, 1, 1, tzinfo=UTC))) == 16
+
+
+@pytest.mark.parametrize(
+    ("retry", "field"),
+    [
+        ({"linear_count": "4"}, "retry.linear_count"),  # a string is not a number
+        ({"linear_count": 4.5}, "retry.linear_count"),
+        ({"backoff": {"enabled": "true"}}, "retry.backoff.enabled"),
+        ({"backoff": {"enabled": 1}}, "retry.backoff.enabled"),
+    ],
+)
+def test_a_body_is_validated_as_json_schema_reads_it_without_coercion(retry, field):
+    with pytest.raises(RequestValidationError) as caught:
+        parse_model(IntegrationConfig, make_config(retry=retry))
+
+    assert fields_of(caught) == [field]
+
+
+def test_an_integral_float_is_an_integer_as_in_json_schema():
+    assert parse_model(IntegrationConfig, make_config(retry={"linear_count": 4.0})).retry.linear_count == 4
+
+
+@pytest.mark.parametrize("selection", [{"all": 1}, {"ids": ["a/b"]}, {"ids": ["0000000000000000-0000000000FF"]}])
+def test_job_selection_takes_true_and_only_ids_the_api_hands_out(selection):
     with pytest.raises(RequestValidationError):
         parse_model(JobSelection, selection)

@@ -308,3 +308,26 @@ def test_document_passes_the_openapi_3_1_validator():
     from openapi_spec_validator import validate
 
     validate(build_openapi())
+
+
+def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):
+    # The handlers refuse ids with blueprints.http.route_id; the document must say the same.
+    from blueprints.http import CONFIG_ID, FAILURES_INTEGRATION, RECORD_ID
+
+    expected = {"failure_id": RECORD_ID.pattern, "job_id": RECORD_ID.pattern}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] != "path" or parameter["name"] == "asset":
+                    continue
+                name = parameter["name"]
+                config_route = path == "/integrations/{integration}" or path.endswith("/messages")
+                shape = (CONFIG_ID if config_route else FAILURES_INTEGRATION).pattern
+                assert parameter["schema"]["pattern"] == expected.get(name, shape), f"{method} {path} {name}"
+
+
+def test_the_contract_requires_the_endpoint_kind_and_exactly_one_job_selection(document):
+    schemas = document["components"]["schemas"]
+    for variant in ("HttpEndpoint", "StorageQueueEndpoint", "ServiceBusEndpoint"):
+        assert "kind" in schemas[variant]["required"]
+    assert len(schemas["JobSelection"]["oneOf"]) == 3
