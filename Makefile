@@ -29,7 +29,7 @@ local.settings.json: | local.settings.sample.json
 	cp local.settings.sample.json $@
 
 run: install local.settings.json
-	$(PY) -m devhost.launcher
+	$(PY) -m devtools.launcher
 
 # The portal browser tests drive Debian's Chromium through Playwright. Checked on every run (a
 # `test -x`, so no stamp that could outlive the binary); installed with apt when missing.

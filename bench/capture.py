@@ -27,7 +27,7 @@ from shared.engine import Delivered, FailureRecorded
 from shared.failures import new_failure
 from shared.models import Envelope, FailureOrigin, IntegrationConfig, utc_now
 from shared.services import Services
-from shared.storage.failures import failure_to_row
+from shared.storage.failure_rows import failure_to_row
 
 INTEGRATION = "bench"
 #: The same messages to a receiver that answers 200, for the delivery's share of the time.

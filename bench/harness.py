@@ -22,7 +22,7 @@ from typing import TypeVar
 import psutil
 from azure.storage.queue.aio import QueueClient
 
-from devhost.azurite import AzuriteProcess, port_open
+from devtools.azurite import AzuriteProcess, port_open
 from shared.services import Services
 from shared.settings import Settings
 

@@ -182,80 +182,118 @@ async def bench_job(action: JobAction, count: int, *, raw_sample: int, profile: 
         "MAX_INBOUND_DEPTH": str(count + raw_sample + 1000),  # nothing consumes inbound here (module doc)
     }
     async with phase(f"{action.value} job at {count:,} failures", **settings) as (azurite, services):
-        end = utc_now()
-        watch = Stopwatch()
-        seeded = await seed_failures(services, INTEGRATION, count, end=end)
-        seed_rate = rate(count, watch.elapsed_s)
-        await seed_failures(services, RAW_INTEGRATION, raw_sample, end=end, prefix="r", rebuild_summary=False)
-        raw_after_sample = min(raw_sample, RAW_AFTER_SAMPLE) if action is JobAction.RETRY else 0
-        if raw_after_sample:
-            await seed_failures(
-                services, RAW_AFTER_INTEGRATION, raw_after_sample, end=end, prefix="a", rebuild_summary=False
-            )
-        raw_total = raw_sample + raw_after_sample
-        print(f"    seeded {count:,} + {raw_total:,} failures ({seed_rate:,.0f} rows/s incl. summary rebuild)")
-
+        seeded = await _seed(services, action, count, raw_sample)
         raw = await raw_baseline(services, azurite.connection_string, action, RAW_INTEGRATION)
         print(f"    raw baseline: {raw:,.1f} items/s over {raw_sample:,} items", flush=True)
-        with PeakRss() as rss:
-            async with _profiled(profile):
-                job = await services.jobs.start(
-                    INTEGRATION, JobRequest(action=action, selection=JobSelection(all=True)), now=utc_now()
-                )
-                run = await run_job_to_end(services, job)
-
-        done = run.job
-        if done.state is not JobState.COMPLETED or done.succeeded != count:
-            raise AssertionError(f"{action.value} job ended {done.state.value} with {done.succeeded}/{count} items")
-        remaining = (await services.failures.summary(INTEGRATION)).count
-        if remaining:
-            raise AssertionError(f"{remaining} failures left after the {action.value} job")
-        raw_after = None
-        if raw_after_sample:
-            raw_after = await raw_baseline(services, azurite.connection_string, action, RAW_AFTER_INTEGRATION)
-            print(f"    raw baseline after the job: {raw_after:,.1f} items/s over {raw_after_sample:,}", flush=True)
-        result = Result(
-            benchmark=f"{action.value} job",
-            case=f"{count:,} failures",
-            value=rate(count, run.seconds),
-            unit="items/s",
-            raw=raw,
-            raw_what=(
-                "SDK: query 100 a page, "
-                + ("send each message" if action is JobAction.RETRY else "delete each payload blob")
-                + f" ({CONCURRENCY} at a time), one ETag'd transaction of 100 deletes; "
-                + f"one page message through a queue per page; {raw_sample:,} items"
-            ),
-            extra={
-                "seconds": round(run.seconds, 1),
-                "peak RSS MB": round(rss.peak_mb, 1),
-                "RSS growth MB": round(rss.growth_mb, 1),
-                "pages": run.pages,
-            },
-        )
+        run, rss = await _run_to_completion(services, action, count, profile)
+        result = _measure(action, seeded, run, rss, raw)
         if action is JobAction.DELETE:
             result.notes.append(
-                f"payload blobs seeded for {seeded.blobs:,} of {count:,} failures (1 %); the job deletes "
+                f"payload blobs seeded for {seeded.payload_blobs:,} of {count:,} failures (1 %); the job deletes "
                 "every failure's blob, so 99 % of its blob deletes answer 404 (measured, and the raw "
                 "baseline does the same)"
             )
         else:
-            depth = await services.storage.queues.depth(services.names.inbound)
-            result.extra["inbound depth at the end"] = depth
-            result.notes.append(
-                "nothing drains `inbound` (clearing it set off Azurite's GC stalls; bench/jobs.py says why), so "
-                f"MAX_INBOUND_DEPTH was {count + raw_sample + 1000:,} and backpressure deferred {run.deferred} pages"
-            )
-            if raw_after is not None:
-                after = count + raw_sample
-                result.extra["raw after the job items/s"] = round(raw_after, 1)
-                result.extra["ratio to raw after"] = round(result.value / raw_after, 2)
-                result.notes.append(
-                    f"Azurite's queue receive and delete slow down with every message waiting in the account "
-                    f"(`python -m bench.queue_depth`), and the job ran with {raw_sample:,} to {after:,} waiting "
-                    f"in `inbound`: the raw baseline ran before the job with 0 to {raw_sample:,} waiting "
-                    f"({raw:,.1f} items/s) and again after it with {after:,} waiting ({raw_after:,.1f} items/s, "
-                    f"{raw_after_sample:,} items); the job's figure lies between the conditions of the two"
-                )
+            await _measure_after_retry(result, services, azurite.connection_string, seeded, run, raw)
         print(f"    {result.line()}", flush=True)
         return result
+
+
+@dataclass(frozen=True)
+class SeededPhase:
+    """What `_seed` put into the phase's account."""
+
+    failures: int
+    payload_blobs: int
+    raw_sample: int
+    #: Items kept for the raw baseline after a retry job (0 for a delete job).
+    raw_after_sample: int
+
+
+async def _seed(services: Services, action: JobAction, count: int, raw_sample: int) -> SeededPhase:
+    """The job's failures, the raw baseline's sample, and after a retry job a second raw sample."""
+    end = utc_now()
+    watch = Stopwatch()
+    seeded = await seed_failures(services, INTEGRATION, count, end=end)
+    seed_rate = rate(count, watch.elapsed_s)
+    await seed_failures(services, RAW_INTEGRATION, raw_sample, end=end, prefix="r", rebuild_summary=False)
+    raw_after_sample = min(raw_sample, RAW_AFTER_SAMPLE) if action is JobAction.RETRY else 0
+    if raw_after_sample:
+        await seed_failures(
+            services, RAW_AFTER_INTEGRATION, raw_after_sample, end=end, prefix="a", rebuild_summary=False
+        )
+    raw_total = raw_sample + raw_after_sample
+    print(f"    seeded {count:,} + {raw_total:,} failures ({seed_rate:,.0f} rows/s incl. summary rebuild)")
+    return SeededPhase(
+        failures=count, payload_blobs=seeded.blobs, raw_sample=raw_sample, raw_after_sample=raw_after_sample
+    )
+
+
+async def _run_to_completion(
+    services: Services, action: JobAction, count: int, profile: Path | None
+) -> tuple[JobRun, PeakRss]:
+    """Start the job over every failure and run it to its end; a job that left work undone is an error."""
+    with PeakRss() as rss:
+        async with _profiled(profile):
+            job = await services.jobs.start(
+                INTEGRATION, JobRequest(action=action, selection=JobSelection(all=True)), now=utc_now()
+            )
+            run = await run_job_to_end(services, job)
+    done = run.job
+    if done.state is not JobState.COMPLETED or done.succeeded != count:
+        raise AssertionError(f"{action.value} job ended {done.state.value} with {done.succeeded}/{count} items")
+    remaining = (await services.failures.summary(INTEGRATION)).count
+    if remaining:
+        raise AssertionError(f"{remaining} failures left after the {action.value} job")
+    return run, rss
+
+
+def _measure(action: JobAction, seeded: SeededPhase, run: JobRun, rss: PeakRss, raw: float) -> Result:
+    count, raw_sample = seeded.failures, seeded.raw_sample
+    return Result(
+        benchmark=f"{action.value} job",
+        case=f"{count:,} failures",
+        value=rate(count, run.seconds),
+        unit="items/s",
+        raw=raw,
+        raw_what=(
+            "SDK: query 100 a page, "
+            + ("send each message" if action is JobAction.RETRY else "delete each payload blob")
+            + f" ({CONCURRENCY} at a time), one ETag'd transaction of 100 deletes; "
+            + f"one page message through a queue per page; {raw_sample:,} items"
+        ),
+        extra={
+            "seconds": round(run.seconds, 1),
+            "peak RSS MB": round(rss.peak_mb, 1),
+            "RSS growth MB": round(rss.growth_mb, 1),
+            "pages": run.pages,
+        },
+    )
+
+
+async def _measure_after_retry(
+    result: Result, services: Services, connection_string: str, seeded: SeededPhase, run: JobRun, raw: float
+) -> None:
+    """A retry job leaves what it sent in `inbound`: measure raw again in those conditions (module doc)."""
+    count = seeded.failures
+    raw_after = None
+    if seeded.raw_after_sample:
+        raw_after = await raw_baseline(services, connection_string, JobAction.RETRY, RAW_AFTER_INTEGRATION)
+        print(f"    raw baseline after the job: {raw_after:,.1f} items/s over {seeded.raw_after_sample:,}", flush=True)
+    depth = await services.storage.queues.depth(services.names.inbound)
+    result.extra["inbound depth at the end"] = depth
+    result.notes.append(
+        "nothing drains `inbound` (clearing it set off Azurite's GC stalls; bench/jobs.py says why), so "
+        f"MAX_INBOUND_DEPTH was {count + seeded.raw_sample + 1000:,} and backpressure deferred {run.deferred} pages"
+    )
+    if raw_after is not None:
+        after = count + seeded.raw_sample
+        result.extra["raw after the job items/s"] = round(raw_after, 1)
+        result.extra["ratio to raw after"] = round(result.value / raw_after, 2)
+        result.notes.append(
+            f"Azurite's queue receive and delete slow down with every message waiting in the account "
+            f"(`python -m bench.queue_depth`), and the job ran with {seeded.raw_sample:,} to {after:,} waiting "
+            f"in `inbound`: the raw baseline ran before the job with 0 to {seeded.raw_sample:,} waiting "
+            f"({raw:,.1f} items/s) and again after it with {after:,} waiting ({raw_after:,.1f} items/s, "
+            f"{seeded.raw_after_sample:,} items); the job's figure lies between the conditions of the two"
+        )

@@ -21,7 +21,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from devhost.azurite import free_port, port_open
+from devtools.azurite import free_port, port_open
 
 
 class _Counts:

@@ -9,15 +9,12 @@ import subprocess
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import psutil
 
 from bench.harness import Result
-from devhost.azurite import PROJECT_DIR
-
-if TYPE_CHECKING:
-    from bench.__main__ import Options
+from bench.options import Options
+from devtools.azurite import PROJECT_DIR
 
 
 def _cpu_model() -> str:

@@ -18,7 +18,7 @@ from bench.harness import bounded_gather
 from shared.failures import new_failure
 from shared.models import AttemptRecord, Envelope, FailureOrigin
 from shared.services import Services
-from shared.storage.failures import failure_to_row
+from shared.storage.failure_rows import failure_to_row
 from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Entity
 
 RARE_WORD = "quarantined"

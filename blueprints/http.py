@@ -14,7 +14,9 @@ import azure.functions as func
 from pydantic import BaseModel
 
 from shared.errors import BadParameter, InputError, PayloadTooLarge, ReboundError, UnsupportedMediaType
+from shared.logs import log_event
 from shared.models import ENVELOPE_INTEGRATION_PATTERN, INTEGRATION_ID_PATTERN, RECORD_ID_PATTERN
+from shared.sensitive import safe_url
 
 logger = logging.getLogger("rebound.http")
 
@@ -97,10 +99,13 @@ def handles_errors(handler: Handler) -> Handler:
             return await handler(req)
         except ReboundError as exc:
             if exc.http_status >= 500:
-                logger.warning("request failed: route=%s code=%s", req.url, exc.code)
+                log_event(logger, "request.failed", level=logging.WARNING, url=safe_url(req.url), code=exc.code)
             return error_response(exc)
-        except Exception:
-            logger.exception("unhandled error: route=%s", req.url)
+        except Exception as exc:
+            log_event(
+                logger, "request.crashed", level=logging.ERROR, exc_info=True, url=safe_url(req.url),
+                error=type(exc).__name__,
+            )  # fmt: skip
             return error_response(ReboundError("internal error; see the function logs"))
 
     return wrapper

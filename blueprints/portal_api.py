@@ -20,7 +20,6 @@ from blueprints.http import (
 )
 from shared import failure_queries, integration_configs
 from shared.errors import BadParameter
-from shared.health import check_health
 from shared.metrics import MAX_WINDOW_MINUTES, METRICS
 from shared.models import FailureFilter
 from shared.openapi import build_openapi
@@ -33,10 +32,7 @@ bp = func.Blueprint()
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handles_errors
 async def health(req: func.HttpRequest) -> func.HttpResponse:
-    services = get_services()
-    report = await check_health(
-        services.storage, services.recovery_storage, services.names, timeout_s=services.settings.storage_timeout_s
-    )
+    report = await get_services().health.report()
     return json_response(report, status=200 if report.status == "healthy" else 503)
 
 

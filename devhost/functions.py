@@ -27,7 +27,7 @@ from azure.functions import AuthLevel
 from devhost.app_settings import resolve_expression
 from devhost.errors import StartupError
 from devhost.routes import RouteTemplate, RouteTemplateError
-from devhost.timer_scheduler import Schedule, parse_schedule
+from devhost.schedules import Schedule, parse_schedule
 
 logger = logging.getLogger(__name__)
 

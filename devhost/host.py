@@ -23,7 +23,8 @@ from devhost.http_server import KEY_HEADER, HttpServer
 from devhost.invocation import Invoker, thread_count
 from devhost.progress import ProgressReporter, progress_interval_s
 from devhost.queue_listener import QueueListener, lease_seconds
-from devhost.timer_scheduler import TimerScheduler, schedule_time_zone
+from devhost.schedules import schedule_time_zone
+from devhost.timer_scheduler import TimerScheduler
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Requests are routed with `devhost.routes`, checked against the function's auth level,
 turned into `func.HttpRequest`, and the function's return value is mapped back as the
 library's own HTTP output converter does (status, headers, mimetype/charset, body).
-Errors devhost produces itself are JSON: `{"error": {"code", "message"}}`.
+Errors devhost produces itself are JSON: `{"error": {"code", "message", "details"}}`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,14 @@ logger = logging.getLogger(__name__)
 
 #: The host's request body limit (maxRequestBodySize, 100 MB).
 MAX_REQUEST_BODY_BYTES = 104_857_600
+#: Kestrel's defaults in front of the real host: the request line (414), the headers together and
+#: their number (431). aiohttp's own parser limits are set above these, so an oversized request
+#: reaches devhost and gets the host's status with a JSON error instead of aiohttp's plain-text 400.
+MAX_REQUEST_LINE_BYTES = 8 * 1024
+MAX_REQUEST_HEADERS_BYTES = 32 * 1024
+MAX_REQUEST_HEADER_COUNT = 100
+_PARSER_LIMIT_BYTES = 64 * 1024
+_PARSER_MAX_HEADERS = 1024
 #: Where a caller puts the function key: a header, or the `code` query parameter.
 KEY_HEADER = "x-functions-key"
 KEY_QUERY = "code"
@@ -37,7 +45,7 @@ _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = json.dumps({"error": {"code": code, "message": message}})
+    body = json.dumps({"error": {"code": code, "message": message, "details": {}}})
     return web.Response(status=status, text=body, content_type="application/json", headers=headers)
 
 
@@ -92,7 +100,14 @@ class HttpServer:
         # [\s\S], not ".": a path with an encoded newline (%0A) must reach _handle too, for a JSON answer.
         app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
         # Invocations are logged one line each by the invoker; an access log would double them.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout_s)
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=shutdown_timeout_s,
+            max_line_size=_PARSER_LIMIT_BYTES,
+            max_field_size=_PARSER_LIMIT_BYTES,
+            max_headers=_PARSER_MAX_HEADERS,
+        )
         self.port: int | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -120,6 +135,9 @@ class HttpServer:
         return hmac.compare_digest(supplied.encode(), self._function_key)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        oversized = _oversized(request)
+        if oversized is not None:
+            return oversized
         resolved = self._routes.resolve(request.rel_url.raw_path, request.method)
         if resolved is None:
             return error_response(404, "not_found", f"no function serves {request.path}")
@@ -152,3 +170,22 @@ class HttpServer:
             except TypeError as error:
                 logger.error("function %s invocation_id=%s: %s", function.name, result.invocation_id, error)
         return error_response(500, "internal", f"Exception while executing function: {function.name}")
+
+
+def _oversized(request: web.Request) -> web.Response | None:
+    """The host's answer to a request line or headers past Kestrel's limits; None when within them."""
+    line = len(request.method) + len(request.raw_path) + len("HTTP/1.1") + 2
+    if line > MAX_REQUEST_LINE_BYTES:
+        return error_response(
+            414, "uri_too_long", f"the request line is {line} bytes; the host accepts {MAX_REQUEST_LINE_BYTES}"
+        )
+    count = len(request.raw_headers)
+    size = sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
+    if count > MAX_REQUEST_HEADER_COUNT or size > MAX_REQUEST_HEADERS_BYTES:
+        return error_response(
+            431,
+            "request_headers_too_large",
+            f"the request has {count} headers of {size} bytes; the host accepts {MAX_REQUEST_HEADER_COUNT} headers "
+            f"of {MAX_REQUEST_HEADERS_BYTES} bytes together",
+        )
+    return None

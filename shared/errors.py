@@ -7,6 +7,7 @@
     │   ├── BadParameter                 400, names the parameter
     │   ├── PayloadTooLarge              413
     │   ├── UnsupportedMediaType         415, names the Content-Type it refused
+    │   ├── HeadersTooLarge              431
     │   ├── NotFound                     404
     │   │   ├── IntegrationNotFound
     │   │   ├── FailureNotFound
@@ -39,6 +40,7 @@ __all__ = [
     "EntityTooLarge",
     "FailureNotFound",
     "FieldError",
+    "HeadersTooLarge",
     "InputError",
     "IntegrationNotFound",
     "JobAlreadyActive",
@@ -111,6 +113,13 @@ class PayloadTooLarge(InputError):
 class UnsupportedMediaType(InputError):
     code = "unsupported_media_type"
     http_status = 415
+
+
+class HeadersTooLarge(InputError):
+    """The headers that would travel with a message exceed what a message may carry."""
+
+    code = "headers_too_large"
+    http_status = 431
 
 
 class NotFound(InputError):

@@ -23,7 +23,8 @@ from shared.envelopes import is_textual
 from shared.errors import BadParameter, FailureNotFound
 from shared.failures import row_key_bound
 from shared.models import RECORD_ID_PATTERN, Failure, FailureFilter
-from shared.storage.failures import FailureStore, failure_from_row
+from shared.storage.failure_rows import failure_from_row
+from shared.storage.failures import FailureStore
 from shared.storage.payloads import PayloadStore
 from shared.storage.tables import decode_cursor, encode_cursor
 

@@ -1,4 +1,9 @@
-"""Dependency checks behind GET /api/health: is each store reachable, and how fast."""
+"""Dependency checks behind GET /api/health: is each store reachable, and how fast.
+
+The route is anonymous, so anyone can call it as often as they like: a report is reused for
+`HEALTH_CACHE_S`, and callers arriving while a check runs wait for that one check (one set of
+storage probes at a time, however many requests).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from pydantic import BaseModel
 from shared.models import UtcDatetime, utc_now
 from shared.storage.account import StorageAccount
 from shared.storage.names import StorageNames
+
+#: A report answers every health request for this long.
+HEALTH_CACHE_S = 5.0
 
 
 class DependencyHealth(BaseModel):
@@ -56,3 +64,37 @@ async def check_health(
     dependencies = list(await asyncio.gather(*probes))
     status: Literal["healthy", "unhealthy"] = "healthy" if all(d.ok for d in dependencies) else "unhealthy"
     return HealthReport(status=status, checked_at=utc_now(), dependencies=dependencies)
+
+
+class HealthCheck:
+    """`check_health` behind a short cache and a single flight (see the module docstring)."""
+
+    def __init__(
+        self,
+        check: Callable[[], Awaitable[HealthReport]],
+        *,
+        ttl_s: float = HEALTH_CACHE_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._check = check
+        self._ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._report: HealthReport | None = None
+        self._checked_at = 0.0
+        self._running: asyncio.Task[HealthReport] | None = None
+
+    async def report(self) -> HealthReport:
+        if self._report is not None and self._monotonic() - self._checked_at < self._ttl_s:
+            return self._report
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._refresh())
+        # shield: a caller that gives up must not cancel the check the others wait for.
+        return await asyncio.shield(self._running)
+
+    async def _refresh(self) -> HealthReport:
+        try:
+            report = await self._check()
+            self._report, self._checked_at = report, self._monotonic()
+            return report
+        finally:
+            self._running = None

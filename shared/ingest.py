@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from shared.engine import ConfigSource
 from shared.envelopes import body_fields, pack
-from shared.errors import BadParameter, IntegrationNotFound, PayloadTooLarge, StorageUnavailable
+from shared.errors import BadParameter, HeadersTooLarge, IntegrationNotFound, PayloadTooLarge, StorageUnavailable
 from shared.models import Envelope, new_id
 from shared.parking import Parking
 from shared.storage.payloads import PayloadStore
@@ -19,6 +19,11 @@ from shared.telemetry import current_traceparent, tracer
 
 #: Request headers that are ours or the platform's, never the message's.
 _NOT_FORWARDED = ("x-functions-key", "x-sender", "x-correlation-id", "x-message-id", "x-forwarded-", "x-ms-", "x-arr-")
+#: Headers that travel with a message: at most this many, of at most this many bytes together
+#: (names and values, UTF-8). They ride in every queue message and failure row of the message,
+#: which Storage caps at 64 KiB, so a request over the cap is refused (431) before it is accepted.
+MAX_FORWARDED_HEADERS = 32
+MAX_FORWARDED_HEADER_BYTES = 8 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,12 +42,29 @@ class IncomingMessage:
 
 
 def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """Custom `X-` headers travel with the message to the receiver; everything else stays here."""
-    return {
+    """Custom `X-` headers travel with the message to the receiver; everything else stays here.
+
+    HeadersTooLarge (431) when they exceed MAX_FORWARDED_HEADERS or MAX_FORWARDED_HEADER_BYTES.
+    """
+    forwarded = {
         name.lower(): value
         for name, value in headers.items()
         if name.lower().startswith("x-") and not name.lower().startswith(_NOT_FORWARDED)
     }
+    size = sum(len(name.encode()) + len(value.encode()) for name, value in forwarded.items())
+    if len(forwarded) > MAX_FORWARDED_HEADERS or size > MAX_FORWARDED_HEADER_BYTES:
+        raise HeadersTooLarge(
+            f"the X- headers to forward are {len(forwarded)} headers of {size} bytes; a message carries at most "
+            f"{MAX_FORWARDED_HEADERS} headers of {MAX_FORWARDED_HEADER_BYTES} bytes together",
+            details={
+                "field": "headers",
+                "count": len(forwarded),
+                "size_bytes": size,
+                "limit_count": MAX_FORWARDED_HEADERS,
+                "limit_bytes": MAX_FORWARDED_HEADER_BYTES,
+            },
+        )
+    return forwarded
 
 
 async def accept_message(
@@ -67,6 +89,7 @@ async def accept_message(
                 f"message is {len(message.body)} bytes; the limit is {max_message_bytes}",
                 details={"limit_bytes": max_message_bytes, "size_bytes": len(message.body)},
             )
+        forwarded = forwarded_headers(message.headers)
         try:
             config = await configs.get(message.integration)
         except StorageUnavailable:
@@ -88,7 +111,7 @@ async def accept_message(
                 receiver=(config.receiver if config else None) or None,
                 correlation_id=headers.get("x-correlation-id") or message_id,
                 content_type=message.content_type,
-                headers=forwarded_headers(message.headers),
+                headers=forwarded,
                 received_at=now,
                 **body_fields(message.body, message.content_type),
             )

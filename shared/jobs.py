@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,7 +42,8 @@ from shared.logs import log_event
 from shared.metrics import Counter, count
 from shared.models import Envelope, Failure, FailureFilter, Job, JobAction, JobRequest, JobState
 from shared.parking import Parking
-from shared.storage.failures import FailureStore, Removal, failure_from_row
+from shared.storage.failure_rows import failure_from_row
+from shared.storage.failures import FailureStore, Removal
 from shared.storage.integrations import IntegrationStore
 from shared.storage.jobs import JobRecord, JobStore
 from shared.storage.payloads import PayloadStore
@@ -414,14 +415,22 @@ class JobService:
         sent_errors = await each(present, self._enqueue_again, limit=CONCURRENCY, errors=ReboundError)
         sent = [item for item, error in zip(present, sent_errors, strict=True) if error is None]
         removal = await self._failures.remove_many([(item.present, item.etag) for item in sent])
+        await self._discard_overflow(removal.removed)
         unavailable = next((e for e in sent_errors if isinstance(e, StorageUnavailable)), None)
         if unavailable is not None:
             raise unavailable  # the host re-runs the page; the checkpoint and the removals make that safe
         errors = {item.present.id: error for item, error in zip(present, sent_errors, strict=True) if error}
         return _outcomes(batch, removal, errors)
 
+    async def _discard_overflow(self, removed: Sequence[Failure]) -> None:
+        """The resent messages carry their whole headers again; the copies kept for the resend can go.
+        Best effort: what stays behind is removed by the retention purge."""
+        refs = [ref for ref in map(self._failures.overflow_ref, removed) if ref]
+        if refs:
+            await self._payloads.delete_many(refs)
+
     async def _enqueue_again(self, item: _Item) -> None:
-        envelope = resend_envelope(item.present)
+        envelope = resend_envelope(await self._failures.restore(item.present))
         _, text = await pack(envelope, self._payloads)
         try:
             await self._queues.send(self._inbound, text)
@@ -435,15 +444,15 @@ class JobService:
         """Remove the present failures (transactions of 100), then their content (Blob Batch requests)."""
         present = [item for item in batch if item.failure is not None]
         removal = await self._failures.remove_many([(item.present, item.etag) for item in present])
-        removed = [failure for failure in removal.removed if failure.body_ref]
+        blobs = [(failure, ref) for failure in removal.removed for ref in self._failures.content_refs(failure)]
         # A batch that cannot reach storage raises here: the rows are gone, and the retention
         # purge removes content left behind.
-        blob_errors = await self._payloads.delete_many([failure.body_ref or "" for failure in removed])
+        blob_errors = await self._payloads.delete_many([ref for _, ref in blobs])
         unavailable = next((e for e in blob_errors if isinstance(e, StorageUnavailable)), None)
         if unavailable is not None:
             raise unavailable
         errors: dict[str, ReboundError] = {
-            failure.id: error for failure, error in zip(removed, blob_errors, strict=True) if error
+            failure.id: error for (failure, _), error in zip(blobs, blob_errors, strict=True) if error
         }
         return _outcomes(batch, removal, errors)
 

@@ -350,6 +350,9 @@ class Failure(_Model):
     headers: dict[str, str] = Field(default_factory=dict)
     received_at: UtcDatetime | None = None
     history: Annotated[list[AttemptRecord], Field(max_length=MAX_ATTEMPT_HISTORY)] = Field(default_factory=list)
+    #: Fields shown here masked (credential headers) or shortened (past the Table limits); their whole
+    #: values are kept beside the content, for a resend, and never shown.
+    overflow: list[str] = Field(default_factory=list)
 
 
 # --- jobs -----------------------------------------------------------------------------------

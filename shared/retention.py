@@ -50,13 +50,13 @@ async def purge_expired(
         result.error_window_rows += await error_window.purge_before(integration, now - ERROR_WINDOW_KEEP)
         if result.failures >= limit:
             continue
-        refs = await failures.purge_older_than(integration, cutoff, limit=limit - result.failures)
-        if not refs:
+        purged = await failures.purge_older_than(integration, cutoff, limit=limit - result.failures)
+        if not purged:
             continue
-        result.failures += len(refs)
+        result.failures += len(purged)
         result.integrations.append(integration)
-        for ref in refs:
-            if ref:
+        for refs in purged:
+            for ref in refs:
                 result.payloads += await blobs.delete(payload_container, ref)
         await failures.rebuild_summary(integration)
     for name in await blobs.names_older_than(payload_container, cutoff - PAYLOAD_GRACE, limit=limit):

@@ -14,6 +14,7 @@ from shared.adapters.registry import SenderRegistry
 from shared.adapters.service_bus import build_service_bus_client
 from shared.config_cache import ConfigCache
 from shared.engine import DeliveryEngine
+from shared.health import HealthCheck, check_health
 from shared.jobs import JobLimits, JobService
 from shared.recovery import Parker, RecoverySweeper
 from shared.retry import EndpointRetryPolicy
@@ -58,7 +59,7 @@ class Services:
     @cached_property
     def failures(self) -> FailureStore:
         tables = self.storage.tables
-        return FailureStore(tables.table(self.names.failures), tables.table(self.names.failure_summary))
+        return FailureStore(tables.table(self.names.failures), tables.table(self.names.failure_summary), self.payloads)
 
     @cached_property
     def error_window(self) -> ErrorWindow:
@@ -115,6 +116,11 @@ class Services:
             ),
             parker=self.parker,
         )
+
+    @cached_property
+    def health(self) -> HealthCheck:
+        timeout_s = self.settings.storage_timeout_s
+        return HealthCheck(lambda: check_health(self.storage, self.recovery_storage, self.names, timeout_s=timeout_s))
 
     @cached_property
     def recovery_store(self) -> RecoveryStore:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devhost.azurite import AzuriteProcess
+from devtools.azurite import AzuriteProcess
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,9 @@ from pydantic import BaseModel
 
 from shared.errors import ConcurrencyConflict
 from shared.failures import row_key_bound
-from shared.models import AttemptRecord, Failure, FailureOrigin, UtcDatetime
+from shared.models import Failure, FailureOrigin, UtcDatetime
+from shared.storage.failure_rows import failure_from_row, failure_to_row, fitted_for_row, overflow_blob_name
+from shared.storage.payloads import PayloadStore
 from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Entity, Table
 
 SUMMARY_SHARDS = 4
@@ -102,20 +104,57 @@ class Removal:
 
 
 class FailureStore:
-    def __init__(self, failures: Table, summary: Table, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, failures: Table, summary: Table, payloads: PayloadStore, *, rng: random.Random | None = None
+    ) -> None:
         self._failures = failures
         self._summary = summary
+        self._payloads = payloads
         self._rng = rng or random.Random()
 
     @property
     def table(self) -> Table:
         return self._failures
 
-    async def add(self, failure: Failure) -> None:
-        """Write the failure row, then count it. The row goes first: a crash between the two
-        undercounts (repaired by `rebuild_summary`), never counts a failure that is not there."""
-        await self._failures.insert(failure_to_row(failure))
-        await self._bump(failure, +1)
+    async def add(self, failure: Failure) -> Failure:
+        """Write the failure row, then count it; returns the failure as stored (masked, fitted).
+
+        Whatever the row cannot hold whole goes to the overflow blob first, so a row never points
+        at an overflow that is not there. The row goes before the counter: a crash between the two
+        undercounts (repaired by `rebuild_summary`), never counts a failure that is not there.
+        """
+        stored, whole = fitted_for_row(failure)
+        if whole:
+            data = json.dumps(whole, separators=(",", ":")).encode()
+            await self._payloads.put(
+                overflow_blob_name(stored.integration, stored.id), data, content_type="application/json"
+            )
+        await self._failures.insert(failure_to_row(stored))
+        await self._bump(stored, +1)
+        return stored
+
+    async def restore(self, failure: Failure) -> Failure:
+        """The failure with the whole values of its overflow fields (for a resend); as given when it has none.
+
+        An overflow blob gone missing (purged, deleted by hand) leaves the masked values: the resend
+        then goes out without those credentials, and the receiver's answer says so.
+        """
+        if not failure.overflow:
+            return failure
+        blob = await self._payloads.get(overflow_blob_name(failure.integration, failure.id))
+        if blob is None:
+            return failure
+        whole: dict[str, Any] = json.loads(blob.data)
+        return Failure.model_validate({**failure.model_dump(mode="json"), **whole, "overflow": []})
+
+    @staticmethod
+    def overflow_ref(failure: Failure) -> str | None:
+        return overflow_blob_name(failure.integration, failure.id) if failure.overflow else None
+
+    @classmethod
+    def content_refs(cls, failure: Failure) -> list[str]:
+        """Every blob that goes with the failure: its content and, when it has one, its overflow."""
+        return [ref for ref in (failure.body_ref, cls.overflow_ref(failure)) if ref]
 
     async def exist(self, integration: str) -> bool:
         """True when the integration has at least one failure row (one key-only read, not the counters)."""
@@ -278,27 +317,30 @@ class FailureStore:
             seen.add(row["PartitionKey"])
         return sorted(seen)
 
-    async def purge_older_than(self, integration: str, cutoff: datetime, *, limit: int) -> list[str | None]:
+    async def purge_older_than(self, integration: str, cutoff: datetime, *, limit: int) -> list[list[str]]:
         """Delete up to `limit` failures that failed before `cutoff`, in transactions of 100.
 
-        Returns their body refs (the caller deletes the content). Old failures are at the end
-        of the partition (inverted-time keys), so this is one key-range query.
+        Returns, per failure, the blobs that went with it (the caller deletes them). Old failures
+        are at the end of the partition (inverted-time keys), so this is one key-range query.
         """
-        refs: list[str | None] = []
+        purged: list[list[str]] = []
         batch: list[BatchOperation] = []
         async for row in self._failures.query(
             "PartitionKey eq @pk and RowKey ge @old", {"pk": integration, "old": row_key_bound(cutoff)},
-            select=["RowKey", "BodyRef"],
+            select=["RowKey", "BodyRef", "Overflow"],
         ):  # fmt: skip
             batch.append(BatchOperation.delete(integration, row["RowKey"]))
-            refs.append(row.get("BodyRef"))
+            refs = [row["BodyRef"]] if row.get("BodyRef") else []
+            if row.get("Overflow"):
+                refs.append(overflow_blob_name(integration, row["RowKey"]))
+            purged.append(refs)
             if len(batch) == MAX_BATCH_OPERATIONS:
                 await self._failures.transact(batch)
                 batch = []
-            if len(refs) >= limit:
+            if len(purged) >= limit:
                 break
         await self._failures.transact(batch)
-        return refs
+        return purged
 
     async def list_rows(
         self, query: str, parameters: dict[str, Any], *, page_size: int = 100
@@ -331,59 +373,4 @@ def _summary_of(integration: str, groups: Iterable[_Tally]) -> FailureSummary:
         first_failed_at=first if count else None,
         last_failed_at=last if count else None,
         by_origin=dict(sorted(by_origin.items())),
-    )
-
-
-def failure_to_row(failure: Failure) -> Entity:
-    row: Entity = {
-        "PartitionKey": failure.integration,
-        "RowKey": failure.id,
-        "MessageId": failure.message_id,
-        "FailedAt": failure.failed_at,
-        "Reason": failure.reason,
-        "Group": failure.group,
-        "Origin": failure.origin.value,
-        "Attempts": failure.attempts,
-        "DelayActions": failure.delay_actions,
-        "ResendCount": failure.resend_count,
-        "RecoveryCount": failure.recovery_count,
-        "Headers": json.dumps(failure.headers, separators=(",", ":")),
-        "History": json.dumps([a.model_dump(mode="json") for a in failure.history], separators=(",", ":")),
-    }
-    optional = {
-        "StatusCode": failure.status_code,
-        "Sender": failure.sender,
-        "Receiver": failure.receiver,
-        "CorrelationId": failure.correlation_id,
-        "BodyRef": failure.body_ref,
-        "ContentType": failure.content_type,
-        "ReceivedAt": failure.received_at,
-    }
-    # Table storage has no nulls: an absent property is the null.
-    row.update({key: value for key, value in optional.items() if value is not None})
-    return row
-
-
-def failure_from_row(row: Entity) -> Failure:
-    return Failure(
-        id=row["RowKey"],
-        integration=row["PartitionKey"],
-        message_id=row["MessageId"],
-        failed_at=row["FailedAt"],
-        reason=row["Reason"],
-        group=row["Group"],
-        origin=FailureOrigin(row["Origin"]),
-        status_code=row.get("StatusCode"),
-        sender=row.get("Sender"),
-        receiver=row.get("Receiver"),
-        attempts=row.get("Attempts", 0),
-        delay_actions=row.get("DelayActions", 0),
-        resend_count=row.get("ResendCount", 0),
-        recovery_count=row.get("RecoveryCount", 0),
-        correlation_id=row.get("CorrelationId"),
-        body_ref=row.get("BodyRef"),
-        content_type=row.get("ContentType"),
-        headers=json.loads(row.get("Headers") or "{}"),
-        received_at=row.get("ReceivedAt"),
-        history=[AttemptRecord.model_validate(a) for a in json.loads(row.get("History") or "[]")],
     )

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devhost.azurite import AzuritePorts, AzuriteProcess, connection_string
-from devhost.process import DevhostProcess
+from devtools.azurite import AzuritePorts, AzuriteProcess, connection_string
+from devtools.process import DevhostProcess
 from shared.services import Services
 from shared.settings import Settings
 from tests.e2e.app_host import FUNCTION_KEY, app_env, unique_prefix

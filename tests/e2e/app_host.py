@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 import httpx
 
-from devhost.azurite import PROJECT_DIR, AzuriteProcess
-from devhost.process import DevhostProcess
+from devtools.azurite import PROJECT_DIR, AzuriteProcess
+from devtools.process import DevhostProcess
 
 FUNCTION_KEY = "e2e-key"
 

@@ -24,8 +24,8 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
 
-from devhost.azurite import AzuriteProcess
-from devhost.process import DevhostProcess, DevhostStartError
+from devtools.azurite import AzuriteProcess
+from devtools.process import DevhostProcess, DevhostStartError
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from devhost.azurite import AzuriteProcess
-from devhost.process import DevhostProcess
+from devtools.azurite import AzuriteProcess
+from devtools.process import DevhostProcess
 from shared.models import FailureOrigin
 from shared.services import Services
 from shared.settings import Settings

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from devhost.azurite import AzuriteProcess
-from devhost.process import DevhostProcess
+from devtools.azurite import AzuriteProcess
+from devtools.process import DevhostProcess
 from tests.e2e.app_host import app_env, client, running_app, unique_prefix
 from tests.support.polling import until
 from tests.support.receiver import Answer, Receiver

@@ -24,8 +24,8 @@ from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from devhost.azurite import AzuriteProcess
-from devhost.process import DevhostProcess
+from devtools.azurite import AzuriteProcess
+from devtools.process import DevhostProcess
 from tests.e2e.app_host import FUNCTION_KEY, app_env, client, running_app, unique_prefix
 from tests.e2e.portal_support import (
     UI_TIMEOUT_MS,

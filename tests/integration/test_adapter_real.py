@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from devhost.azurite import AzuritePorts, AzuriteProcess, connection_string, free_port
+from devtools.azurite import AzuritePorts, AzuriteProcess, connection_string, free_port
 from shared.adapters.base import Delivery
 from shared.adapters.registry import SenderRegistry
 from shared.errors import PermanentDeliveryError, TransientDeliveryError

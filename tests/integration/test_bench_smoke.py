@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.__main__ import parse_args, run
+from bench.__main__ import run
+from bench.options import parse_args
 from bench.report import write_report
 
 TINY = ["--failures", "200", "--raw-sample", "100", "--messages", "100", "--captures", "10", "--parked", "50"]

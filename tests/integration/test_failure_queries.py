@@ -18,7 +18,7 @@ from shared import failure_queries
 from shared.failures import new_failure
 from shared.models import Envelope, Failure, FailureFilter, FailureOrigin
 from shared.services import Services, reset_services
-from shared.storage.failures import failure_to_row
+from shared.storage.failure_rows import failure_to_row
 
 BASE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)

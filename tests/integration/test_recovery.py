@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from devhost.azurite import AzuritePorts, connection_string
+from devtools.azurite import AzuritePorts, connection_string
 from shared.engine import Parked
 from shared.envelopes import pack
 from shared.errors import StorageUnavailable

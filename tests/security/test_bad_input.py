@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from devhost.azurite import AzuriteProcess
-from devhost.process import DevhostProcess
+from devtools.azurite import AzuriteProcess
+from devtools.process import DevhostProcess
 from tests.e2e.app_host import FUNCTION_KEY, app_env, running_app, unique_prefix
 from tests.security.storage_state import storage_state
 

@@ -36,8 +36,8 @@ import schemathesis
 from schemathesis import Case, HookContext
 from schemathesis.core.parameters import ParameterLocation
 
-from devhost.azurite import AzuriteProcess
-from devhost.process import DevhostProcess
+from devtools.azurite import AzuriteProcess
+from devtools.process import DevhostProcess
 from shared.openapi import build_openapi
 from tests.e2e.app_host import FUNCTION_KEY, app_env, running_app, unique_prefix
 

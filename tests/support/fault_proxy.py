@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
 
-from devhost.azurite import free_port
+from devtools.azurite import free_port
 
 Mode = Literal["pass", "refuse", "hang"]
 

@@ -10,13 +10,8 @@ import pytest
 
 from devhost.functions import TimerFunction
 from devhost.invocation import InvocationResult
-from devhost.timer_scheduler import (
-    CronSchedule,
-    IntervalSchedule,
-    TimerScheduler,
-    ncrontab_to_croniter,
-    parse_schedule,
-)
+from devhost.schedules import CronSchedule, IntervalSchedule, ncrontab_to_croniter, parse_schedule
+from devhost.timer_scheduler import TimerScheduler
 
 START = datetime(2024, 1, 1, 0, 0, 0, tzinfo=UTC)  # a Monday
 

@@ -24,7 +24,7 @@ import pytest
 from pycep import BicepParser
 
 import function_app
-from devhost.timer_scheduler import parse_schedule
+from devhost.schedules import parse_schedule
 from shared.settings import RECOVERY_STORAGE_SETTING, STORAGE_SETTING, Settings
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"

@@ -25,7 +25,13 @@ function render({ failure, content }) {
   return [
     h("section", { "aria-label": "Summary" }, facts(failure)),
     h("section", { "aria-labelledby": "detail-content" }, h("h3", { id: "detail-content" }, "Content"), contentSection(failure, content)),
-    h("section", { "aria-labelledby": "detail-headers" }, h("h3", { id: "detail-headers" }, "Headers"), headersTable(failure.headers ?? {})),
+    h(
+      "section",
+      { "aria-labelledby": "detail-headers" },
+      h("h3", { id: "detail-headers" }, "Headers"),
+      overflowNote(failure.overflow ?? []),
+      headersTable(failure.headers ?? {}),
+    ),
     h(
       "section",
       { "aria-labelledby": "detail-history" },
@@ -139,6 +145,16 @@ function tabs(entries, tools) {
   }
   select(0);
   return [h("div", { class: "toolbar" }, h("div", { role: "tablist", "aria-label": "Content view" }, tabButtons), h("span", { class: "spacer" }), tools), panels];
+}
+
+// Credential headers show as *** and fields past the storage limits are shortened; a retry sends them whole.
+function overflowNote(fields) {
+  if (fields.length === 0) return null;
+  return h(
+    "p",
+    { class: "muted", "data-testid": "overflow-note" },
+    `Masked or shortened here: ${fields.join(", ")}. A retry sends the whole values, which are kept with the content.`,
+  );
 }
 
 function headersTable(headers) {

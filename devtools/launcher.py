@@ -15,8 +15,8 @@ from types import FrameType
 
 import httpx
 
-from devhost.azurite import DEFAULT_PORTS, PROJECT_DIR, AzuritePorts, AzuriteProcess, port_open
-from devhost.process import DevhostProcess
+from devtools.azurite import DEFAULT_PORTS, PROJECT_DIR, AzuritePorts, AzuriteProcess, port_open
+from devtools.process import DevhostProcess
 
 STATE_DIR = PROJECT_DIR / ".azurite"
 DEVHOST_PORT = 7071
@@ -57,7 +57,7 @@ def start_azurite() -> AzuriteProcess | None:
 def start_receiver() -> subprocess.Popen[bytes]:
     log = open(STATE_DIR / "demo-receiver.log", "ab")  # noqa: SIM115 - lives as long as the child
     process = subprocess.Popen(
-        [sys.executable, "-m", "devhost.demo_receiver", "--port", str(RECEIVER_PORT)],
+        [sys.executable, "-m", "devtools.demo_receiver", "--port", str(RECEIVER_PORT)],
         cwd=PROJECT_DIR,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -18,8 +18,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from devhost.azurite import PROJECT_DIR
 from devhost.host import DEFAULT_GRACE_S
+from devtools.azurite import PROJECT_DIR
 
 READY_LINE = re.compile(r"^devhost ready: (?P<url>http://\S+) \((?P<count>\d+) functions\)$", re.MULTILINE)
 _PORT_IN_URL = re.compile(r"^http://[^/]+:(?P<port>\d+)")

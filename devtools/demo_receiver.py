@@ -2,7 +2,7 @@
 
 Roughly: 15 % answer 503 (transient: retried), 5 % answer 429 with Retry-After, orders marked
 `"valid": false` answer 400 (permanent: a failure for the portal), the rest 200.
-`python -m devhost.demo_receiver [--port 7072] [--seed N]`
+`python -m devtools.demo_receiver [--port 7072] [--seed N]`
 """
 
 from __future__ import annotations

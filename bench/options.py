@@ -1,0 +1,64 @@
+"""What `python -m bench` is asked to run: the command line parsed into `Options`, which the report repeats."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.models import JobAction
+
+DESCRIPTION = "`python -m bench`: run the benchmarks, each phase on a fresh Azurite, and write bench/RESULTS.md."
+BENCHMARKS = ("engine", "jobs", "list", "capture", "recovery")
+DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+@dataclass(frozen=True)
+class Options:
+    only: tuple[str, ...]
+    failures: int
+    job_failures: int
+    messages: int
+    captures: int
+    parked: int
+    raw_sample: int
+    list_repeats: int
+    actions: tuple[JobAction, ...]
+    profile: Path | None
+    out: Path | None
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=DESCRIPTION)
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {BENCHMARKS}")
+    parser.add_argument("--failures", type=int, default=100_000, help="failures seeded for jobs and list")
+    parser.add_argument("--job-failures", type=int, default=None, help="failures for the jobs (default: --failures)")
+    parser.add_argument("--messages", type=int, default=2_000, help="messages per engine throughput run")
+    parser.add_argument("--captures", type=int, default=300, help="failed messages for the capture cost")
+    parser.add_argument("--parked", type=int, default=2_000, help="messages parked for the recovery sweep")
+    parser.add_argument(
+        "--raw-sample", type=int, default=10_000, help="items in the raw baseline of each job (at most --failures)"
+    )
+    parser.add_argument("--list-repeats", type=int, default=40, help="first-page requests per failure-list case")
+    parser.add_argument("--actions", default="retry,delete", help="job actions to run: retry, delete")
+    parser.add_argument("--profile", type=Path, default=None, help="write pyinstrument profiles of the jobs here")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the report (default bench/RESULTS.md)")
+    parser.add_argument("--no-report", action="store_true", help="print the results, write no report")
+    args = parser.parse_args(argv)
+    only = tuple(name.strip() for name in args.only.split(",") if name.strip())
+    unknown = sorted(set(only) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {BENCHMARKS}")
+    return Options(
+        only=only,
+        failures=args.failures,
+        job_failures=args.job_failures or args.failures,
+        messages=args.messages,
+        captures=args.captures,
+        parked=args.parked,
+        raw_sample=min(args.raw_sample, args.job_failures or args.failures),
+        list_repeats=args.list_repeats,
+        actions=tuple(JobAction(a.strip()) for a in args.actions.split(",") if a.strip()),
+        profile=args.profile,
+        out=None if args.no_report else args.out,
+    )
