@@ -161,7 +161,7 @@ def query_params(req: func.HttpRequest, allowed: Collection[str] = ()) -> dict[s
     return {key: value for key, value in req.params.items() if key in allowed}
 
 
-_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
 
 
 def int_param(params: dict[str, str], name: str, default: int) -> int:
