@@ -93,6 +93,8 @@ class PhaseAzurite:
             "REBOUND_PREFIX": "b" + uuid.uuid4().hex[:8],
             # An idle Azurite answers in milliseconds; a busy one (GC) can take long. Be patient.
             "STORAGE_TIMEOUT_S": "60",
+            # The benchmark receiver listens on 127.0.0.1.
+            "ALLOW_PRIVATE_ENDPOINTS": "true",
         }
         env.update(overrides)
         return Settings.from_env(env)

@@ -61,8 +61,9 @@ async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
 async def put_integration(req: func.HttpRequest) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
+    services = get_services()
     config, created = await integration_configs.save_integration(
-        get_services().integrations, integration, read_json(req)
+        services.integrations, integration, read_json(req), egress=services.egress
     )
     return json_response(config, status=201 if created else 200)
 

@@ -79,7 +79,10 @@ def seed(base_url: str, key: str) -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError("devhost did not report healthy within 60 s: " + client.get("/health").text)
             time.sleep(0.5)
-        client.put("/integrations/demo", json=DEMO_INTEGRATION).raise_for_status()
+        created = client.put("/integrations/demo", json=DEMO_INTEGRATION)
+        if created.status_code == 422:
+            raise RuntimeError(f"the demo integration was refused: {created.text}")
+        created.raise_for_status()
         for number in range(1, 21):
             order = {"order": number, "valid": number % 7 != 0}
             response = client.post(
@@ -96,8 +99,14 @@ def main() -> None:
     key = settings.get("DEVHOST_FUNCTION_KEY", "local-dev-key")
     azurite = start_azurite()
     receiver = start_receiver()
+    # The demo receiver is on 127.0.0.1: a local.settings.json copied before ALLOW_PRIVATE_ENDPOINTS
+    # existed must still run the demo; one that sets it keeps its value (and then the demo PUT says why).
+    allow_private = settings.get("ALLOW_PRIVATE_ENDPOINTS", "true")
     devhost = DevhostProcess(
-        PROJECT_DIR, env={"DEVHOST_FUNCTION_KEY": key}, port=DEVHOST_PORT, log_path=STATE_DIR / "devhost.log"
+        PROJECT_DIR,
+        env={"DEVHOST_FUNCTION_KEY": key, "ALLOW_PRIVATE_ENDPOINTS": allow_private},
+        port=DEVHOST_PORT,
+        log_path=STATE_DIR / "devhost.log",
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -48,6 +48,12 @@ param recoverySchedule string = '0 */5 * * * *'
 @description('Deploy a Service Bus namespace (Standard) with the recovery queue and use it as the recovery flow (RECOVERY_BACKEND=servicebus). Off: the recovery queue lives on the recovery storage account.')
 param deployServiceBus bool = false
 
+@description('Deploy a Key Vault (RBAC only, purge protection) for secrets that endpoint headers send, e.g. a receiver\'s token: every name in endpointSecretSettings becomes an app setting holding a Key Vault reference, resolved by the platform with the app\'s identity (Key Vault Secrets User). Off: no vault, and endpoint headers may reference no app setting.')
+param deployKeyVault bool = false
+
+@description('ENDPOINT_SECRET_SETTINGS (with deployKeyVault): comma-separated app setting names an endpoint header may reference as %NAME% (letters, digits and underscores), e.g. ORDERS_TOKEN,ERP_API_KEY. Each becomes @Microsoft.KeyVault(SecretUri=https://<vault>.vault.azure.net/secrets/<NAME with _ as ->/): store the secret in the vault under that name. No other app setting can ever be sent to a receiver.')
+param endpointSecretSettings string = ''
+
 @description('Replication of the primary storage account.')
 @allowed([
   'Standard_LRS'
@@ -110,6 +116,7 @@ var storageAccountName = '${abbrs.storageStorageAccounts}${resourceToken}'
 var recoveryStorageAccountName = '${abbrs.storageStorageAccounts}rec${toLower(uniqueString(subscription().id, environmentName, recoveryLocation))}'
 var serviceBusNamespaceName = '${abbrs.serviceBusNamespaces}${resourceToken}'
 var serviceBusQueueName = 'recovery'
+var keyVaultName = '${abbrs.keyVaultVaults}${resourceToken}'
 var storageSuffix = environment().suffixes.storage
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -233,6 +240,17 @@ module serviceBus 'br/public:avm/res/service-bus/namespace:0.16.0' = if (deployS
   }
 }
 
+// Optional vault for the secrets endpoint headers reference (ENDPOINT_SECRET_SETTINGS).
+module keyVault 'modules/key-vault.bicep' = if (deployKeyVault) {
+  name: 'keyVault'
+  scope: rg
+  params: {
+    name: keyVaultName
+    location: location
+    tags: tags
+  }
+}
+
 module rbac 'modules/rbac.bicep' = {
   name: 'rbac'
   scope: rg
@@ -243,9 +261,11 @@ module rbac 'modules/rbac.bicep' = {
     applicationInsightsName: applicationInsights.outputs.name
     serviceBusNamespaceName: deployServiceBus ? serviceBusNamespaceName : ''
     serviceBusQueueName: serviceBusQueueName
+    keyVaultName: deployKeyVault ? keyVaultName : ''
   }
   dependsOn: [
     serviceBus
+    keyVault
   ]
 }
 
@@ -271,6 +291,15 @@ var serviceBusConnectionSettings = deployServiceBus ? {
   ServiceBusConnection__fullyQualifiedNamespace: '${serviceBusNamespaceName}.servicebus.windows.net'
 } : {}
 
+// The secrets endpoint headers may send: one Key Vault reference per name (the secret's name in the
+// vault is the setting's, with '-' for '_', which secret names cannot hold). Resolved by the platform
+// with the identity keyVaultReferenceIdentity names; the code only ever sees the value.
+var endpointSecretNames = empty(endpointSecretSettings) ? [] : split(replace(endpointSecretSettings, ' ', ''), ',')
+var endpointSecretReferences = [for name in endpointSecretNames: {
+  name: name
+  value: '@Microsoft.KeyVault(SecretUri=https://${keyVaultName}${environment().suffixes.keyvaultDns}/secrets/${replace(name, '_', '-')}/)'
+}]
+
 // Every other setting the code reads, at the code's defaults (README "Settings"); edit here to tune.
 var appBehaviourSettings = {
   REBOUND_PREFIX: prefix
@@ -292,6 +321,10 @@ var appBehaviourSettings = {
   JOB_RATE_LIMIT_PER_S: '50'
   JOB_PAGE_SIZE: '100'
   METRICS_WINDOW_MINUTES: '3'
+  // Endpoints must be public addresses in Azure: no loopback, private, link-local or platform
+  // addresses (metadata is refused regardless). Set true only with VNet integration and a reason.
+  ALLOW_PRIVATE_ENDPOINTS: 'false'
+  ENDPOINT_SECRET_SETTINGS: deployKeyVault ? join(endpointSecretNames, ',') : ''
 }
 
 module functionApp 'modules/function-app.bicep' = {
@@ -310,6 +343,7 @@ module functionApp 'modules/function-app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     appSettings: union(storageConnectionSettings, serviceBusConnectionSettings, appBehaviourSettings)
+    keyVaultReferenceSettings: deployKeyVault ? endpointSecretReferences : []
   }
   // The host starts as soon as the site exists: give it its data roles first.
   dependsOn: [
@@ -328,4 +362,5 @@ output SERVICE_API_URI string = 'https://${functionApp.outputs.defaultHostName}'
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_RECOVERY_STORAGE_ACCOUNT_NAME string = recoveryStorage.outputs.name
 output AZURE_SERVICE_BUS_NAMESPACE string = deployServiceBus ? serviceBusNamespaceName : ''
+output AZURE_KEY_VAULT_NAME string = deployKeyVault ? keyVaultName : ''
 output REBOUND_PREFIX string = prefix

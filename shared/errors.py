@@ -2,6 +2,7 @@
 
     ReboundError
     ├── ConfigError                      settings or an integration config that cannot work
+    │   └── EgressRefused                the egress policy refused an address or a setting reference
     ├── InputError                       a caller sent something we refuse (HTTP 4xx)
     │   ├── RequestValidationError       422, field errors in `details`
     │   ├── BadParameter                 400, names the parameter
@@ -37,6 +38,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "DeliveryError",
+    "EgressRefused",
     "EntityTooLarge",
     "FailureNotFound",
     "FieldError",
@@ -78,6 +80,12 @@ class ReboundError(Exception):
 class ConfigError(ReboundError):
     code = "config_error"
     http_status = 500
+
+
+class EgressRefused(ConfigError):
+    """Nothing was sent: the destination, or a setting a header references, is not allowed (shared.egress)."""
+
+    code = "egress_refused"
 
 
 class InputError(ReboundError):

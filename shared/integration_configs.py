@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import EntityTooLarge, IntegrationNotFound, PayloadTooLarge, RequestValidationError
-from shared.models import IntegrationConfig
+from shared.egress import EgressPolicy
+from shared.errors import EntityTooLarge, FieldError, IntegrationNotFound, PayloadTooLarge, RequestValidationError
+from shared.models import Endpoint, HttpEndpoint, IntegrationConfig
 from shared.storage.integrations import IntegrationStore
 from shared.validation import parse_model
 
 
-async def save_integration(store: IntegrationStore, integration_id: str, body: Any) -> tuple[IntegrationConfig, bool]:
+async def save_integration(
+    store: IntegrationStore, integration_id: str, body: Any, *, egress: EgressPolicy
+) -> tuple[IntegrationConfig, bool]:
     """Validate and store a config for `integration_id`; returns (config, created).
 
     The id comes from the route; a body `id` that disagrees is a field error, not a silent rename.
+    Endpoints must also pass the egress policy: no literal address it refuses, no reference to an
+    app setting outside ENDPOINT_SECRET_SETTINGS.
     """
     if not isinstance(body, dict):
         raise RequestValidationError(
@@ -25,6 +30,10 @@ async def save_integration(store: IntegrationStore, integration_id: str, body: A
             [{"field": "id", "message": f"must equal the integration in the route ({integration_id!r})"}],
         )
     config = parse_model(IntegrationConfig, {**body, "id": integration_id})
+    refused = egress_problems(config, egress)
+    if refused:
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in refused[:5])
+        raise RequestValidationError(f"invalid body: {summary}", refused)
     try:
         created = await store.put(config)
     except EntityTooLarge as exc:
@@ -51,3 +60,23 @@ async def delete_integration(store: IntegrationStore, integration_id: str) -> No
 
 async def list_integrations(store: IntegrationStore) -> list[IntegrationConfig]:
     return [config async for config in store.list()]
+
+
+def egress_problems(config: IntegrationConfig, egress: EgressPolicy) -> list[FieldError]:
+    """Field errors for every endpoint destination or header reference the egress policy refuses."""
+    problems: list[FieldError] = []
+    for where, endpoint in (("endpoint", config.endpoint), ("fallback_endpoint", config.fallback_endpoint)):
+        problems += _endpoint_problems(where, endpoint, egress)
+    return problems
+
+
+def _endpoint_problems(where: str, endpoint: Endpoint | None, egress: EgressPolicy) -> list[FieldError]:
+    if not isinstance(endpoint, HttpEndpoint):
+        return []
+    problems: list[FieldError] = []
+    url_problem = egress.check_url(str(endpoint.url))
+    if url_problem is not None:
+        problems.append({"field": f"{where}.url", "message": url_problem})
+    for header, problem in egress.check_header_references(endpoint.headers):
+        problems.append({"field": f"{where}.headers.{header}", "message": problem})
+    return problems

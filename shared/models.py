@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -51,6 +52,11 @@ API_DATETIME_PATTERN = (
 )
 _SETTING_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _QUEUE_NAME_PATTERN = r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$"
+#: RFC 9110 field name: a token.
+HEADER_NAME_PATTERN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
+#: RFC 9110 field value: no control characters but horizontal tab (CR, LF and NUL would split or end
+#: the request), written so that JSON Schema (ECMA) and Python read it alike.
+HEADER_VALUE_PATTERN = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
 
 
 def utc_now() -> datetime:
@@ -104,6 +110,26 @@ class _Model(BaseModel):
 # --- endpoints ------------------------------------------------------------------------------
 
 
+def _valid_header_name(name: str) -> str:
+    if not re.fullmatch(HEADER_NAME_PATTERN, name):
+        raise ValueError("is not a valid header name: use letters, digits and !#$%&'*+-.^_`|~ (RFC 9110 token)")
+    return name
+
+
+def _valid_header_value(value: str) -> str:
+    if not re.fullmatch(HEADER_VALUE_PATTERN, value):
+        raise ValueError("must not contain control characters such as CR, LF or NUL")
+    return value
+
+
+HeaderName = Annotated[str, AfterValidator(_valid_header_name)]
+HeaderValue = Annotated[
+    str,
+    AfterValidator(_valid_header_value),
+    WithJsonSchema({"type": "string", "pattern": HEADER_VALUE_PATTERN}),
+]
+
+
 def _kind_required(schema: JsonDict) -> None:
     """`kind` chooses the variant of the endpoint union, so a request must name it.
 
@@ -122,7 +148,12 @@ class HttpEndpoint(_EndpointModel):
     kind: Literal["http"] = "http"
     url: Annotated[AnyHttpUrl, Field(json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"})]
     method: Literal["POST", "PUT", "PATCH"] = "POST"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict,
+        description="sent with every delivery; `%NAME%` in a value is replaced by app setting NAME, "
+        "which must be listed in ENDPOINT_SECRET_SETTINGS",
+        json_schema_extra={"propertyNames": {"pattern": HEADER_NAME_PATTERN}},
+    )
     timeout_s: Annotated[float, Field(gt=0, le=230)] = 30.0
 
 

@@ -51,6 +51,7 @@ class Services:
             )
         self.recovery_storage = recovery_storage
         self.integrations = IntegrationStore(self.storage.tables.table(self.names.integrations))
+        self.egress = settings.egress_policy()
 
     @cached_property
     def payloads(self) -> PayloadStore:
@@ -77,7 +78,7 @@ class Services:
 
     @cached_property
     def senders(self) -> SenderRegistry:
-        return SenderRegistry(self.settings)
+        return SenderRegistry(self.settings, egress=self.egress)
 
     @cached_property
     def engine(self) -> DeliveryEngine:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Self
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.egress import EgressPolicy
 from shared.errors import ConfigError
 
 #: Failures are kept this long before the retention timer purges them.
@@ -33,6 +34,7 @@ STORAGE_SETTING = "AzureWebJobsStorage"
 RECOVERY_STORAGE_SETTING = "RecoveryStorage"
 
 _PREFIX_PATTERN = re.compile(r"^([a-z][a-z0-9]{0,19})?$")
+_SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class RecoveryBackend(StrEnum):
@@ -161,7 +163,24 @@ class Settings(BaseSettings):
         default=3, validation_alias="METRICS_WINDOW_MINUTES"
     )
 
+    #: App settings an endpoint header may reference as `%NAME%` (comma-separated); no others ever leave.
+    endpoint_secret_settings: frozenset[str] = Field(default=frozenset(), validation_alias="ENDPOINT_SECRET_SETTINGS")
+    #: Endpoints on loopback, private, link-local, unique-local, CGNAT and other non-public addresses
+    #: are refused unless this is true (the local demo delivers to 127.0.0.1). Metadata addresses never.
+    allow_private_endpoints: bool = Field(default=False, validation_alias="ALLOW_PRIVATE_ENDPOINTS")
+
     _environ: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("endpoint_secret_settings", mode="before")
+    @classmethod
+    def _comma_separated_setting_names(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        invalid = [name for name in names if not _SETTING_NAME.fullmatch(name)]
+        if invalid:
+            raise ValueError(f"not app setting names: {', '.join(invalid)}")
+        return frozenset(names)
 
     @field_validator("prefix")
     @classmethod
@@ -193,6 +212,10 @@ class Settings(BaseSettings):
             raise ConfigError(f"invalid settings: {problems}") from exc
         settings._environ = env
         return settings
+
+    def egress_policy(self) -> EgressPolicy:
+        """Where deliveries may go and which settings they may carry (shared.egress)."""
+        return EgressPolicy(allow_private=self.allow_private_endpoints, secret_settings=self.endpoint_secret_settings)
 
     def app_setting(self, name: str) -> str | None:
         """Any app setting by name (an empty value counts as unset), e.g. for `%NAME%` references."""

@@ -20,6 +20,9 @@ def field_path(location: tuple[int | str, ...]) -> str:
     for index, part in enumerate(location):
         if isinstance(part, str) and part in _UNION_TAGS and index > 0:
             continue
+        if part == "[key]":
+            # pydantic's marker for "the key itself is wrong": the path already names the key.
+            continue
         if isinstance(part, int):
             parts.append(f"[{part}]")
         else:

@@ -34,11 +34,16 @@ def prefix() -> str:
 
 @pytest.fixture
 def storage_env(azurite: AzuriteProcess, prefix: str) -> dict[str, str]:
-    """App settings pointing at the session's Azurite with this test's prefix."""
+    """App settings pointing at the session's Azurite with this test's prefix.
+
+    Receivers in tests listen on 127.0.0.1, which the egress policy refuses unless private endpoints
+    are allowed (tests/security checks the refusals with it off).
+    """
     return {
         "AzureWebJobsStorage": azurite.connection_string,
         "RecoveryStorage": azurite.connection_string,
         "REBOUND_PREFIX": prefix,
+        "ALLOW_PRIVATE_ENDPOINTS": "true",
     }
 
 

@@ -28,6 +28,9 @@ param applicationInsightsName string
 @description('App settings the code reads (built in main.bicep); monitoring settings are added here.')
 param appSettings object
 
+@description('Key Vault reference settings ([{name, value}]), added after appSettings: the secrets endpoint headers may send.')
+param keyVaultReferenceSettings array = []
+
 @description('Flex Consumption instance size.')
 @allowed([
   2048
@@ -55,6 +58,11 @@ var monitoringSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
 }
 
+var plainSettings = [for setting in items(union(appSettings, monitoringSettings)): {
+  name: setting.key
+  value: setting.value
+}]
+
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_17: incoming client certificates (mTLS) would require every upstream system to hold a certificate; callers authenticate with function keys (x-functions-key) over TLS 1.2+, and /api/health is deliberately anonymous.
   // checkov:skip=CKV_AZURE_222: public network access stays on: upstream systems post messages to the ingest API from outside Azure. A private variant needs VNet integration and private endpoints (follow-up in infra/README.md).
@@ -73,6 +81,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   }
   properties: {
     serverFarmId: planId
+    // Key Vault references in app settings are resolved with this identity (it is the app's only one).
+    keyVaultReferenceIdentity: identityId
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
     clientCertEnabled: false
@@ -87,12 +97,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       }
       // Inline rather than a separate sites/config resource: checkov applies its web-config checks
       // (HTTP logging, Easy Auth, .NET version, ...) to any sites/config, app settings included.
-      appSettings: [
-        for setting in items(union(appSettings, monitoringSettings)): {
-          name: setting.key
-          value: setting.value
-        }
-      ]
+      appSettings: concat(plainSettings, keyVaultReferenceSettings)
     }
     functionAppConfig: {
       deployment: {

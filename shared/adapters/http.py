@@ -3,7 +3,9 @@
 Every request carries `Idempotency-Key: <message id>` (DESIGN.md section 4), so a receiver can
 drop the duplicates that at-least-once delivery produces. Endpoint header values may reference
 app settings as `%SETTING_NAME%`, which keeps secrets such as an Authorization header in app
-settings (or Key Vault references) instead of the integration config stored in a table.
+settings (Key Vault references in Azure) instead of the integration config stored in a table;
+only the settings ENDPOINT_SECRET_SETTINGS lists may be referenced (`shared.egress`). The shared
+client connects only to addresses the egress policy allows (`shared.adapters.egress_network`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -18,8 +21,10 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from shared.adapters.base import Delivery, Response
-from shared.errors import PermanentDeliveryError, TransientDeliveryError
-from shared.models import HttpEndpoint
+from shared.adapters.egress_network import VettedTransport
+from shared.egress import SETTING_REFERENCE, EgressPolicy
+from shared.errors import ConfigError, EgressRefused, PermanentDeliveryError, TransientDeliveryError
+from shared.models import HEADER_NAME_PATTERN, HttpEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +33,7 @@ SettingResolver = Callable[[str], str | None]
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 #: `Response.detail` holds at most this many characters of the receiver's error text.
-MAX_DETAIL_CHARS = 300
+MAX_DETAIL_CHARS = 200
 #: A response body is read up to this size and the rest dropped: enough for a detail and for the
 #: connection to go back to the pool after a typical answer, never a receiver's gigabyte error page.
 MAX_RESPONSE_READ_BYTES = 64 * 1024
@@ -37,8 +42,7 @@ MAX_CONNECTIONS = 100
 MAX_KEEPALIVE_CONNECTIONS = 20
 KEEPALIVE_EXPIRY_S = 30.0
 
-_SETTING_REFERENCE = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)%")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEADER_NAME = re.compile(HEADER_NAME_PATTERN)
 _FORBIDDEN_VALUE_CHARS = re.compile(r"[\r\n\x00]")
 # Describe the upstream request's framing, not ours: forwarding them would corrupt the request.
 _NOT_FORWARDED = frozenset(
@@ -56,16 +60,25 @@ _NOT_FORWARDED = frozenset(
         "upgrade",
     }
 )
+#: How an app setting that is a Key Vault reference starts; Azure replaces it with the secret when it can.
+_KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+#: Characters an excerpt drops: controls (C0, C1: ESC sequences), format characters (bidi
+#: overrides, zero-width), surrogates, private-use and unassigned code points.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
-def build_http_client() -> httpx.AsyncClient:
-    """The one client a worker shares across every HTTP endpoint (the connection pool is the point)."""
+def build_http_client(egress: EgressPolicy) -> httpx.AsyncClient:
+    """The one client a worker shares across every HTTP endpoint (the connection pool is the point).
+
+    It connects only where `egress` allows, checked per connection after DNS resolution.
+    """
+    limits = httpx.Limits(
+        max_connections=MAX_CONNECTIONS,
+        max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S,
+    )
     return httpx.AsyncClient(
-        limits=httpx.Limits(
-            max_connections=MAX_CONNECTIONS,
-            max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS,
-            keepalive_expiry=KEEPALIVE_EXPIRY_S,
-        ),
+        transport=VettedTransport(egress, limits=limits),
         # A redirect is the receiver's answer for the engine to classify; following it would
         # re-send the body to a host nobody configured.
         follow_redirects=False,
@@ -103,8 +116,22 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
 
 
 def one_line(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
-    """Collapse whitespace so a receiver's error page fits one log and table cell."""
-    flat = " ".join(text.split())
+    """A short excerpt on one line, with nothing invisible in it.
+
+    A receiver's error text ends up in failure reasons, logs and the portal: whitespace is
+    collapsed, and control and format characters are dropped (an ESC sequence or a bidi override
+    could otherwise disguise what an operator reads). Only the start of the text is read.
+    """
+    words: list[str] = []
+    length = 0
+    for word in text.split():
+        visible = "".join(ch for ch in word if unicodedata.category(ch) not in _HIDDEN_CATEGORIES)
+        if visible:
+            words.append(visible)
+            length += len(visible) + 1
+            if length > limit:
+                break
+    flat = " ".join(words)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -117,11 +144,13 @@ class HttpSender:
         client: httpx.AsyncClient,
         *,
         resolve_setting: SettingResolver,
+        egress: EgressPolicy,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.endpoint = endpoint
         self._client = client
         self._resolve_setting = resolve_setting
+        self._egress = egress
         self._clock = clock
         self._url = str(endpoint.url)
         self.target = describe_url(endpoint.method, self._url)
@@ -143,6 +172,9 @@ class HttpSender:
             raise PermanentDeliveryError(f"{self.target}: request rejected locally: {_reason(exc)}") from exc
         except httpx.TransportError as exc:
             raise self._transient(_reason(exc)) from exc
+        except EgressRefused as exc:
+            # From the network backend: the address was refused before a socket was opened.
+            raise EgressRefused(f"{self.target}: {exc.message}") from None
 
     async def _exchange(self, body: bytes, headers: list[tuple[bytes, bytes]], timeout_s: float) -> Response:
         async with self._client.stream(
@@ -179,7 +211,7 @@ class HttpSender:
 
         encoded: list[tuple[bytes, bytes]] = []
         for name, value in merged.values():
-            if not _HEADER_NAME.match(name) or _FORBIDDEN_VALUE_CHARS.search(value):
+            if not _HEADER_NAME.fullmatch(name) or _FORBIDDEN_VALUE_CHARS.search(value):
                 raise PermanentDeliveryError(f"{self.target}: header {name!r} has an invalid name or value")
             encoded.append((name.encode("ascii"), value.encode("utf-8")))
         return encoded
@@ -187,15 +219,26 @@ class HttpSender:
     def _resolve(self, header: str, value: str) -> str:
         def setting(match: re.Match[str]) -> str:
             name = match.group(1)
+            refused = self._egress.check_setting_reference(name)
+            if refused is not None:
+                # Save time refuses this; a config written to the table directly, or saved before the
+                # allowlist shrank, must still never send the setting (a config failure, nothing sent).
+                raise EgressRefused(f"{self.target}: header {header!r} {refused}")
             resolved = self._resolve_setting(name)
             if not resolved:
                 # Name the setting so the fix is obvious; its value never appears in an error.
                 raise PermanentDeliveryError(
                     f"{self.target}: header {header!r} references app setting {name!r}, which is not set"
                 )
+            if resolved.startswith(_KEY_VAULT_REFERENCE):
+                # The platform leaves the reference text in place when it cannot read the secret.
+                raise ConfigError(
+                    f"{self.target}: header {header!r} references app setting {name!r}, an unresolved Key Vault "
+                    "reference (is the secret there, and may the app's identity read it?)"
+                )
             return resolved
 
-        return _SETTING_REFERENCE.sub(setting, value)
+        return SETTING_REFERENCE.sub(setting, value)
 
     def _transient(self, reason: str) -> TransientDeliveryError:
         logger.debug("delivery to %s failed: %s", self.target, reason)

@@ -17,6 +17,7 @@ from shared.adapters.base import Sender
 from shared.adapters.http import HttpSender, SettingResolver, build_http_client
 from shared.adapters.service_bus import SdkServiceBusClient, ServiceBusSender, build_service_bus_client
 from shared.adapters.storage_queue import StorageQueueSender
+from shared.egress import EgressPolicy
 from shared.errors import ConfigError
 from shared.models import Endpoint, HttpEndpoint, StorageQueueEndpoint
 from shared.settings import Connection, Settings
@@ -34,7 +35,9 @@ class SenderRegistry:
     """Builds and caches the `Sender` for each endpoint.
 
     The factories are injection points (tests pass an `httpx.MockTransport` client or the fake
-    Service Bus client); whatever they return is owned, and closed, by the registry.
+    Service Bus client); whatever they return is owned, and closed, by the registry. An injected
+    HTTP client bypasses the address checks of `build_http_client`; setting references are
+    checked by the sender either way.
     """
 
     def __init__(
@@ -45,9 +48,11 @@ class SenderRegistry:
         service_bus_client_factory: ServiceBusClientFactory | None = None,
         storage_account_factory: StorageAccountFactory | None = None,
         resolve_setting: SettingResolver | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.settings = settings
-        self._http_client_factory = http_client_factory or build_http_client
+        self.egress = egress or settings.egress_policy()
+        self._http_client_factory = http_client_factory or (lambda: build_http_client(self.egress))
         self._service_bus_client_factory = service_bus_client_factory or build_service_bus_client
         self._storage_account_factory = storage_account_factory or self._build_storage_account
         self._resolve_setting = resolve_setting or settings.app_setting
@@ -67,7 +72,7 @@ class SenderRegistry:
 
     def _build(self, endpoint: Endpoint) -> Sender:
         if isinstance(endpoint, HttpEndpoint):
-            return HttpSender(endpoint, self._http(), resolve_setting=self._resolve_setting)
+            return HttpSender(endpoint, self._http(), resolve_setting=self._resolve_setting, egress=self.egress)
         if isinstance(endpoint, StorageQueueEndpoint):
             return StorageQueueSender(endpoint, self._queues(endpoint.connection))
         return ServiceBusSender(endpoint, self._service_bus_client(endpoint.connection))

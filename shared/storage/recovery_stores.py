@@ -9,6 +9,7 @@ duplicates, never loses).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -212,9 +213,10 @@ class ServiceBusRecoveryStore(ServiceBusQueueReader):
     backend: Literal["storage", "servicebus"] = "servicebus"
     max_text_bytes = SERVICE_BUS_MAX_TEXT_BYTES
 
-    def __init__(self, client: Any, queue: str, *, timeout_s: float) -> None:
+    def __init__(self, client: Any, queue: str, *, timeout_s: float, clock: Callable[[], datetime] = utc_now) -> None:
         super().__init__(client, queue, timeout_s=timeout_s)
         self._sender: Any = None
+        self._clock = clock
         self.dead_letters = ServiceBusQueueReader(client, queue, timeout_s=timeout_s, dead_letter=True)
 
     def extra_sources(self) -> list[MessageSource]:
@@ -230,7 +232,7 @@ class ServiceBusRecoveryStore(ServiceBusQueueReader):
         sender = await self._get_sender()
         message = ServiceBusMessage(text, content_type="application/json")
         if delay_s:
-            at = utc_now() + timedelta(seconds=delay_s)
+            at = self._clock() + timedelta(seconds=delay_s)
             await self._call("schedule", lambda: sender.schedule_messages(message, at))
         else:
             await self._call("send", lambda: sender.send_messages(message))

@@ -334,11 +334,13 @@ async def test_azurite_frozen_for_15_s_mid_stream_loses_nothing(env, receiver, o
         await load.stream(3)
 
         # When the main Azurite process is stopped (SIGSTOP) for 15 s while messages keep coming
+        before = (len(load.accepted), len(load.parked), load.refused)
         main_azurite.freeze()
         try:
             await load.stream(15)
         finally:
             main_azurite.thaw()
+        during = (len(load.accepted), len(load.parked), load.refused)
         await load.stream(3)
 
         result = await settle("main Azurite SIGSTOP for 15 s", load, receiver, observer, started=started)
@@ -346,6 +348,11 @@ async def test_azurite_frozen_for_15_s_mid_stream_loses_nothing(env, receiver, o
         host.stop()
         await load.aclose()
 
+    # Then messages were accepted, and the freeze was felt: ingest parked or refused while it lasted
+    assert len(load.accepted) > 0
+    parked_during, refused_during = during[1] - before[1], during[2] - before[2]
+    assert parked_during + refused_during > 0, f"before {before}, after the freeze {during}"
+    # And every accepted message ended delivered or failed, with nothing left parked
     assert result.lost == 0 and result.parked == 0
 
 

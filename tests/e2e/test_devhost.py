@@ -352,7 +352,7 @@ def test_timer_fires_on_a_seconds_schedule_and_run_on_startup_fires_at_start(sto
     # Then
     assert [item["past_due"] for item in startup] == [False]
     assert not any(item["past_due"] for item in ticks)
-    assert ticks[1]["at"] - ticks[0]["at"] >= 0.5
+    # (their spacing is pinned on a fake clock: test_devhost_timer.py, one second apart)
 
 
 # Start-up validation

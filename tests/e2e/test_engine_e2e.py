@@ -18,9 +18,6 @@ from shared.settings import Settings
 from tests.e2e.app_host import app_env, client, running_app, unique_prefix
 from tests.support.receiver import Answer, Receiver
 
-#: The app's host.json polls an idle queue at most every 2 s.
-MAX_POLL_S = 2.0
-
 
 @pytest.fixture(scope="module")
 def env(azurite: AzuriteProcess) -> dict[str, str]:
@@ -73,6 +70,22 @@ async def wait_for_failures(services: Services, integration: str, count: int = 1
         await asyncio.sleep(0.2)
 
 
+async def settled_counts(host: DevhostProcess, services: Services, integration: str, timeout_s: float = 30):
+    """The engine's counters for `integration` once it has delivered, and nothing is left on `inbound`
+    (no requeued or redelivered copy pending): the event after which nothing more can arrive."""
+    async with client(host) as http:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            snapshot = (await http.get("/metrics", params={"window_minutes": "5"})).json()
+            counts = snapshot["integrations"].get(integration, {}).get("since_start", {})
+            pending = await services.storage.queues.depth(services.names.inbound)
+            if counts.get("delivered") and pending == 0:
+                return counts
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{integration} not settled: counters {counts}, {pending} on inbound")
+            await asyncio.sleep(0.2)
+
+
 async def test_ingested_message_reaches_the_receiver_with_its_keys(host, receiver):
     # Given an integration pointing at a real receiver
     await configure(host, "plain", receiver)
@@ -93,7 +106,7 @@ async def test_ingested_message_reaches_the_receiver_with_its_keys(host, receive
     assert request.headers["content-type"] == "application/json"
 
 
-async def test_receiver_failing_twice_then_recovering_gets_the_message_delivered_once(host, receiver):
+async def test_receiver_failing_three_times_then_recovering_gets_the_message_delivered_once(host, receiver, services):
     # Given linear retry 3, 2 endpoint attempts per run, and a receiver failing 3 times
     receiver.script = [Answer(503), Answer(503), Answer(503), Answer(200)]
     await configure(host, "flaky", receiver, retry={"mode": "linear", "linear_count": 3})
@@ -101,10 +114,11 @@ async def test_receiver_failing_twice_then_recovering_gets_the_message_delivered
     # When one message is ingested
     await ingest(host, "flaky", b"{}")
 
-    # Then it took 4 attempts over 2 engine runs, and nothing more arrives after the success
-    await receiver.wait_for(4)
-    await asyncio.sleep(MAX_POLL_S + 0.5)
+    # Then once the engine counted it delivered and no copy is left on inbound to arrive later,
+    # it took exactly 4 attempts over 2 engine runs (one requeue between them)
+    counts = await settled_counts(host, services, "flaky")
     assert [r.body for r in receiver.requests] == [b"{}"] * 4
+    assert (counts["received"], counts["engine_requeues"], counts["delivered"]) == (1, 1, 1)
 
 
 async def test_bad_request_is_one_attempt_and_a_persisted_failure(host, receiver, services):
@@ -132,7 +146,9 @@ async def test_backoff_requeues_after_a_delay_and_fails_after_max_retries_with_h
     [failure] = await wait_for_failures(services, "backoff", timeout_s=30)
     runs = [receiver.requests[i].at for i in (0, 2, 4)]
     gaps = [later - earlier for earlier, later in zip(runs, runs[1:], strict=False)]
-    assert all(1.0 <= gap <= 2.0 + MAX_POLL_S + 1.5 for gap in gaps), gaps
+    # (a lower bound only: load can stretch a gap, never shorten it; the [min, max] delay drawn is
+    # pinned in tests/unit/test_retry_math.py)
+    assert all(gap >= 1.0 for gap in gaps), gaps
     assert failure.origin is FailureOrigin.ENGINE
     assert failure.attempts == 6 == len(failure.history)
 

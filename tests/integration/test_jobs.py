@@ -89,10 +89,14 @@ async def run_until_done(services: Services, service: JobService, time: FakeTime
 
 
 async def inbound_envelopes(services: Services) -> list[Envelope]:
-    found = []
-    while batch := await services.storage.queues.receive(services.names.inbound, visibility_timeout_s=60):
+    """Everything on `inbound` now (each received once: it stays invisible for a minute)."""
+    found: list[Envelope] = []
+    for _ in range(50):
+        batch = await services.storage.queues.receive(services.names.inbound, visibility_timeout_s=60)
+        if not batch:
+            return found
         found += [Envelope.model_validate_json(m.body) for m in batch]
-    return found
+    raise AssertionError(f"inbound never drained: {len(found)} messages received in 50 batches")
 
 
 def retry_all() -> JobRequest:

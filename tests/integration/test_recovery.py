@@ -51,10 +51,14 @@ async def services(recovery_settings: dict[str, str]) -> AsyncIterator[Services]
 
 
 async def inbound(services: Services) -> list[Envelope]:
+    """Everything on `inbound` now (each received once: it stays invisible for a minute)."""
     found: list[Envelope] = []
-    while batch := await services.storage.queues.receive(services.names.inbound, visibility_timeout_s=60):
+    for _ in range(50):
+        batch = await services.storage.queues.receive(services.names.inbound, visibility_timeout_s=60)
+        if not batch:
+            return found
         found += [Envelope.model_validate_json(m.body) for m in batch]
-    return found
+    raise AssertionError(f"inbound never drained: {len(found)} messages received in 50 batches")
 
 
 async def failures_of(services: Services, integration: str = "orders"):
@@ -209,10 +213,6 @@ async def test_status_counts_each_queue_and_remembers_the_last_sweep(services):
 
 
 async def test_ingest_parks_when_inbound_is_unreachable_and_fails_only_when_both_are(recovery_settings, azurite):
-    config = IntegrationConfig.model_validate(
-        {"id": "orders", "name": "o", "endpoint": {"kind": "http", "url": "http://x/"}}
-    )
-
     async def ingest(services: Services):
         return await accept_message(
             IncomingMessage("orders", b"{}", "application/json", {}),
@@ -239,15 +239,22 @@ async def test_ingest_parks_when_inbound_is_unreachable_and_fails_only_when_both
         await main_down.close()
         await both_down.close()
 
+    # Then the first was accepted as parked (the second was refused above)
     assert accepted.parked
-    assert config.id == accepted.envelope.integration
     recovery = Services(Settings.from_env(recovery_settings))
     try:
         [message] = await recovery.storage.queues.receive(recovery.names.recovery)
-        parked = ParkedMessage.model_validate_json(message.body)
-        assert Envelope.model_validate_json(parked.text).id == accepted.envelope.id
     finally:
         await recovery.close()
+    # And what was parked is the envelope ingest built, bound for inbound, saying why
+    parked = ParkedMessage.model_validate_json(message.body)
+    assert parked.flow == "inbound"
+    assert parked.reason.startswith("ingest: "), parked.reason
+    envelope = Envelope.model_validate_json(parked.text)
+    assert (envelope.id, envelope.integration) == (accepted.envelope.id, "orders")
+    # (with the correlation id ingest defaults to the message id, and the body as received)
+    assert envelope.correlation_id == accepted.envelope.id
+    assert envelope.inline_body() == b"{}"
 
 
 async def test_engine_parks_the_message_when_it_cannot_record_a_failure(recovery_settings, azurite):

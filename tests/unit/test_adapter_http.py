@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -18,10 +19,13 @@ from shared.adapters.http import (
     environ_resolver,
     parse_retry_after,
 )
-from shared.errors import PermanentDeliveryError, TransientDeliveryError
+from shared.egress import EgressPolicy
+from shared.errors import ConfigError, EgressRefused, PermanentDeliveryError, TransientDeliveryError
 from shared.models import HttpEndpoint
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+#: The egress policy of these tests: ORDERS_TOKEN may be referenced, nothing else.
+EGRESS = EgressPolicy(secret_settings=frozenset({"ORDERS_TOKEN"}))
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
@@ -65,7 +69,11 @@ def make_sender(
 ) -> HttpSender:
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     return HttpSender(
-        endpoint or make_endpoint(), client, resolve_setting=environ_resolver(app_settings or {}), clock=lambda: NOW
+        endpoint or make_endpoint(),
+        client,
+        resolve_setting=environ_resolver(app_settings or {}),
+        egress=EGRESS,
+        clock=lambda: NOW,
     )
 
 
@@ -182,6 +190,44 @@ async def test_unresolvable_setting_reference_is_permanent_and_names_the_setting
     assert "Authorization" in raised.value.message
 
 
+async def test_a_reference_to_a_setting_outside_the_allowlist_is_a_config_error_and_nothing_is_sent():
+    # Given a config that reached the table without passing PUT: it references the storage key
+    receiver = Recorder()
+    sender = make_sender(
+        receiver,
+        endpoint=make_endpoint(headers={"X-Storage": "%AzureWebJobsStorage%"}),
+        app_settings={"AzureWebJobsStorage": "AccountKey=s3cret-key"},
+    )
+
+    # When a delivery is sent
+    with pytest.raises(EgressRefused) as raised:
+        await sender.send(make_delivery())
+
+    # Then it is a config error naming header and setting, and neither the receiver nor the error saw the value
+    assert isinstance(raised.value, ConfigError)
+    assert receiver.requests == []
+    assert "X-Storage" in raised.value.message and "AzureWebJobsStorage" in raised.value.message
+    assert "s3cret" not in raised.value.message
+
+
+async def test_an_unresolved_key_vault_reference_is_a_config_error_and_nothing_is_sent():
+    # Given an allowlisted setting whose Key Vault reference the platform could not resolve
+    receiver = Recorder()
+    sender = make_sender(
+        receiver,
+        endpoint=make_endpoint(headers={"Authorization": "Bearer %ORDERS_TOKEN%"}),
+        app_settings={"ORDERS_TOKEN": "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/orders/)"},
+    )
+
+    # When a delivery is sent
+    with pytest.raises(ConfigError) as raised:
+        await sender.send(make_delivery())
+
+    # Then the reference text is not sent as if it were the token
+    assert receiver.requests == []
+    assert "Key Vault" in raised.value.message
+
+
 async def test_a_header_value_with_a_line_break_is_permanent():
     # Given a delivery header that would split the request
     sender = make_sender(Recorder())
@@ -249,6 +295,20 @@ async def test_detail_is_the_start_of_the_error_text_on_one_line():
     assert response.detail.startswith("Internal error at line 1 xxx")
     assert "\n" not in response.detail and "\t" not in response.detail
     assert len(response.detail) <= MAX_DETAIL_CHARS
+
+
+async def test_detail_drops_control_and_format_characters_and_stays_short():
+    # Given an error page with an ESC sequence, C1 controls, bidi overrides, zero-width and BOM characters
+    page = "\x1b[31mdenied\x1b[0m \u202egnp.exe\u202c \x85\x9b2J ok\u200b\ufeff\u2066x\u2069 " + "y" * 10_000
+    sender = make_sender(Recorder(httpx.Response(400, text=page)))
+
+    # When a delivery is sent
+    response = await sender.send(make_delivery())
+
+    # Then what is kept is visible text only, short
+    assert response.detail.startswith("[31mdenied[0m gnp.exe 2J okx yyy")
+    assert not [ch for ch in response.detail if unicodedata.category(ch) in ("Cc", "Cf")]
+    assert len(response.detail) <= MAX_DETAIL_CHARS == 200
 
 
 async def test_detail_is_empty_on_success():
@@ -319,7 +379,7 @@ def test_target_keeps_an_explicit_port(url: str, target: str):
 
 async def test_the_shared_client_does_not_follow_redirects_or_trust_the_environment():
     # When the worker's client is built
-    client = build_http_client()
+    client = build_http_client(EgressPolicy())
 
     # Then redirects come back as answers and machine proxy settings are ignored
     try:
@@ -327,3 +387,18 @@ async def test_the_shared_client_does_not_follow_redirects_or_trust_the_environm
         assert client.trust_env is False
     finally:
         await client.aclose()
+
+
+async def test_the_shared_client_connects_only_through_the_vetted_backend():
+    # Given the worker's client under the default (secure) policy
+    client = build_http_client(EgressPolicy())
+
+    # When it is asked for a loopback address (nothing listens on port 9: a connection would fail differently)
+    try:
+        with pytest.raises(EgressRefused) as raised:
+            await client.get("http://127.0.0.1:9/")
+    finally:
+        await client.aclose()
+
+    # Then the refusal came from the egress policy, before any socket
+    assert "loopback" in raised.value.message

@@ -85,6 +85,7 @@ def app_settings() -> dict[str, str]:
         "ServiceBusConnection": SERVICE_BUS_CS,
         "OtherBus": SERVICE_BUS_CS,
         "ORDERS_TOKEN": "s3cret",
+        "ENDPOINT_SECRET_SETTINGS": "ORDERS_TOKEN",
     }
 
 

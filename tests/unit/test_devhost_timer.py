@@ -86,6 +86,19 @@ def test_next_occurrence_is_strictly_after_the_given_moment():
     assert following == START + timedelta(seconds=6)
 
 
+def test_seconds_schedule_next_after_is_one_second_later():
+    # Given the every-second schedule the devhost e2e timer test runs on, asked mid-second
+    schedule = CronSchedule.parse("*/1 * * * * *", UTC)
+    mid_second = START + timedelta(seconds=3, microseconds=400_000)
+
+    # When the next occurrences are taken one after another
+    first = schedule.next_after(mid_second)
+    second = schedule.next_after(first)
+
+    # Then they fall on whole seconds, exactly one second apart
+    assert (first, second) == (START + timedelta(seconds=4), START + timedelta(seconds=5))
+
+
 def test_schedule_in_a_time_zone_fires_at_local_time():
     # Given
     schedule = CronSchedule.parse("0 0 9 * * *", ZoneInfo("Europe/Amsterdam"))

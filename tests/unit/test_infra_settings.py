@@ -78,6 +78,7 @@ class Scope:
     path: Path
     params: Mapping[str, Any] = field(default_factory=dict)  # overrides of main.bicep parameters
     caller: tuple[Scope, Mapping[str, Any]] | None = None
+    loop: Mapping[str, Any] = field(default_factory=dict)  # a for-loop's item variable and its value
 
     @property
     def template(self) -> dict[str, Any]:
@@ -91,6 +92,8 @@ class Scope:
 
     def lookup(self, name: str) -> tuple[Any, Scope] | None:
         """The expression an identifier stands for, and the scope to evaluate it in; None if not a var/param."""
+        if name in self.loop:
+            return self.loop[name], Scope(self.path)  # a literal: no scope needed
         variables = self.variables()
         if name in variables:
             return variables[name]["value"], self
@@ -125,16 +128,15 @@ def evaluate(expr: Any, scope: Scope) -> Any:
     """The value of an expression where it can be known without Azure; `UNRESOLVED` where it cannot."""
     if isinstance(expr, bool | int | float) or expr is None:
         return expr
+    if isinstance(expr, list):
+        return [evaluate(item, scope) for item in expr]
     if isinstance(expr, str):
         found = scope.lookup(expr)
         if found is not None:
             return evaluate(*found)
         return _INTERPOLATION.sub(lambda match: _interpolate(match.group(1).strip(), scope), expr)
     if (function := _node(expr, "function")) is not None:
-        arguments = list((function.get("parameters") or {}).values())
-        if function["type"] == "string":
-            return _as_text(evaluate(arguments[0], scope))
-        return UNRESOLVED
+        return _call(function["type"], [evaluate(a, scope) for a in (function.get("parameters") or {}).values()])
     if (operator := _node(expr, "operator")) is not None:
         if operator["type"] == "conditional":
             operands = operator["operands"]
@@ -146,6 +148,23 @@ def evaluate(expr: Any, scope: Scope) -> Any:
             left, right = (evaluate(v, scope) for v in operator["operands"].values())
             return left + right if isinstance(left, int) and isinstance(right, int) else UNRESOLVED
         return UNRESOLVED
+    return UNRESOLVED
+
+
+def _call(name: str, arguments: list[Any]) -> Any:
+    """The Bicep functions the templates use to build settings, on values known without Azure."""
+    if UNRESOLVED in arguments:
+        return UNRESOLVED
+    if name == "string":
+        return _as_text(arguments[0])
+    if name == "empty":
+        return len(arguments[0]) == 0
+    if name == "split":
+        return arguments[0].split(arguments[1])
+    if name == "replace":
+        return arguments[0].replace(arguments[1], arguments[2])
+    if name == "join":
+        return arguments[1].join(arguments[0])
     return UNRESOLVED
 
 
@@ -169,7 +188,8 @@ def settings_of(expr: Any, scope: Scope) -> dict[str, tuple[Any, Scope]]:
     if isinstance(expr, list):  # the array form: [{name: ..., value: ...}]
         return {evaluate(item["name"], scope): (item["value"], scope) for item in expr}
     if (function := _node(expr, "function")) is not None:
-        assert function["type"] == "union", f"{scope.path.name}: settings built with {function['type']}()"
+        # union() of objects, concat() of arrays: later arguments win, as in Bicep.
+        assert function["type"] in ("union", "concat"), f"{scope.path.name}: settings built with {function['type']}()"
         merged: dict[str, tuple[Any, Scope]] = {}
         for argument in function["parameters"].values():
             merged.update(settings_of(argument, scope))
@@ -180,11 +200,20 @@ def settings_of(expr: Any, scope: Scope) -> dict[str, tuple[Any, Scope]]:
         condition = evaluate(operands["condition"], scope)
         assert isinstance(condition, bool), f"{scope.path.name}: cannot decide {operands['condition']!r}"
         return settings_of(operands["true_value" if condition else "false_value"], scope)
-    if isinstance(expr, dict) and "loop_type" in expr:  # [for setting in items(x): {name: setting.key, ...}]
+    if isinstance(expr, dict) and "loop_type" in expr:
         loop = expr["loop_type"]["detail"]
         items = _node(loop["array_name"], "function")
-        assert items is not None and items["type"] == "items", f"{scope.path.name}: unsupported settings loop"
-        return settings_of(items["parameters"]["arg_1"], scope)
+        if items is not None:  # [for setting in items(x): {name: setting.key, ...}]
+            assert items["type"] == "items", f"{scope.path.name}: unsupported settings loop"
+            return settings_of(items["parameters"]["arg_1"], scope)
+        # [for name in names: {name: name, value: ...}], over an array the parameters decide
+        names = evaluate(loop["array_name"], scope)
+        assert isinstance(names, list), f"{scope.path.name}: cannot list {loop['array_name']!r}"
+        settings = {}
+        for item in names:
+            item_scope = Scope(scope.path, scope.params, scope.caller, {**scope.loop, loop["item_name"]: item})
+            settings[evaluate(expr["config"]["name"], item_scope)] = (expr["config"]["value"], item_scope)
+        return settings
     assert isinstance(expr, dict), f"{scope.path.name}: cannot read settings from {expr!r}"
     return {name: (value, scope) for name, value in expr.items()}
 
@@ -232,9 +261,13 @@ def model_settings() -> dict[str, str]:
     return names
 
 
+#: Secrets a deployment with a Key Vault lets endpoint headers reference (ENDPOINT_SECRET_SETTINGS).
+ENDPOINT_SECRETS = "ORDERS_TOKEN, ERP_API_KEY"
+
 SHAPES = [
     pytest.param({"deployServiceBus": False}, id="storage-recovery"),
     pytest.param({"deployServiceBus": True}, id="service-bus-recovery"),
+    pytest.param({"deployKeyVault": True, "endpointSecretSettings": ENDPOINT_SECRETS}, id="key-vault"),
 ]
 
 
@@ -259,12 +292,14 @@ def test_every_app_setting_the_bicep_sets_is_read_by_the_code_or_the_platform(pa
     settings = Settings.from_env(environ)
     connections = _connection_names(settings)
 
-    # Then each one is a model setting, part of a connection the code resolves, or a platform setting
+    # Then each one is a model setting, part of a connection the code resolves, a platform setting,
+    # or a secret endpoint headers may reference (the code reads those by the names the allowlist gives)
     unexplained = [
         name
         for name in environ
         if name not in model_settings()
         and name not in PLATFORM_SETTINGS
+        and name not in settings.endpoint_secret_settings
         and not any(name.startswith(f"{connection}__") for connection in connections)
     ]
     assert not unexplained, f"app settings nothing reads: {', '.join(sorted(unexplained))}"
@@ -341,6 +376,7 @@ def test_the_service_bus_connection_exists_exactly_when_service_bus_is_the_backe
 def test_every_trigger_expression_and_connection_resolves_from_the_bicep(params):
     # Given the triggers the app registers and the deployed settings
     environ = bicep_environment(**params)
+    checked: set[str] = set()
 
     for function in registered_functions():
         trigger = function.get_trigger()
@@ -349,6 +385,7 @@ def test_every_trigger_expression_and_connection_resolves_from_the_bicep(params)
         for text in (getattr(trigger, "queue_name", None), getattr(trigger, "schedule", None)):
             for setting in re.findall(r"%([^%]+)%", text or ""):
                 assert environ.get(setting), f"{where}: %{setting}% is not set (or empty) in the Bicep"
+                checked.add(setting)
         if getattr(trigger, "schedule", None):
             parse_schedule(re.sub(r"%([^%]+)%", lambda m: environ[m.group(1)], trigger.schedule))
         # And a queue trigger's connection is deployed in identity form with a queue endpoint
@@ -356,6 +393,9 @@ def test_every_trigger_expression_and_connection_resolves_from_the_bicep(params)
             connection = trigger.connection or STORAGE_SETTING
             assert environ.get(f"{connection}__queueServiceUri"), f"{where}: {connection}__queueServiceUri"
             assert environ.get(f"{connection}__credential") == "managedidentity", where
+
+    # And the loop saw the expressions the queue triggers and timers are known to use
+    assert checked >= {"REBOUND_PREFIX", "RECOVERY_SCHEDULE", "RETENTION_SCHEDULE"}, checked
 
 
 def test_platform_settings_are_each_documented_with_a_reason():

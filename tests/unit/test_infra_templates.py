@@ -41,6 +41,7 @@ ROLE_NAMES = {
     "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39": "Azure Service Bus Data Sender",
     "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": "Azure Service Bus Data Receiver",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
 }
 
 #: (scope in rbac.bicep, role): exactly the data roles the app needs. Why each: the comment above it.
@@ -53,10 +54,16 @@ EXPECTED_ROLES = {
     ("serviceBusQueue", "Azure Service Bus Data Sender"),
     ("serviceBusQueue", "Azure Service Bus Data Receiver"),
     ("applicationInsights", "Monitoring Metrics Publisher"),
+    ("keyVault", "Key Vault Secrets User"),
 }
+
+#: The templates infra/ deploys: main.bicep and its modules.
+DEPLOYED_TEMPLATES = {"main.bicep", "function-app.bicep", "rbac.bicep", "storage-account.bicep"}
 
 _SKIP = re.compile(r"checkov:skip=(\S+?)(?::\s*(.*))?$")
 _SECRETISH = re.compile(r"key|secret|password|connectionstring|sas|token", re.IGNORECASE)
+#: Names that look secret-ish to _SECRETISH but name a resource: the vault's name is not its content.
+_NOT_SECRETS = re.compile(r"KEY_VAULT_NAME", re.IGNORECASE)
 
 
 def resources(path: Path, resource_type: str) -> dict[str, dict[str, Any]]:
@@ -138,19 +145,25 @@ def test_the_app_holds_exactly_the_data_roles_it_needs_each_with_a_reason():
 
 
 def test_no_template_reads_or_outputs_a_secret():
-    for path in bicep_files():
+    # Given every template (and at least the four this project deploys, so the loop is never vacuous)
+    paths = bicep_files()
+    assert {p.name for p in paths} >= DEPLOYED_TEMPLATES, [p.name for p in paths]
+    for path in paths:
         text = path.read_text()
         # Then no key is ever listed (keys are disabled anyway) ...
         assert not re.search(r"\blist(Keys|ConnectionStrings|AccountSas|ServiceSas)\s*\(", text, re.IGNORECASE), path
         # ... and no output is secure or named like a secret
         for name, output in parse(path).get("outputs", {}).items():
-            assert not _SECRETISH.search(name), f"{path.name}: output {name}"
+            assert not _SECRETISH.search(_NOT_SECRETS.sub("", name)), f"{path.name}: output {name}"
             assert not any(d["type"] == "secure" for d in output["decorators"]), f"{path.name}: output {name}"
 
 
 @pytest.mark.parametrize("params", [{"deployServiceBus": False}, {"deployServiceBus": True}], ids=["storage", "bus"])
 def test_no_app_setting_carries_a_key(params):
-    for name, value in bicep_environment(**params).items():
+    # Given the deployed app settings, among them the identity form of the storage connection
+    env = bicep_environment(**params)
+    assert "AzureWebJobsStorage__credential" in env, sorted(env)
+    for name, value in env.items():
         assert not re.search(r"AccountKey=|SharedAccessKey=|SharedAccessSignature", value), name
 
 
@@ -219,6 +232,53 @@ def test_the_function_app_runs_python_311_on_flex_consumption_with_its_identity(
         ("ftp", False),
         ("scm", False),
     }
+
+
+def test_the_key_vault_is_rbac_only_purge_protected_and_optional():
+    # Given the vault template and how main.bicep calls it
+    (vault,) = resources(MODULES / "key-vault.bicep", "Microsoft.KeyVault/vaults").values()
+    properties = body(vault)["properties"]
+    call = parse(MAIN)["modules"]["keyVault"]
+
+    # Then access is Azure RBAC only, deletes are recoverable and cannot be purged early
+    assert properties["enableRbacAuthorization"] is True
+    assert properties["accessPolicies"] == []
+    assert properties["enableSoftDelete"] is True
+    assert properties["enablePurgeProtection"] is True
+    assert not any(properties[flag] for flag in ("enabledForDeployment", "enabledForTemplateDeployment"))
+    # And the vault exists only when asked for (off by default)
+    assert call["config"]["condition"] == "deployKeyVault"
+    assert parse(MAIN)["parameters"]["deployKeyVault"]["default"] is False
+
+
+def test_key_vault_references_resolve_with_the_apps_own_identity():
+    # Given the Function App
+    (site,) = resources(MODULES / "function-app.bicep", "Microsoft.Web/sites").values()
+
+    # Then the identity the platform uses for Key Vault references is the user-assigned one it runs as
+    assert body(site)["properties"]["keyVaultReferenceIdentity"] == "identityId"
+    assert list(body(site)["identity"]["userAssignedIdentities"]) == ["'${identityId}'"]
+
+
+def test_endpoint_secrets_are_key_vault_references_and_the_only_settings_headers_may_send():
+    # Given a deployment with a vault and two endpoint secrets, and one without
+    names = ["ORDERS_TOKEN", "ERP_API_KEY"]
+    with_vault = bicep_environment(deployKeyVault=True, endpointSecretSettings="ORDERS_TOKEN, ERP_API_KEY")
+    without = bicep_environment(endpointSecretSettings="ORDERS_TOKEN,ERP_API_KEY")
+
+    # Then with the vault each name is a Key Vault reference, and exactly those names are allowlisted
+    assert Settings.from_env(with_vault).endpoint_secret_settings == frozenset(names)
+    for name in names:
+        assert with_vault[name].startswith("@Microsoft.KeyVault(SecretUri=https://"), name
+        assert with_vault[name].endswith("/)"), name
+    # And without it no setting may be referenced and no reference is deployed
+    assert Settings.from_env(without).endpoint_secret_settings == frozenset()
+    assert not set(names) & set(without)
+
+
+@pytest.mark.parametrize("params", [{}, {"deployServiceBus": True}, {"deployKeyVault": True}])
+def test_endpoints_on_private_addresses_are_refused_in_azure(params):
+    assert Settings.from_env(bicep_environment(**params)).allow_private_endpoints is False
 
 
 def test_main_parameters_feed_main_bicep_from_azd_environment_variables():

@@ -263,6 +263,25 @@ def test_a_body_is_validated_as_json_schema_reads_it_without_coercion(retry, fie
     assert fields_of(caught) == [field]
 
 
+@pytest.mark.parametrize(
+    ("headers", "field"),
+    [
+        ({"Bad Name": "x"}, "endpoint.headers.Bad Name"),
+        ({"X-Trailing\n": "x"}, "endpoint.headers.X-Trailing\n"),
+        ({"X-Evil": "a\r\nX-Injected: 1"}, "endpoint.headers.X-Evil"),
+        ({"X-Trailing-Lf": "a\n"}, "endpoint.headers.X-Trailing-Lf"),
+        ({"X-Nul": "\x00"}, "endpoint.headers.X-Nul"),
+    ],
+)
+def test_an_endpoint_header_that_is_not_a_token_or_holds_a_control_character_is_a_field_error(headers, field):
+    endpoint = {"kind": "http", "url": "https://erp.example/in", "headers": headers}
+
+    with pytest.raises(RequestValidationError) as caught:
+        parse_model(IntegrationConfig, make_config(endpoint=endpoint))
+
+    assert fields_of(caught) == [field]
+
+
 def test_an_integral_float_is_an_integer_as_in_json_schema():
     assert parse_model(IntegrationConfig, make_config(retry={"linear_count": 4.0})).retry.linear_count == 4
 
@@ -271,3 +290,12 @@ def test_an_integral_float_is_an_integer_as_in_json_schema():
 def test_job_selection_takes_true_and_only_ids_the_api_hands_out(selection):
     with pytest.raises(RequestValidationError):
         parse_model(JobSelection, selection)
+
+
+def test_an_endpoint_header_value_may_hold_a_tab_and_non_ascii_text():
+    endpoint = {"kind": "http", "url": "https://erp.example/in", "headers": {"X-Note": "a\tb ü"}}
+
+    config = parse_model(IntegrationConfig, make_config(endpoint=endpoint))
+
+    assert isinstance(config.endpoint, HttpEndpoint)
+    assert config.endpoint.headers == {"X-Note": "a\tb ü"}

@@ -24,16 +24,18 @@ def store(client: FakeServiceBusClient) -> ServiceBusRecoveryStore:
     return ServiceBusRecoveryStore(client, "recovery", timeout_s=5)
 
 
-async def test_parking_schedules_the_message_after_the_park_delay(client, store):
-    # Given a parker with a 30 s park delay
-    parker = Parker(store, delay_s=30)
+async def test_parking_schedules_the_message_after_the_park_delay(client):
+    # Given a store and a parker on a clock that stands still, with a 30 s park delay
+    fixed_now = datetime.now(UTC)
+    store = ServiceBusRecoveryStore(client, "recovery", timeout_s=5, clock=lambda: fixed_now)
+    parker = Parker(store, delay_s=30, clock=lambda: fixed_now)
 
     # When a message is parked
     await parker.park_envelope(Envelope(integration="orders", body_text="x"), "ingest: inbound down")
 
-    # Then it is a scheduled message, not receivable before its time
+    # Then it is scheduled exactly the park delay after parking, and not receivable before its time
     [stored] = client.queue("recovery")
-    assert stored.visible_at >= datetime.now(UTC) + timedelta(seconds=25)
+    assert stored.visible_at == fixed_now + timedelta(seconds=30)
     assert await store.receive(10, lease_s=60) == []
 
 

@@ -119,3 +119,27 @@ def test_account_name_alone_gives_every_service_endpoint():
 def test_missing_connection_is_a_config_error_naming_it():
     with pytest.raises(ConfigError, match="OtherStorage"):
         Connection.from_environ("OtherStorage", {})
+
+
+def test_the_egress_defaults_are_the_secure_ones():
+    # Given no egress settings at all
+    policy = Settings.from_env({}).egress_policy()
+
+    # Then private endpoints are refused and no app setting may be referenced by a header
+    assert policy.allow_private is False
+    assert policy.secret_settings == frozenset()
+
+
+def test_endpoint_secret_settings_is_a_comma_separated_list_of_setting_names():
+    settings = Settings.from_env(
+        {"ENDPOINT_SECRET_SETTINGS": " ORDERS_TOKEN, erp_key ,,", "ALLOW_PRIVATE_ENDPOINTS": "true"}
+    )
+
+    assert settings.egress_policy().secret_settings == frozenset({"ORDERS_TOKEN", "erp_key"})
+    assert settings.egress_policy().allow_private is True
+
+
+@pytest.mark.parametrize("value", ["ORDERS-TOKEN", "A,B C", "%ORDERS_TOKEN%", "1TOKEN"])
+def test_an_endpoint_secret_setting_that_is_no_setting_name_is_refused(value):
+    with pytest.raises(ConfigError, match="ENDPOINT_SECRET_SETTINGS"):
+        Settings.from_env({"ENDPOINT_SECRET_SETTINGS": value})

@@ -1,5 +1,5 @@
 // The failures table: newest first, one row per failure with a selection checkbox; the reason
-// opens the detail. The table only draws; selection state lives in the integration page.
+// opens the detail. The table only draws; what is selected lives in selection.js.
 
 import { h } from "../dom.js";
 import { formatCount, formatTime, timeElement } from "../format.js";

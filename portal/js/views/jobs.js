@@ -13,7 +13,7 @@ const ACTIVE_STATES = new Set(["queued", "running"]);
 
 export const isActive = (job) => ACTIVE_STATES.has(job.state);
 
-const ACTION_LABELS = { retry: "Retry", delete: "Delete" };
+export const ACTION_LABELS = { retry: "Retry", delete: "Delete" };
 
 /** "4 selected failures", "All failures", "Failures matching sender = shop, q = timeout". */
 export function describeSelection(selection) {
