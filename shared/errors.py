@@ -9,6 +9,8 @@
     │   ├── PayloadTooLarge              413
     │   ├── UnsupportedMediaType         415, names the Content-Type it refused
     │   ├── HeadersTooLarge              431
+    │   ├── Unauthenticated              401, no principal the app may trust (shared.auth)
+    │   ├── Forbidden                    403, the principal lacks `details.required_role`
     │   ├── NotFound                     404
     │   │   ├── IntegrationNotFound
     │   │   ├── FailureNotFound
@@ -42,6 +44,7 @@ __all__ = [
     "EntityTooLarge",
     "FailureNotFound",
     "FieldError",
+    "Forbidden",
     "HeadersTooLarge",
     "InputError",
     "IntegrationNotFound",
@@ -56,6 +59,7 @@ __all__ = [
     "StorageUnavailable",
     "ThrottledDeliveryError",
     "TransientDeliveryError",
+    "Unauthenticated",
     "UnsupportedMediaType",
 ]
 
@@ -128,6 +132,24 @@ class HeadersTooLarge(InputError):
 
     code = "headers_too_large"
     http_status = 431
+
+
+class Unauthenticated(InputError):
+    """No principal, or one the app may not trust here (shared.auth says which); the caller must sign in."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(InputError):
+    """Signed in, but without the role this needs; `details.required_role` names it."""
+
+    code = "forbidden"
+    http_status = 403
+
+    def __init__(self, required_role: str) -> None:
+        super().__init__(f"this needs the role {required_role}", details={"required_role": required_role})
+        self.required_role = required_role
 
 
 class NotFound(InputError):

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Self
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.auth import AuthMode
 from shared.egress import EgressPolicy
 from shared.errors import ConfigError
 
@@ -168,6 +169,9 @@ class Settings(BaseSettings):
     #: Endpoints on loopback, private, link-local, unique-local, CGNAT and other non-public addresses
     #: are refused unless this is true (the local demo delivers to 127.0.0.1). Metadata addresses never.
     allow_private_endpoints: bool = Field(default=False, validation_alias="ALLOW_PRIVATE_ENDPOINTS")
+    #: Who may call the portal/API (shared.auth): `entra` (Easy Auth + Entra ID app roles; the secure
+    #: default), `dev` (devhost plays Easy Auth), `key` (function keys, one key opens everything).
+    auth_mode: AuthMode = Field(default=AuthMode.ENTRA, validation_alias="AUTH_MODE")
 
     _environ: dict[str, str] = PrivateAttr(default_factory=dict)
 
