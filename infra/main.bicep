@@ -54,6 +54,14 @@ param deployKeyVault bool = false
 @description('ENDPOINT_SECRET_SETTINGS (with deployKeyVault): comma-separated app setting names an endpoint header may reference as %NAME% (letters, digits and underscores), e.g. ORDERS_TOKEN,ERP_API_KEY. Each becomes @Microsoft.KeyVault(SecretUri=https://<vault>.vault.azure.net/secrets/<NAME with _ as ->/): store the secret in the vault under that name. No other app setting can ever be sent to a receiver.')
 param endpointSecretSettings string = ''
 
+@minLength(36)
+@maxLength(36)
+@description('AZURE_AUTH_CLIENT_ID: client id of the Entra ID app registration App Service Authentication signs users and automation clients in with; its app roles Rebound.Reader/Operator/Admin are what the app checks. The preprovision hook (infra/hooks/app_registration.py) creates or updates it and stores the id in the azd environment.')
+param authClientId string
+
+@description('REBOUND_HTTP_INGEST_INTEGRATIONS: comma-separated integration ids senders may post to over HTTP (POST /api/integrations/<id>/messages with a function key). Each becomes an exact path App Service Authentication lets through; ingest to any other integration is answered 401 by the platform. Empty: no HTTP ingest (the inbound queue is unaffected). See infra/README.md, "Authentication", for why the paths are listed one by one.')
+param httpIngestIntegrations string = ''
+
 @description('Replication of the primary storage account.')
 @allowed([
   'Standard_LRS'
@@ -325,7 +333,24 @@ var appBehaviourSettings = {
   // addresses (metadata is refused regardless). Set true only with VNet integration and a reason.
   ALLOW_PRIVATE_ENDPOINTS: 'false'
   ENDPOINT_SECRET_SETTINGS: deployKeyVault ? join(endpointSecretNames, ',') : ''
+  // Portal and API callers sign in with Entra ID through App Service Authentication (easyAuth below)
+  // and need the app roles; the app refuses every call if authentication is ever switched off.
+  AUTH_MODE: 'entra'
 }
+
+// What App Service Authentication lets through unauthenticated. Public: health (probes), the OpenAPI
+// document, the portal's page and static files (they hold no data; the API behind them needs a role).
+// Ingest: one exact path per integration that accepts HTTP, because an excluded path matches exactly
+// or by a trailing /* only, and /api/integrations/* would also let through every config, failure and
+// job route. Those paths keep the function key (AuthLevel.FUNCTION) in every mode.
+var anonymousPaths = [
+  '/api/health'
+  '/api/openapi.json'
+  '/api/portal'
+  '/api/portal/*'
+]
+var httpIngestIds = empty(httpIngestIntegrations) ? [] : split(replace(httpIngestIntegrations, ' ', ''), ',')
+var httpIngestPaths = [for id in httpIngestIds: '/api/integrations/${id}/messages']
 
 module functionApp 'modules/function-app.bicep' = {
   name: 'functionApp'
@@ -349,6 +374,16 @@ module functionApp 'modules/function-app.bicep' = {
   dependsOn: [
     rbac
   ]
+}
+
+module easyAuth 'modules/easy-auth.bicep' = {
+  name: 'easyAuth'
+  scope: rg
+  params: {
+    functionAppName: functionApp.outputs.name
+    clientId: authClientId
+    excludedPaths: concat(anonymousPaths, httpIngestPaths)
+  }
 }
 
 // azd writes these into .azure/<env>/.env. Names and endpoints only: there are no secrets to output.

@@ -10,7 +10,13 @@ import pytest
 from shared.settings import RECOVERY_STORAGE_SETTING, STORAGE_SETTING, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-DEVHOST_SETTINGS = ("DEVHOST_FUNCTION_KEY", "DEVHOST_QUEUE_LEASE_S", "DEVHOST_PROGRESS_S")
+DEVHOST_SETTINGS = (
+    "DEVHOST_FUNCTION_KEY",
+    "DEVHOST_FUNCTION_KEYS",
+    "DEVHOST_USERS",
+    "DEVHOST_QUEUE_LEASE_S",
+    "DEVHOST_PROGRESS_S",
+)
 
 
 def setting_names() -> list[str]:
