@@ -206,19 +206,29 @@ def preprovision(graph: Graph, env: Mapping[str, str], set_env: Callable[[str, s
         print(f"created app registration {display_name(env_name)} ({application['appId']})")
     client_id = application["appId"]
     uris = list(application.get("identifierUris") or [])
-    graph.patch(
-        f"/applications/{application['id']}",
-        {
-            "appRoles": merged_roles(application.get("appRoles") or []),
-            "api": {**(application.get("api") or {}), "requestedAccessTokenVersion": 2},
-            "web": web_settings(application.get("web")),
-            "identifierUris": uris if f"api://{client_id}" in uris else [*uris, f"api://{client_id}"],
-        },
-    )
+    changes = {
+        "appRoles": merged_roles(application.get("appRoles") or []),
+        "api": {**(application.get("api") or {}), "requestedAccessTokenVersion": 2},
+        "web": web_settings(application.get("web")),
+        "identifierUris": uris if f"api://{client_id}" in uris else [*uris, f"api://{client_id}"],
+    }
+    # A registration created a moment ago may answer 404 until it has replicated.
+    until_replicated(lambda: graph.patch(f"/applications/{application['id']}", changes))
     ensure_service_principal(graph, client_id)
     set_env(CLIENT_ID_VARIABLE, client_id)
     print(f"app registration {client_id}: app roles {', '.join(value for value, _, _ in ROLES)} ready")
     return client_id
+
+
+def until_replicated(action: Callable[[], Any], *, wait_s: float = REPLICATION_WAIT_S) -> Any:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return action()
+        except GraphError as error:
+            if not error.not_found or time.monotonic() > deadline:
+                raise
+            time.sleep(5)
 
 
 def ensure_service_principal(graph: Graph, client_id: str, *, wait_s: float = REPLICATION_WAIT_S) -> dict[str, Any]:
