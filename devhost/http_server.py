@@ -1,6 +1,9 @@
 """HTTP triggers served by aiohttp on `http://HOST:PORT/<routePrefix>/<route>`.
 
-Requests are routed with `devhost.routes`, checked against the function's auth level,
+Requests first pass devhost's stand-in for App Service Authentication (`devhost.easy_auth`:
+principal headers a client sent are removed; with AUTH_MODE=dev, dev users are signed in and
+`/.auth/*` is served), then are routed with `devhost.routes`, checked against the function's
+auth level (the host key, or the function's own key from DEVHOST_FUNCTION_KEYS),
 turned into `func.HttpRequest`, and the function's return value is mapped back as the
 library's own HTTP output converter does (status, headers, mimetype/charset, body).
 Errors devhost produces itself are JSON: `{"error": {"code", "message", "details"}}`.
