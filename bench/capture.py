@@ -23,9 +23,9 @@ from azure.storage.blob.aio import ContainerClient
 from bench.engine_throughput import envelope_text
 from bench.harness import Result, Stopwatch, phase
 from bench.receiver import ReceiverProcess
-from shared.engine import Delivered, FailureRecorded
-from shared.failures import new_failure
-from shared.models import Envelope, FailureOrigin, IntegrationConfig, utc_now
+from shared.config.models import Envelope, FailureOrigin, IntegrationConfig, utc_now
+from shared.delivery.engine import Delivered, FailureRecorded
+from shared.failures.records import new_failure
 from shared.services import Services
 from shared.storage.failure_rows import failure_to_row
 

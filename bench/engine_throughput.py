@@ -31,7 +31,7 @@ from azure.storage.queue.aio import QueueClient
 
 from bench.harness import Result, Stopwatch, bounded_gather, phase, rate
 from bench.receiver import ReceiverProcess
-from shared.models import IntegrationConfig
+from shared.config.models import IntegrationConfig
 
 BATCH_SIZE = 16
 NEW_BATCH_THRESHOLD = 8

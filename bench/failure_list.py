@@ -20,8 +20,8 @@ from azure.data.tables.aio import TableClient
 
 from bench.harness import Result, Stopwatch, percentile, phase
 from bench.seed import GROUP_TEMPLATE, RARE_WORD, seed_failures
-from shared.failure_queries import list_failures
-from shared.models import FailureFilter, utc_now
+from shared.config.models import FailureFilter, utc_now
+from shared.failures.queries import list_failures
 
 INTEGRATION = "orders"
 LIMIT = 50

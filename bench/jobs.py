@@ -47,7 +47,7 @@ from azure.storage.queue.aio import QueueClient
 
 from bench.harness import PeakRss, Result, Stopwatch, bounded_gather, pass_one_message, phase, rate
 from bench.seed import seed_failures
-from shared.models import Job, JobAction, JobRequest, JobSelection, JobState, utc_now
+from shared.config.models import Job, JobAction, JobRequest, JobSelection, JobState, utc_now
 from shared.services import Services
 
 INTEGRATION = "orders"

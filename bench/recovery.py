@@ -21,8 +21,8 @@ from azure.storage.queue.aio import QueueClient
 
 from bench.engine_throughput import envelope_text
 from bench.harness import Result, Stopwatch, bounded_gather, phase, rate
-from shared.models import Envelope, utc_now
-from shared.recovery import ParkedMessage
+from shared.config.models import Envelope, utc_now
+from shared.recovery.sweeper import ParkedMessage
 
 PARK_CONCURRENCY = 16
 

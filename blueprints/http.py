@@ -13,9 +13,9 @@ from typing import Any
 import azure.functions as func
 from pydantic import BaseModel
 
+from shared.config.models import ENVELOPE_INTEGRATION_PATTERN, INTEGRATION_ID_PATTERN, RECORD_ID_PATTERN
 from shared.errors import BadParameter, InputError, PayloadTooLarge, ReboundError, UnsupportedMediaType
 from shared.logs import log_event
-from shared.models import ENVELOPE_INTEGRATION_PATTERN, INTEGRATION_ID_PATTERN, RECORD_ID_PATTERN
 from shared.sensitive import safe_url
 
 logger = logging.getLogger("rebound.http")

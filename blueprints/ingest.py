@@ -5,8 +5,8 @@ from __future__ import annotations
 import azure.functions as func
 
 from blueprints.http import CONFIG_ID, handles_errors, json_response, route_id
-from shared.ingest import IncomingMessage, accept_message
-from shared.models import utc_now
+from shared.config.models import utc_now
+from shared.delivery.ingest import IncomingMessage, accept_message
 from shared.services import get_services
 
 bp = func.Blueprint()

@@ -13,7 +13,7 @@ from blueprints.http import (
     read_json,
     route_id,
 )
-from shared.models import JobRequest, utc_now
+from shared.config.models import JobRequest, utc_now
 from shared.services import get_services
 from shared.validation import parse_model
 

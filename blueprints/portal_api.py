@@ -18,11 +18,12 @@ from blueprints.http import (
     read_json,
     route_id,
 )
-from shared import failure_queries, integration_configs
+from shared.config import service as integration_configs
+from shared.config.models import FailureFilter
 from shared.errors import BadParameter
-from shared.metrics import MAX_WINDOW_MINUTES, METRICS
-from shared.models import FailureFilter
+from shared.failures import queries as failure_queries
 from shared.openapi import build_openapi
+from shared.operability.metrics import MAX_WINDOW_MINUTES, METRICS
 from shared.services import get_services
 
 bp = func.Blueprint()

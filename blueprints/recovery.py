@@ -5,8 +5,8 @@ from __future__ import annotations
 import azure.functions as func
 
 from blueprints.http import handles_errors, json_response, query_params
-from shared.models import utc_now
-from shared.retention import purge_expired
+from shared.config.models import utc_now
+from shared.failures.retention import purge_expired
 from shared.services import get_services
 
 bp = func.Blueprint()

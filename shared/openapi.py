@@ -17,10 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from shared.failure_queries import DEFAULT_LIMIT, MAX_LIMIT, FailureDetail
-from shared.health import HealthReport
-from shared.metrics import MAX_WINDOW_MINUTES, MetricsSnapshot
-from shared.models import (
+from shared.config.models import (
     ENVELOPE_INTEGRATION_PATTERN,
     INTEGRATION_ID_PATTERN,
     RECORD_ID_PATTERN,
@@ -32,7 +29,10 @@ from shared.models import (
     RecoveryStatus,
     SweepResult,
 )
-from shared.storage.failures import FailureGroup, FailureSummary
+from shared.failures.queries import DEFAULT_LIMIT, MAX_LIMIT, FailureDetail
+from shared.operability.health import HealthReport
+from shared.operability.metrics import MAX_WINDOW_MINUTES, MetricsSnapshot
+from shared.storage.failure_table import FailureGroup, FailureSummary
 
 OPENAPI_VERSION = "3.1.0"
 #: The HTTP contract's version; kept in step with pyproject's project version.

@@ -10,24 +10,24 @@ import asyncio
 import weakref
 from functools import cached_property
 
-from shared.adapters.registry import SenderRegistry
-from shared.adapters.service_bus import build_service_bus_client
-from shared.config_cache import ConfigCache
-from shared.engine import DeliveryEngine
-from shared.health import HealthCheck, check_health
-from shared.jobs import JobLimits, JobService
-from shared.recovery import Parker, RecoverySweeper
-from shared.retry import EndpointRetryPolicy
+from shared.config.cache import ConfigCache
+from shared.delivery.adapters.registry import SenderRegistry
+from shared.delivery.adapters.service_bus import build_service_bus_client
+from shared.delivery.engine import DeliveryEngine
+from shared.delivery.retry import EndpointRetryPolicy
+from shared.jobs.runner import JobLimits, JobService
+from shared.operability.health import HealthCheck, check_health
+from shared.operability.telemetry import configure_telemetry
+from shared.recovery.sweeper import Parker, RecoverySweeper
 from shared.settings import RecoveryBackend, Settings
 from shared.storage.account import StorageAccount
-from shared.storage.error_window import ErrorWindow
-from shared.storage.failures import FailureStore
-from shared.storage.integrations import IntegrationStore
-from shared.storage.jobs import JobStore
+from shared.storage.error_window_table import ErrorWindow
+from shared.storage.failure_table import FailureStore
+from shared.storage.integration_table import IntegrationStore
+from shared.storage.job_table import JobStore
 from shared.storage.names import StorageNames
-from shared.storage.payloads import PayloadStore
-from shared.storage.recovery_stores import RecoveryStore, ServiceBusRecoveryStore, StorageRecoveryStore
-from shared.telemetry import configure_telemetry
+from shared.storage.payload_blobs import PayloadStore
+from shared.storage.recovery_queue import RecoveryStore, ServiceBusRecoveryStore, StorageRecoveryStore
 
 
 class Services:

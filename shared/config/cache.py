@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from shared.config.models import IntegrationConfig
 from shared.errors import StorageUnavailable
-from shared.models import IntegrationConfig
-from shared.storage.integrations import IntegrationStore
+from shared.storage.integration_table import IntegrationStore
 
 
 class ConfigCache:

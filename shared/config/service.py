@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.config.models import Endpoint, HttpEndpoint, IntegrationConfig
 from shared.egress import EgressPolicy
 from shared.errors import EntityTooLarge, FieldError, IntegrationNotFound, PayloadTooLarge, RequestValidationError
-from shared.models import Endpoint, HttpEndpoint, IntegrationConfig
-from shared.storage.integrations import IntegrationStore
+from shared.storage.integration_table import IntegrationStore
 from shared.validation import parse_model
 
 

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.adapters.base import Delivery, Sender
+from shared.config.models import AttemptRecord, ErrorRule
+from shared.delivery.adapters.base import Delivery, Sender
+from shared.delivery.retry import EndpointRetryPolicy, Verdict, classify_status, endpoint_delay_s
 from shared.errors import PermanentDeliveryError, ThrottledDeliveryError, TransientDeliveryError
-from shared.models import AttemptRecord, ErrorRule
-from shared.retry import EndpointRetryPolicy, Verdict, classify_status, endpoint_delay_s
-from shared.telemetry import tracer
+from shared.operability.telemetry import tracer
 
 
 @dataclass

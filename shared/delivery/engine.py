@@ -23,14 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from shared.adapters.base import Delivery, Sender
-from shared.endpoint_retry import EndpointResult, deliver_with_endpoint_retry
-from shared.envelopes import InvalidEnvelope, load_body, pack, parse_envelope
-from shared.errors import ConfigError, ReboundError, StorageUnavailable
-from shared.failures import new_failure
-from shared.logs import log_event
-from shared.metrics import Counter, count
-from shared.models import (
+from shared.config.models import (
     MAX_ATTEMPT_HISTORY,
     UNKNOWN_INTEGRATION,
     AttemptRecord,
@@ -43,8 +36,9 @@ from shared.models import (
     RetryPolicy,
     utc_now,
 )
-from shared.parking import Parking
-from shared.retry import (
+from shared.delivery.adapters.base import Delivery, Sender
+from shared.delivery.endpoint_retry import EndpointResult, deliver_with_endpoint_retry
+from shared.delivery.retry import (
     EndpointRetryPolicy,
     Verdict,
     delay_actions_exhausted,
@@ -52,11 +46,17 @@ from shared.retry import (
     requeue_delay_s,
     should_delay,
 )
-from shared.storage.error_window import ErrorWindow
-from shared.storage.failures import FailureStore
-from shared.storage.payloads import PayloadStore
+from shared.errors import ConfigError, ReboundError, StorageUnavailable
+from shared.failures.records import new_failure
+from shared.logs import log_event
+from shared.messages.wire import InvalidEnvelope, load_body, pack, parse_envelope
+from shared.operability.metrics import Counter, count
+from shared.operability.telemetry import context_of, tracer
+from shared.recovery.ports import Parking
+from shared.storage.error_window_table import ErrorWindow
+from shared.storage.failure_table import FailureStore
+from shared.storage.payload_blobs import PayloadStore
 from shared.storage.queues import QueueGateway
-from shared.telemetry import context_of, tracer
 
 logger = logging.getLogger("rebound.engine")
 

@@ -1,7 +1,7 @@
 """Pure retry policy math for all three layers: no clock, no I/O, no logging.
 
 Randomness comes in as `rng` so tests are exact. Who decides what to do with these numbers
-is `shared.engine`; this module only computes them.
+is `shared.delivery.engine`; this module only computes them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from shared.models import BackoffPolicy, ErrorAction, ErrorRule, RetryMode, RetryPolicy
+from shared.config.models import BackoffPolicy, ErrorAction, ErrorRule, RetryMode, RetryPolicy
 
 #: Never wait less than this between endpoint attempts, even when jitter rolls low.
 MIN_ENDPOINT_DELAY_S = 0.05

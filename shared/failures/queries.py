@@ -19,13 +19,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from shared.envelopes import is_textual
+from shared.config.models import RECORD_ID_PATTERN, Failure, FailureFilter
 from shared.errors import BadParameter, FailureNotFound
-from shared.failures import row_key_bound
-from shared.models import RECORD_ID_PATTERN, Failure, FailureFilter
+from shared.failures.records import row_key_bound
+from shared.messages.wire import is_textual
 from shared.storage.failure_rows import failure_from_row
-from shared.storage.failures import FailureStore
-from shared.storage.payloads import PayloadStore
+from shared.storage.failure_table import FailureStore
+from shared.storage.payload_blobs import PayloadStore
 from shared.storage.tables import decode_cursor, encode_cursor
 
 DEFAULT_LIMIT = 50

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from shared.models import MAX_ATTEMPT_HISTORY, AttemptRecord, Envelope, Failure, FailureOrigin
+from shared.config.models import MAX_ATTEMPT_HISTORY, AttemptRecord, Envelope, Failure, FailureOrigin
 
 #: Reasons are kept to this many characters (a Table property holds 32K; the list stays readable).
 MAX_REASON_CHARS = 2000

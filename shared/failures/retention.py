@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from shared.logs import log_event
 from shared.storage.blobs import BlobGateway
-from shared.storage.error_window import ErrorWindow
-from shared.storage.failures import FailureStore
+from shared.storage.error_window_table import ErrorWindow
+from shared.storage.failure_table import FailureStore
 
 logger = logging.getLogger("rebound.retention")
 

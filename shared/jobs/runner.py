@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from shared.concurrency import each
-from shared.envelopes import pack
+from shared.config.models import Envelope, Failure, FailureFilter, Job, JobAction, JobRequest, JobState
 from shared.errors import (
     BadParameter,
     ConcurrencyConflict,
@@ -36,17 +36,17 @@ from shared.errors import (
     ReboundError,
     StorageUnavailable,
 )
-from shared.failure_queries import count_failures, iter_selected
-from shared.failures import failure_row_key
+from shared.failures.queries import count_failures, iter_selected
+from shared.failures.records import failure_row_key
 from shared.logs import log_event
-from shared.metrics import Counter, count
-from shared.models import Envelope, Failure, FailureFilter, Job, JobAction, JobRequest, JobState
-from shared.parking import Parking
+from shared.messages.wire import pack
+from shared.operability.metrics import Counter, count
+from shared.recovery.ports import Parking
 from shared.storage.failure_rows import failure_from_row
-from shared.storage.failures import FailureStore, Removal
-from shared.storage.integrations import IntegrationStore
-from shared.storage.jobs import JobRecord, JobStore
-from shared.storage.payloads import PayloadStore
+from shared.storage.failure_table import FailureStore, Removal
+from shared.storage.integration_table import IntegrationStore
+from shared.storage.job_table import JobRecord, JobStore
+from shared.storage.payload_blobs import PayloadStore
 from shared.storage.queues import QueueGateway
 from shared.storage.tables import MAX_BATCH_OPERATIONS
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.models import INTEGRATION_ID_PATTERN, Envelope
-from shared.storage.payloads import PayloadStore
+from shared.config.models import INTEGRATION_ID_PATTERN, Envelope
+from shared.storage.payload_blobs import PayloadStore
 from shared.validation import field_errors
 
 #: Above this serialized size the body moves to a blob (queue messages are capped at 64 KiB

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from shared.models import UtcDatetime, utc_now
+from shared.config.models import UtcDatetime, utc_now
 from shared.storage.account import StorageAccount
 from shared.storage.names import StorageNames
 

@@ -1,14 +1,14 @@
 """What the rest of the domain needs from the recovery flow: somewhere to park a message.
 
 A Protocol of its own, so ingest, the engine and the job runner depend on this seam rather
-than on `shared.recovery` (which itself uses the job runner). `recovery.Parker` implements it.
+than on `shared.recovery.sweeper` (which itself uses the job runner). `recovery.Parker` implements it.
 """
 
 from __future__ import annotations
 
 from typing import Literal, Protocol
 
-from shared.models import Envelope
+from shared.config.models import Envelope
 
 Flow = Literal["inbound", "jobs"]
 

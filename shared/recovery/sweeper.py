@@ -24,13 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from shared.envelopes import InvalidEnvelope, pack, parse_envelope
-from shared.errors import ReboundError, StorageUnavailable
-from shared.failures import new_failure
-from shared.jobs import JobService
-from shared.logs import log_event
-from shared.metrics import Counter, count
-from shared.models import (
+from shared.config.models import (
     UNKNOWN_INTEGRATION,
     Envelope,
     FailureOrigin,
@@ -39,12 +33,18 @@ from shared.models import (
     UtcDatetime,
     utc_now,
 )
-from shared.parking import Flow
-from shared.storage.failures import FailureStore
+from shared.errors import ReboundError, StorageUnavailable
+from shared.failures.records import new_failure
+from shared.jobs.runner import JobService
+from shared.logs import log_event
+from shared.messages.wire import InvalidEnvelope, pack, parse_envelope
+from shared.operability.metrics import Counter, count
+from shared.recovery.ports import Flow
+from shared.storage.failure_table import FailureStore
 from shared.storage.names import StorageNames
-from shared.storage.payloads import PayloadStore
+from shared.storage.payload_blobs import PayloadStore
 from shared.storage.queues import QueueGateway
-from shared.storage.recovery_stores import MessageSource, RecoveryMessage, RecoveryStore, StorageQueueSource
+from shared.storage.recovery_queue import MessageSource, RecoveryMessage, RecoveryStore, StorageQueueSource
 from shared.storage.tables import Table
 
 logger = logging.getLogger("rebound.recovery")

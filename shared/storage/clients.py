@@ -5,7 +5,7 @@ identity form (`<name>__queueServiceUri`, `__credential=managedidentity`, `__cli
 builds clients with an azure-identity credential, as the Functions host does.
 
 `Settings.connection(name)` resolves the setting; the storage clients are built here, the
-Service Bus client by `shared.adapters.service_bus.build_service_bus_client`, and both take
+Service Bus client by `shared.delivery.adapters.service_bus.build_service_bus_client`, and both take
 their credential from `build_credential` below.
 """
 

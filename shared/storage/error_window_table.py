@@ -12,8 +12,8 @@ import random
 import time
 from datetime import datetime
 
+from shared.delivery.retry import interval_start
 from shared.errors import ConcurrencyConflict
-from shared.retry import interval_start
 from shared.storage.tables import Table
 
 ERROR_WINDOW_SHARDS = 8

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared.models import AttemptRecord, Failure, FailureOrigin
+from shared.config.models import AttemptRecord, Failure, FailureOrigin
 from shared.sensitive import mask_headers
 from shared.storage.tables import Entity
 

@@ -19,11 +19,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shared.config.models import Failure, FailureOrigin, UtcDatetime
 from shared.errors import ConcurrencyConflict
-from shared.failures import row_key_bound
-from shared.models import Failure, FailureOrigin, UtcDatetime
+from shared.failures.records import row_key_bound
 from shared.storage.failure_rows import failure_from_row, failure_to_row, fitted_for_row, overflow_blob_name
-from shared.storage.payloads import PayloadStore
+from shared.storage.payload_blobs import PayloadStore
 from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Entity, Table
 
 SUMMARY_SHARDS = 4

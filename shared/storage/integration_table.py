@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from shared.config.models import IntegrationConfig, utc_now
 from shared.errors import ConcurrencyConflict
-from shared.models import IntegrationConfig, utc_now
 from shared.storage.tables import Entity, Table, check_entity_limits
 
 #: All configs share one partition: listing them is a single-partition query, and there are few.

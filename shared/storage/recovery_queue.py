@@ -17,8 +17,8 @@ from typing import Any, Literal, Protocol
 from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage, ServiceBusSubQueue
 from azure.servicebus.exceptions import ServiceBusError
 
+from shared.config.models import RecoveryQueueStatus, utc_now
 from shared.errors import StorageUnavailable
-from shared.models import RecoveryQueueStatus, utc_now
 from shared.storage.blobs import BlobGateway
 from shared.storage.queues import MAX_QUEUE_MESSAGE_BYTES, QueueGateway, QueueMessage
 

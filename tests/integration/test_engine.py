@@ -10,14 +10,14 @@ import random
 
 import pytest
 
-from shared.config_cache import ConfigCache
-from shared.engine import DelayScheduled, Delivered, DeliveryEngine, FailureRecorded, Outcome, RetryScheduled
-from shared.envelopes import pack
-from shared.models import Envelope, FailureOrigin, IntegrationConfig
-from shared.retry import EndpointRetryPolicy
+from shared.config.cache import ConfigCache
+from shared.config.models import Envelope, FailureOrigin, IntegrationConfig
+from shared.delivery.engine import DelayScheduled, Delivered, DeliveryEngine, FailureRecorded, Outcome, RetryScheduled
+from shared.delivery.retry import EndpointRetryPolicy
+from shared.messages.wire import pack
 from shared.services import Services
-from shared.storage.error_window import ErrorWindow
-from tests.fakes import FakeTime, OneSender, ScriptedSender, ok, status
+from shared.storage.error_window_table import ErrorWindow
+from tests.twins.senders import FakeTime, OneSender, ScriptedSender, ok, status
 
 
 def make_config(**overrides) -> IntegrationConfig:

@@ -1,5 +1,5 @@
 """Failure queries against Azurite: filters (time, reason, sender, receiver, origin, group), paging,
-detail with content, groups, overview and counts — through shared.failure_queries and the handlers."""
+detail with content, groups, overview and counts — through shared.failures.queries and the handlers."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import azure.functions as func
 import pytest
 
 from blueprints import portal_api
-from shared import failure_queries
-from shared.failures import new_failure
-from shared.models import Envelope, Failure, FailureFilter, FailureOrigin
+from shared.config.models import Envelope, Failure, FailureFilter, FailureOrigin
+from shared.failures import queries as failure_queries
+from shared.failures.records import new_failure
 from shared.services import Services, reset_services
 from shared.storage.failure_rows import failure_to_row
 

@@ -6,12 +6,12 @@ import asyncio
 
 import pytest
 
-from shared.metrics import METRICS, Counter
-from shared.models import FailureOrigin, JobAction, JobRequest, JobSelection, JobState
+from shared.config.models import FailureOrigin, JobAction, JobRequest, JobSelection, JobState
+from shared.operability.metrics import METRICS, Counter
 from shared.services import Services
-from shared.storage.failures import FailureStore
-from tests.fakes import FakeTime
+from shared.storage.failure_table import FailureStore
 from tests.integration.test_jobs import make_service, run_until_done, seed
+from tests.twins.senders import FakeTime
 
 
 @pytest.fixture

@@ -9,10 +9,7 @@ from datetime import timedelta
 import pytest
 from pydantic import AnyHttpUrl
 
-from shared.errors import Conflict, IntegrationNotFound, JobAlreadyActive, StorageUnavailable
-from shared.failures import new_failure
-from shared.jobs import JobLimits, JobService
-from shared.models import (
+from shared.config.models import (
     Envelope,
     FailureOrigin,
     HttpEndpoint,
@@ -22,9 +19,12 @@ from shared.models import (
     JobSelection,
     JobState,
 )
+from shared.errors import Conflict, IntegrationNotFound, JobAlreadyActive, StorageUnavailable
+from shared.failures.records import new_failure
+from shared.jobs.runner import JobLimits, JobService
 from shared.services import Services
-from shared.storage.jobs import JobStore
-from tests.fakes import FakeTime
+from shared.storage.job_table import JobStore
+from tests.twins.senders import FakeTime
 
 
 @pytest.fixture

@@ -11,12 +11,7 @@ from datetime import timedelta
 import pytest
 
 from devtools.azurite import AzuritePorts, connection_string
-from shared.engine import Parked
-from shared.envelopes import pack
-from shared.errors import StorageUnavailable
-from shared.failures import new_failure
-from shared.ingest import IncomingMessage, accept_message
-from shared.models import (
+from shared.config.models import (
     Envelope,
     FailureOrigin,
     IntegrationConfig,
@@ -26,11 +21,16 @@ from shared.models import (
     JobState,
     utc_now,
 )
-from shared.recovery import ParkedMessage
-from shared.retention import purge_expired
+from shared.delivery.engine import Parked
+from shared.delivery.ingest import IncomingMessage, accept_message
+from shared.errors import StorageUnavailable
+from shared.failures.records import new_failure
+from shared.failures.retention import purge_expired
+from shared.messages.wire import pack
+from shared.recovery.sweeper import ParkedMessage
 from shared.services import Services
 from shared.settings import Settings
-from tests.fakes import FakeTime, OneSender, ScriptedSender, ok
+from tests.twins.senders import FakeTime, OneSender, ScriptedSender, ok
 
 
 def dead_storage() -> str:
@@ -388,9 +388,9 @@ async def test_service_bus_backend_sweeps_the_flow_and_its_dead_letters_back_to_
     # Given the Service Bus backend (FAKE client) with one parked and one dead-lettered message
     from azure.servicebus import ServiceBusMessage
 
-    from shared.adapters.fake_service_bus import FakeServiceBusClient
-    from shared.recovery import Parker, RecoverySweeper
-    from shared.storage.recovery_stores import ServiceBusRecoveryStore
+    from shared.recovery.sweeper import Parker, RecoverySweeper
+    from shared.storage.recovery_queue import ServiceBusRecoveryStore
+    from tests.twins.service_bus import FakeServiceBusClient
 
     client = FakeServiceBusClient()
     store = ServiceBusRecoveryStore(client, "recovery", timeout_s=5)

@@ -9,8 +9,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import ContainerClient
 
+from shared.config.models import utc_now
 from shared.errors import ConcurrencyConflict, EntityTooLarge
-from shared.models import utc_now
 from shared.services import Services
 from shared.storage.tables import BatchOperation
 

@@ -8,13 +8,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared.engine import DeliveryEngine
-from shared.envelopes import parse_envelope
-from shared.ingest import IncomingMessage, accept_message
-from shared.metrics import METRICS
-from shared.models import IntegrationConfig, utc_now
+from shared.config.models import IntegrationConfig, utc_now
+from shared.delivery.engine import DeliveryEngine
+from shared.delivery.ingest import IncomingMessage, accept_message
+from shared.messages.wire import parse_envelope
+from shared.operability.metrics import METRICS
 from shared.services import Services
-from tests.fakes import OneSender, ScriptedSender, ok, status
+from tests.twins.senders import OneSender, ScriptedSender, ok, status
 
 _EXPORTER = InMemorySpanExporter()
 

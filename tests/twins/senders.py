@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from shared.adapters.base import Delivery, Response
+from shared.delivery.adapters.base import Delivery, Response
 from shared.errors import DeliveryError
 
 

@@ -22,13 +22,13 @@ from azure.servicebus.exceptions import (
     ServiceBusServerBusyError,
 )
 
-from shared.adapters import service_bus
-from shared.adapters.base import Delivery
-from shared.adapters.fake_service_bus import FakeQueueSender, FakeServiceBusClient, message_body
-from shared.adapters.service_bus import ServiceBusSender, build_service_bus_client
+from shared.config.models import ServiceBusEndpoint
+from shared.delivery.adapters import service_bus
+from shared.delivery.adapters.base import Delivery
+from shared.delivery.adapters.service_bus import ServiceBusSender, build_service_bus_client
 from shared.errors import ConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from shared.models import ServiceBusEndpoint
 from shared.settings import Connection
+from tests.twins.service_bus import FakeQueueSender, FakeServiceBusClient, message_body
 
 ENTITY = "orders-in"
 

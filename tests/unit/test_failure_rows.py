@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.models import AttemptRecord, Failure, FailureOrigin
+from shared.config.models import AttemptRecord, Failure, FailureOrigin
 from shared.storage.failure_rows import (
     MAX_ROW_TEXT_CHARS,
     failure_from_row,

@@ -18,7 +18,7 @@ from azure.servicebus.aio import ServiceBusClient
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
-from shared.adapters.service_bus import build_service_bus_client
+from shared.delivery.adapters.service_bus import build_service_bus_client
 from shared.errors import ConfigError
 from shared.settings import Connection, Settings
 from shared.storage import clients

@@ -6,9 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.errors import RequestValidationError
-from shared.failures import row_key_bound
-from shared.models import (
+from shared.config.models import (
     BackoffPolicy,
     Envelope,
     FailureFilter,
@@ -20,6 +18,8 @@ from shared.models import (
     ServiceBusEndpoint,
     StorageQueueEndpoint,
 )
+from shared.errors import RequestValidationError
+from shared.failures.records import row_key_bound
 from shared.validation import parse_model
 
 

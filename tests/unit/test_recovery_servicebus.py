@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.servicebus.exceptions import ServiceBusConnectionError
 
-from shared.adapters.fake_service_bus import FakeServiceBusClient
+from shared.config.models import Envelope
 from shared.errors import StorageUnavailable
-from shared.models import Envelope
-from shared.recovery import ParkedMessage, Parker
-from shared.storage.recovery_stores import ServiceBusRecoveryStore
+from shared.recovery.sweeper import ParkedMessage, Parker
+from shared.storage.recovery_queue import ServiceBusRecoveryStore
+from tests.twins.service_bus import FakeServiceBusClient
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.models import BackoffPolicy, ErrorAction, ErrorRule, RetryMode, RetryPolicy
-from shared.retry import (
+from shared.config.models import BackoffPolicy, ErrorAction, ErrorRule, RetryMode, RetryPolicy
+from shared.delivery.retry import (
     EndpointRetryPolicy,
     Verdict,
     classify_status,

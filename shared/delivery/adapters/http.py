@@ -5,7 +5,7 @@ drop the duplicates that at-least-once delivery produces. Endpoint header values
 app settings as `%SETTING_NAME%`, which keeps secrets such as an Authorization header in app
 settings (Key Vault references in Azure) instead of the integration config stored in a table;
 only the settings ENDPOINT_SECRET_SETTINGS lists may be referenced (`shared.egress`). The shared
-client connects only to addresses the egress policy allows (`shared.adapters.egress_network`).
+client connects only to addresses the egress policy allows (`shared.delivery.adapters.egress_network`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from shared.adapters.base import Delivery, Response
-from shared.adapters.egress_network import VettedTransport
+from shared.config.models import HEADER_NAME_PATTERN, HttpEndpoint
+from shared.delivery.adapters.base import Delivery, Response
+from shared.delivery.adapters.egress_network import VettedTransport
 from shared.egress import SETTING_REFERENCE, EgressPolicy
 from shared.errors import ConfigError, EgressRefused, PermanentDeliveryError, TransientDeliveryError
-from shared.models import HEADER_NAME_PATTERN, HttpEndpoint
 
 logger = logging.getLogger(__name__)
 

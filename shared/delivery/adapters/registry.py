@@ -13,13 +13,13 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from shared.adapters.base import Sender
-from shared.adapters.http import HttpSender, SettingResolver, build_http_client
-from shared.adapters.service_bus import SdkServiceBusClient, ServiceBusSender, build_service_bus_client
-from shared.adapters.storage_queue import StorageQueueSender
+from shared.config.models import Endpoint, HttpEndpoint, StorageQueueEndpoint
+from shared.delivery.adapters.base import Sender
+from shared.delivery.adapters.http import HttpSender, SettingResolver, build_http_client
+from shared.delivery.adapters.service_bus import SdkServiceBusClient, ServiceBusSender, build_service_bus_client
+from shared.delivery.adapters.storage_queue import StorageQueueSender
 from shared.egress import EgressPolicy
 from shared.errors import ConfigError
-from shared.models import Endpoint, HttpEndpoint, StorageQueueEndpoint
 from shared.settings import Connection, Settings
 from shared.storage.account import StorageAccount
 from shared.storage.queues import QueueGateway

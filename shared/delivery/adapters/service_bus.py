@@ -6,7 +6,7 @@ reused: opening a link costs a round trip or more, and concurrent first sends mu
 open their own (the lock).
 
 Service Bus has no local emulator here, so tests run against `FakeServiceBusClient`
-(`shared.adapters.fake_service_bus`), which stands in at the SDK client boundary described
+(`tests/twins/service_bus.py`), which stands in at the SDK client boundary described
 by `SdkServiceBusClient` below.
 """
 
@@ -29,9 +29,9 @@ from azure.servicebus.exceptions import (
     ServiceBusError,
 )
 
-from shared.adapters.base import Delivery, Response
+from shared.config.models import ServiceBusEndpoint
+from shared.delivery.adapters.base import Delivery, Response
 from shared.errors import ConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from shared.models import ServiceBusEndpoint
 from shared.settings import Connection
 from shared.storage.clients import build_credential
 

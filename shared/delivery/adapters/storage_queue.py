@@ -15,9 +15,9 @@ import base64
 
 from azure.core.exceptions import HttpResponseError
 
-from shared.adapters.base import Delivery, Response
+from shared.config.models import StorageQueueEndpoint
+from shared.delivery.adapters.base import Delivery, Response
 from shared.errors import ConfigError, PermanentDeliveryError, StorageUnavailable, TransientDeliveryError
-from shared.models import StorageQueueEndpoint
 from shared.storage.queues import MAX_QUEUE_MESSAGE_BYTES, QueueGateway
 
 #: What a queue answers to a successful put; reported so every adapter's success looks alike.
