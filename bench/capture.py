@@ -23,11 +23,14 @@ from azure.storage.blob.aio import ContainerClient
 from bench.engine_throughput import envelope_text
 from bench.harness import Result, Stopwatch, phase
 from bench.receiver import ReceiverProcess
-from shared.config.models import Envelope, FailureOrigin, IntegrationConfig, utc_now
+from shared.config.models import IntegrationConfig
 from shared.delivery.engine import Delivered, FailureRecorded
+from shared.failures.models import FailureOrigin
 from shared.failures.records import new_failure
+from shared.messages.models import Envelope
 from shared.services import Services
 from shared.storage.failure_rows import failure_to_row
+from shared.values import utc_now
 
 INTEGRATION = "bench"
 #: The same messages to a receiver that answers 200, for the delivery's share of the time.

@@ -20,8 +20,9 @@ from azure.data.tables.aio import TableClient
 
 from bench.harness import Result, Stopwatch, percentile, phase
 from bench.seed import GROUP_TEMPLATE, RARE_WORD, seed_failures
-from shared.config.models import FailureFilter, utc_now
+from shared.failures.models import FailureFilter
 from shared.failures.queries import list_failures
+from shared.values import utc_now
 
 INTEGRATION = "orders"
 LIMIT = 50

@@ -47,8 +47,9 @@ from azure.storage.queue.aio import QueueClient
 
 from bench.harness import PeakRss, Result, Stopwatch, bounded_gather, pass_one_message, phase, rate
 from bench.seed import seed_failures
-from shared.config.models import Job, JobAction, JobRequest, JobSelection, JobState, utc_now
+from shared.jobs.models import Job, JobAction, JobRequest, JobSelection, JobState
 from shared.services import Services
+from shared.values import utc_now
 
 INTEGRATION = "orders"
 RAW_INTEGRATION = "rawbaseline"

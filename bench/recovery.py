@@ -21,8 +21,9 @@ from azure.storage.queue.aio import QueueClient
 
 from bench.engine_throughput import envelope_text
 from bench.harness import Result, Stopwatch, bounded_gather, phase, rate
-from shared.config.models import Envelope, utc_now
-from shared.recovery.sweeper import ParkedMessage
+from shared.messages.models import Envelope
+from shared.recovery.models import ParkedMessage
+from shared.values import utc_now
 
 PARK_CONCURRENCY = 16
 

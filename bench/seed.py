@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bench.harness import bounded_gather
-from shared.config.models import AttemptRecord, Envelope, FailureOrigin
+from shared.failures.models import FailureOrigin
 from shared.failures.records import new_failure
+from shared.messages.models import AttemptRecord, Envelope
 from shared.services import Services
 from shared.storage.failure_rows import failure_to_row
 from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Entity

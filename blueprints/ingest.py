@@ -5,9 +5,9 @@ from __future__ import annotations
 import azure.functions as func
 
 from blueprints.http import CONFIG_ID, handles_errors, json_response, route_id
-from shared.config.models import utc_now
 from shared.delivery.ingest import IncomingMessage, accept_message
 from shared.services import get_services
+from shared.values import utc_now
 
 bp = func.Blueprint()
 

@@ -19,9 +19,9 @@ from blueprints.http import (
     route_id,
 )
 from shared.config import service as integration_configs
-from shared.config.models import FailureFilter
 from shared.errors import BadParameter
 from shared.failures import queries as failure_queries
+from shared.failures.models import FailureFilter
 from shared.openapi import build_openapi
 from shared.operability.metrics import MAX_WINDOW_MINUTES, METRICS
 from shared.services import get_services

@@ -5,9 +5,9 @@ from __future__ import annotations
 import azure.functions as func
 
 from blueprints.http import handles_errors, json_response, query_params
-from shared.config.models import utc_now
 from shared.failures.retention import purge_expired
 from shared.services import get_services
+from shared.values import utc_now
 
 bp = func.Blueprint()
 

@@ -17,22 +17,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from shared.config.models import (
-    ENVELOPE_INTEGRATION_PATTERN,
-    INTEGRATION_ID_PATTERN,
-    RECORD_ID_PATTERN,
-    Failure,
-    FailureFilter,
-    IntegrationConfig,
-    Job,
-    JobRequest,
-    RecoveryStatus,
-    SweepResult,
-)
-from shared.failures.queries import DEFAULT_LIMIT, MAX_LIMIT, FailureDetail
+from shared.config.models import IntegrationConfig
+from shared.failures.models import Failure, FailureDetail, FailureFilter, FailureGroup, FailureSummary
+from shared.failures.queries import DEFAULT_LIMIT, MAX_LIMIT
+from shared.ids import RECORD_ID_PATTERN
+from shared.jobs.models import Job, JobRequest
 from shared.operability.health import HealthReport
 from shared.operability.metrics import MAX_WINDOW_MINUTES, MetricsSnapshot
-from shared.storage.failure_table import FailureGroup, FailureSummary
+from shared.recovery.models import RecoveryStatus, SweepResult
+from shared.values import ENVELOPE_INTEGRATION_PATTERN, INTEGRATION_ID_PATTERN
 
 OPENAPI_VERSION = "3.1.0"
 #: The HTTP contract's version; kept in step with pyproject's project version.

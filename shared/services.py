@@ -15,7 +15,8 @@ from shared.delivery.adapters.registry import SenderRegistry
 from shared.delivery.adapters.service_bus import build_service_bus_client
 from shared.delivery.engine import DeliveryEngine
 from shared.delivery.retry import EndpointRetryPolicy
-from shared.jobs.runner import JobLimits, JobService
+from shared.jobs.models import JobLimits
+from shared.jobs.runner import JobService
 from shared.operability.health import HealthCheck, check_health
 from shared.operability.telemetry import configure_telemetry
 from shared.recovery.sweeper import Parker, RecoverySweeper

@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.config.models import AttemptRecord, ErrorRule
+from shared.config.models import ErrorRule
 from shared.delivery.adapters.base import Delivery, Sender
 from shared.delivery.retry import EndpointRetryPolicy, Verdict, classify_status, endpoint_delay_s
 from shared.errors import PermanentDeliveryError, ThrottledDeliveryError, TransientDeliveryError
+from shared.messages.models import AttemptRecord
 from shared.operability.telemetry import tracer
 
 

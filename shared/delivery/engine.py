@@ -23,19 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from shared.config.models import (
-    MAX_ATTEMPT_HISTORY,
-    UNKNOWN_INTEGRATION,
-    AttemptRecord,
-    Endpoint,
-    Envelope,
-    Failure,
-    FailureOrigin,
-    IntegrationConfig,
-    RetryMode,
-    RetryPolicy,
-    utc_now,
-)
+from shared.config.models import Endpoint, IntegrationConfig, RetryMode, RetryPolicy
 from shared.delivery.adapters.base import Delivery, Sender
 from shared.delivery.endpoint_retry import EndpointResult, deliver_with_endpoint_retry
 from shared.delivery.retry import (
@@ -47,8 +35,10 @@ from shared.delivery.retry import (
     should_delay,
 )
 from shared.errors import ConfigError, ReboundError, StorageUnavailable
+from shared.failures.models import Failure, FailureOrigin
 from shared.failures.records import new_failure
 from shared.logs import log_event
+from shared.messages.models import AttemptRecord, Envelope
 from shared.messages.wire import InvalidEnvelope, load_body, pack, parse_envelope
 from shared.operability.metrics import Counter, count
 from shared.operability.telemetry import context_of, tracer
@@ -57,6 +47,7 @@ from shared.storage.error_window_table import ErrorWindow
 from shared.storage.failure_table import FailureStore
 from shared.storage.payload_blobs import PayloadStore
 from shared.storage.queues import QueueGateway
+from shared.values import MAX_ATTEMPT_HISTORY, UNKNOWN_INTEGRATION, utc_now
 
 logger = logging.getLogger("rebound.engine")
 

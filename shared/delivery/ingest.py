@@ -8,14 +8,15 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from shared.config.models import Envelope, new_id
 from shared.delivery.engine import ConfigSource
 from shared.errors import BadParameter, HeadersTooLarge, IntegrationNotFound, PayloadTooLarge, StorageUnavailable
+from shared.messages.models import Envelope
 from shared.messages.wire import body_fields, pack
 from shared.operability.telemetry import current_traceparent, tracer
 from shared.recovery.ports import Parking
 from shared.storage.payload_blobs import PayloadStore
 from shared.storage.queues import QueueGateway
+from shared.values import new_id
 
 #: Request headers that are ours or the platform's, never the message's.
 _NOT_FORWARDED = ("x-functions-key", "x-sender", "x-correlation-id", "x-message-id", "x-forwarded-", "x-ms-", "x-arr-")

@@ -15,13 +15,13 @@ import re
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from shared.config.models import RECORD_ID_PATTERN, Failure, FailureFilter
 from shared.errors import BadParameter, FailureNotFound
-from shared.failures.records import row_key_bound
+from shared.failures.models import Failure, FailureContent, FailureDetail, FailureFilter, FailurePage
+from shared.ids import RECORD_ID_PATTERN, id_prefix_at
 from shared.messages.wire import is_textual
 from shared.storage.failure_rows import failure_from_row
 from shared.storage.failure_table import FailureStore
@@ -41,24 +41,6 @@ _SERVER_PAGE = 500
 _Q_SCAN_PAGE = 1000
 #: Concurrent point reads of the rows a `q` scan matched.
 _READ_CONCURRENCY = 16
-
-
-@dataclass(frozen=True)
-class FailurePage:
-    items: list[Failure]
-    next_cursor: str | None
-
-
-class FailureContent(BaseModel):
-    content_type: str | None
-    encoding: Literal["text", "base64"]
-    data: str
-    size_bytes: int
-
-
-class FailureDetail(BaseModel):
-    failure: Failure
-    content: FailureContent | None
 
 
 @dataclass(frozen=True)
@@ -83,11 +65,11 @@ def build_query(
     if selection.from_ is not None:
         # failed_at >= from  ⇔  inverted key <= inverted(from); '.' sorts right after the '-' separator.
         clauses.append("RowKey lt @from_key")
-        parameters["from_key"] = row_key_bound(selection.from_) + "."
+        parameters["from_key"] = id_prefix_at(selection.from_) + "."
     upper = min((t for t in (selection.to, not_after) if t is not None), default=None)
     if upper is not None:
         clauses.append("RowKey ge @to_key")
-        parameters["to_key"] = row_key_bound(upper)
+        parameters["to_key"] = id_prefix_at(upper)
     if after_row_key is not None:
         clauses.append("RowKey gt @after")
         parameters["after"] = after_row_key

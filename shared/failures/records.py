@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
-from shared.config.models import MAX_ATTEMPT_HISTORY, AttemptRecord, Envelope, Failure, FailureOrigin
+from shared.failures.models import Failure, FailureOrigin
+from shared.ids import newest_first_id
+from shared.messages.models import AttemptRecord, Envelope
+from shared.values import MAX_ATTEMPT_HISTORY
 
 #: Reasons are kept to this many characters (a Table property holds 32K; the list stays readable).
 MAX_REASON_CHARS = 2000
@@ -36,31 +38,6 @@ def fingerprint(origin: FailureOrigin, status_code: int | None, reason: str) -> 
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-# RowKeys sort ascending; inverting the time makes the newest failure come first.
-_INVERT_BASE_US = 10**16
-
-
-def failure_row_key(failed_at: datetime, unique: str | None = None) -> str:
-    micros = int(failed_at.timestamp() * 1_000_000)
-    return f"{_INVERT_BASE_US - micros:016d}-{unique or uuid.uuid4().hex[:12]}"
-
-
-def row_key_bound(moment: datetime) -> str:
-    """The RowKey prefix of failures at exactly `moment` (for time-range key queries).
-
-    Keys are 16 digits from 1970 until 2286; a bound outside that span is clamped to the first
-    or last key, so `from=1900-...` matches everything and `to=9999-...` does too, instead of
-    producing a 17-digit or negative key that sorts in the wrong place.
-    """
-    inverted = _INVERT_BASE_US - int(moment.timestamp() * 1_000_000)
-    return f"{min(max(inverted, 0), _INVERT_BASE_US - 1):016d}"
-
-
-def failed_at_of(row_key: str) -> datetime:
-    micros = _INVERT_BASE_US - int(row_key[:16])
-    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
-
-
 def shorten(reason: str) -> str:
     single_line = " ".join(reason.split())
     return single_line if len(single_line) <= MAX_REASON_CHARS else single_line[: MAX_REASON_CHARS - 1] + "…"
@@ -80,7 +57,7 @@ def new_failure(
 ) -> Failure:
     reason = shorten(reason)
     return Failure(
-        id=failure_row_key(now),
+        id=newest_first_id(now),
         integration=integration or envelope.integration,
         message_id=envelope.id,
         failed_at=now,

@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from shared.concurrency import each
-from shared.config.models import Envelope, Failure, FailureFilter, Job, JobAction, JobRequest, JobState
 from shared.errors import (
     BadParameter,
     ConcurrencyConflict,
@@ -36,9 +35,12 @@ from shared.errors import (
     ReboundError,
     StorageUnavailable,
 )
+from shared.failures.models import Failure, FailureFilter
 from shared.failures.queries import count_failures, iter_selected
-from shared.failures.records import failure_row_key
+from shared.ids import newest_first_id
+from shared.jobs.models import Job, JobAction, JobLimits, JobRequest, JobState
 from shared.logs import log_event
+from shared.messages.models import Envelope
 from shared.messages.wire import pack
 from shared.operability.metrics import Counter, count
 from shared.recovery.ports import Parking
@@ -61,13 +63,6 @@ BACKPRESSURE_DELAY_S = 5
 CONCURRENCY = 16
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class JobLimits:
-    page_size: int
-    rate_per_s: float
-    max_inbound_depth: int
 
 
 class JobService:
@@ -110,7 +105,7 @@ class JobService:
         else:
             total = None  # counted by the first page, off the request path
         job = Job(
-            id=failure_row_key(now),
+            id=newest_first_id(now),
             integration=integration,
             action=request.action,
             selection=request.selection,

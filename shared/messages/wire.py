@@ -9,9 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.config.models import INTEGRATION_ID_PATTERN, Envelope
+from shared.messages.models import Envelope
 from shared.storage.payload_blobs import PayloadStore
 from shared.validation import field_errors
+from shared.values import INTEGRATION_ID_PATTERN
 
 #: Above this serialized size the body moves to a blob (queue messages are capped at 64 KiB
 #: and base64 grows them by a third).

@@ -14,9 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from shared.config.models import UtcDatetime, utc_now
 from shared.storage.account import StorageAccount
 from shared.storage.names import StorageNames
+from shared.values import UtcDatetime, utc_now
 
 #: A report answers every health request for this long.
 HEALTH_CACHE_S = 5.0

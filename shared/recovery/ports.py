@@ -6,11 +6,10 @@ than on `shared.recovery.sweeper` (which itself uses the job runner). `recovery.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Protocol
 
-from shared.config.models import Envelope
-
-Flow = Literal["inbound", "jobs"]
+from shared.messages.models import Envelope
+from shared.recovery.models import Flow
 
 
 class Parking(Protocol):

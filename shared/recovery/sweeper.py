@@ -17,52 +17,34 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from shared.config.models import (
-    UNKNOWN_INTEGRATION,
-    Envelope,
-    FailureOrigin,
-    RecoveryStatus,
-    SweepResult,
-    UtcDatetime,
-    utc_now,
-)
 from shared.errors import ReboundError, StorageUnavailable
+from shared.failures.models import FailureOrigin
 from shared.failures.records import new_failure
 from shared.jobs.runner import JobService
 from shared.logs import log_event
+from shared.messages.models import Envelope
 from shared.messages.wire import InvalidEnvelope, pack, parse_envelope
 from shared.operability.metrics import Counter, count
-from shared.recovery.ports import Flow
+from shared.recovery.models import Flow, ParkedMessage, RecoveryStatus, SweepResult, stable_id
 from shared.storage.failure_table import FailureStore
 from shared.storage.names import StorageNames
 from shared.storage.payload_blobs import PayloadStore
 from shared.storage.queues import QueueGateway
 from shared.storage.recovery_queue import MessageSource, RecoveryMessage, RecoveryStore, StorageQueueSource
 from shared.storage.tables import Table
+from shared.values import UNKNOWN_INTEGRATION, utc_now
 
 logger = logging.getLogger("rebound.recovery")
 
 #: How long a sweep holds a message it is moving (others cannot see it meanwhile).
 SWEEP_LEASE_S = 60
 _STATE_PARTITION, _LAST_SWEEP = "sweep", "last"
-
-
-class ParkedMessage(BaseModel):
-    """What the recovery flow carries: the original queue text and where it belongs."""
-
-    flow: Flow
-    text: str
-    reason: str
-    parked_at: UtcDatetime
-    #: Name of the body kept beside the flow when it was too large to park inline.
-    body_blob: str | None = None
 
 
 class Parker:
@@ -97,7 +79,7 @@ class Parker:
         """Park a raw queue message (as the engine or the job runner received it)."""
         if flow == "inbound":
             try:
-                envelope = parse_envelope(text.encode(), fallback_id=message_id or _stable_id(text))
+                envelope = parse_envelope(text.encode(), fallback_id=message_id or stable_id(text))
             except InvalidEnvelope:
                 envelope = None
             if envelope is not None:
@@ -107,11 +89,6 @@ class Parker:
         await self._store.send(parked.model_dump_json(), delay_s=self._delay_s)
         count(Counter.PARKED, UNKNOWN_INTEGRATION if flow == "inbound" else "_jobs")
         log_event(logger, "message.parked", level=logging.WARNING, flow=flow, reason=reason)
-
-
-def _stable_id(text: str) -> str:
-    """An id for a minimal envelope that stays the same however often it is parked and swept."""
-    return uuid.uuid5(uuid.NAMESPACE_OID, text).hex
 
 
 class RecoverySweeper:
@@ -253,7 +230,7 @@ class RecoverySweeper:
 
     async def _move_envelope(self, parked: ParkedMessage) -> bool:
         try:
-            envelope = parse_envelope(parked.text.encode(), fallback_id=_stable_id(parked.text))
+            envelope = parse_envelope(parked.text.encode(), fallback_id=stable_id(parked.text))
         except InvalidEnvelope as exc:
             await self._record_unreadable(parked, exc)
             return True
@@ -304,9 +281,9 @@ class RecoverySweeper:
         )  # fmt: skip
 
     async def _record_unreadable(self, parked: ParkedMessage, error: InvalidEnvelope) -> None:
-        ref = f"unreadable-{_stable_id(parked.text)}"
+        ref = f"unreadable-{stable_id(parked.text)}"
         await self._payloads.put(ref, parked.text.encode(), content_type="application/octet-stream")
-        stub = Envelope(id=_stable_id(parked.text), integration=error.integration or UNKNOWN_INTEGRATION, body_ref=ref)
+        stub = Envelope(id=stable_id(parked.text), integration=error.integration or UNKNOWN_INTEGRATION, body_ref=ref)
         failure = new_failure(
             stub,
             origin=FailureOrigin.INGEST,

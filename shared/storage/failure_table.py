@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
-
-from shared.config.models import Failure, FailureOrigin, UtcDatetime
 from shared.errors import ConcurrencyConflict
-from shared.failures.records import row_key_bound
+from shared.failures.models import Failure, FailureGroup, FailureOrigin, FailureSummary
+from shared.ids import id_prefix_at
 from shared.storage.failure_rows import failure_from_row, failure_to_row, fitted_for_row, overflow_blob_name
 from shared.storage.payload_blobs import PayloadStore
 from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Entity, Table
@@ -29,24 +27,6 @@ from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Entity, 
 SUMMARY_SHARDS = 4
 _MAX_CONFLICT_RETRIES = 8
 _SAMPLE_REASON_CHARS = 500
-
-
-class FailureSummary(BaseModel):
-    integration: str
-    count: int
-    first_failed_at: UtcDatetime | None
-    last_failed_at: UtcDatetime | None
-    by_origin: dict[str, int]
-
-
-class FailureGroup(BaseModel):
-    group: str
-    origin: FailureOrigin
-    status_code: int | None
-    sample_reason: str
-    count: int
-    first_failed_at: UtcDatetime | None
-    last_failed_at: UtcDatetime | None
 
 
 @dataclass
@@ -326,7 +306,7 @@ class FailureStore:
         purged: list[list[str]] = []
         batch: list[BatchOperation] = []
         async for row in self._failures.query(
-            "PartitionKey eq @pk and RowKey ge @old", {"pk": integration, "old": row_key_bound(cutoff)},
+            "PartitionKey eq @pk and RowKey ge @old", {"pk": integration, "old": id_prefix_at(cutoff)},
             select=["RowKey", "BodyRef", "Overflow"],
         ):  # fmt: skip
             batch.append(BatchOperation.delete(integration, row["RowKey"]))

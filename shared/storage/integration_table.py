@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from shared.config.models import IntegrationConfig, utc_now
+from shared.config.models import IntegrationConfig
 from shared.errors import ConcurrencyConflict
 from shared.storage.tables import Entity, Table, check_entity_limits
+from shared.values import utc_now
 
 #: All configs share one partition: listing them is a single-partition query, and there are few.
 CONFIG_PARTITION = "config"

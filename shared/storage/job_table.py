@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.config.models import Job, JobAction, JobSelection, JobState
 from shared.errors import ConcurrencyConflict, JobAlreadyActive
+from shared.jobs.models import Job, JobAction, JobSelection, JobState
 from shared.storage.tables import BatchOperation, Entity, Table
 
 LOCK_ROW = "lock"

@@ -17,10 +17,11 @@ from typing import Any, Literal, Protocol
 from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage, ServiceBusSubQueue
 from azure.servicebus.exceptions import ServiceBusError
 
-from shared.config.models import RecoveryQueueStatus, utc_now
 from shared.errors import StorageUnavailable
+from shared.recovery.models import RecoveryQueueStatus
 from shared.storage.blobs import BlobGateway
 from shared.storage.queues import MAX_QUEUE_MESSAGE_BYTES, QueueGateway, QueueMessage
+from shared.values import utc_now
 
 #: A Storage queue message is 64 KiB after base64 (4/3): this much text fits.
 STORAGE_MAX_TEXT_BYTES = MAX_QUEUE_MESSAGE_BYTES * 3 // 4 - 1024

@@ -12,7 +12,7 @@ import pytest
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from shared.config.models import FailureOrigin
+from shared.failures.models import FailureOrigin
 from shared.services import Services
 from shared.settings import Settings
 from tests.e2e.app_host import app_env, client, running_app, unique_prefix

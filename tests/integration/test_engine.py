@@ -11,9 +11,11 @@ import random
 import pytest
 
 from shared.config.cache import ConfigCache
-from shared.config.models import Envelope, FailureOrigin, IntegrationConfig
+from shared.config.models import IntegrationConfig
 from shared.delivery.engine import DelayScheduled, Delivered, DeliveryEngine, FailureRecorded, Outcome, RetryScheduled
 from shared.delivery.retry import EndpointRetryPolicy
+from shared.failures.models import FailureOrigin
+from shared.messages.models import Envelope
 from shared.messages.wire import pack
 from shared.services import Services
 from shared.storage.error_window_table import ErrorWindow

@@ -14,9 +14,10 @@ import azure.functions as func
 import pytest
 
 from blueprints import portal_api
-from shared.config.models import Envelope, Failure, FailureFilter, FailureOrigin
 from shared.failures import queries as failure_queries
+from shared.failures.models import Failure, FailureFilter, FailureOrigin, FailurePage
 from shared.failures.records import new_failure
+from shared.messages.models import Envelope
 from shared.services import Services, reset_services
 from shared.storage.failure_rows import failure_to_row
 
@@ -66,7 +67,7 @@ def body_of(response: func.HttpResponse) -> Any:
 
 async def all_pages(
     services: Services, selection: FailureFilter, *, limit: int, scan_budget: int = 5000
-) -> list[failure_queries.FailurePage]:
+) -> list[FailurePage]:
     pages = []
     cursor = None
     for _ in range(100):

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from shared.config.models import FailureOrigin, JobAction, JobRequest, JobSelection, JobState
+from shared.failures.models import FailureOrigin
+from shared.jobs.models import JobAction, JobRequest, JobSelection, JobState
 from shared.operability.metrics import METRICS, Counter
 from shared.services import Services
 from shared.storage.failure_table import FailureStore

@@ -9,19 +9,13 @@ from datetime import timedelta
 import pytest
 from pydantic import AnyHttpUrl
 
-from shared.config.models import (
-    Envelope,
-    FailureOrigin,
-    HttpEndpoint,
-    IntegrationConfig,
-    JobAction,
-    JobRequest,
-    JobSelection,
-    JobState,
-)
+from shared.config.models import HttpEndpoint, IntegrationConfig
 from shared.errors import Conflict, IntegrationNotFound, JobAlreadyActive, StorageUnavailable
+from shared.failures.models import FailureOrigin
 from shared.failures.records import new_failure
-from shared.jobs.runner import JobLimits, JobService
+from shared.jobs.models import JobAction, JobLimits, JobRequest, JobSelection, JobState
+from shared.jobs.runner import JobService
+from shared.messages.models import Envelope
 from shared.services import Services
 from shared.storage.job_table import JobStore
 from tests.twins.senders import FakeTime

@@ -11,25 +11,20 @@ from datetime import timedelta
 import pytest
 
 from devtools.azurite import AzuritePorts, connection_string
-from shared.config.models import (
-    Envelope,
-    FailureOrigin,
-    IntegrationConfig,
-    JobAction,
-    JobRequest,
-    JobSelection,
-    JobState,
-    utc_now,
-)
+from shared.config.models import IntegrationConfig
 from shared.delivery.engine import Parked
 from shared.delivery.ingest import IncomingMessage, accept_message
 from shared.errors import StorageUnavailable
+from shared.failures.models import FailureOrigin
 from shared.failures.records import new_failure
 from shared.failures.retention import purge_expired
+from shared.jobs.models import JobAction, JobRequest, JobSelection, JobState
+from shared.messages.models import Envelope
 from shared.messages.wire import pack
-from shared.recovery.sweeper import ParkedMessage
+from shared.recovery.models import ParkedMessage
 from shared.services import Services
 from shared.settings import Settings
+from shared.values import utc_now
 from tests.twins.senders import FakeTime, OneSender, ScriptedSender, ok
 
 

@@ -9,10 +9,10 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import ContainerClient
 
-from shared.config.models import utc_now
 from shared.errors import ConcurrencyConflict, EntityTooLarge
 from shared.services import Services
 from shared.storage.tables import BatchOperation
+from shared.values import utc_now
 
 
 async def test_queue_is_created_on_first_send_and_round_trips_base64(services: Services):

@@ -8,12 +8,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared.config.models import IntegrationConfig, utc_now
+from shared.config.models import IntegrationConfig
 from shared.delivery.engine import DeliveryEngine
 from shared.delivery.ingest import IncomingMessage, accept_message
 from shared.messages.wire import parse_envelope
 from shared.operability.metrics import METRICS
 from shared.services import Services
+from shared.values import utc_now
 from tests.twins.senders import OneSender, ScriptedSender, ok, status
 
 _EXPORTER = InMemorySpanExporter()

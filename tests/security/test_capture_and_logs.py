@@ -16,7 +16,7 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from shared.config.models import Failure
+from shared.failures.models import Failure
 from shared.services import Services
 from shared.settings import Settings
 from tests.e2e.app_host import FUNCTION_KEY, app_env, client, running_app, unique_prefix

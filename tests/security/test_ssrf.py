@@ -17,9 +17,10 @@ import pytest
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from shared.config.models import FailureOrigin, IntegrationConfig
+from shared.config.models import IntegrationConfig
 from shared.delivery.adapters.egress_network import VettedNetworkBackend, VettedTransport
 from shared.egress import EgressPolicy, IPAddress
+from shared.failures.models import FailureOrigin
 from shared.services import Services
 from shared.settings import Settings
 from tests.e2e.app_host import app_env, client, running_app, unique_prefix

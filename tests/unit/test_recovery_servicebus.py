@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.servicebus.exceptions import ServiceBusConnectionError
 
-from shared.config.models import Envelope
 from shared.errors import StorageUnavailable
-from shared.recovery.sweeper import ParkedMessage, Parker
+from shared.messages.models import Envelope
+from shared.recovery.models import ParkedMessage
+from shared.recovery.sweeper import Parker
 from shared.storage.recovery_queue import ServiceBusRecoveryStore
 from tests.twins.service_bus import FakeServiceBusClient
 
