@@ -21,11 +21,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from shared.config.models import Endpoint, IntegrationConfig, RetryMode, RetryPolicy
-from shared.delivery.adapters.base import Delivery, Sender
+from shared.delivery.adapters.base import Delivery
 from shared.delivery.endpoint_retry import EndpointResult, deliver_with_endpoint_retry
+from shared.delivery.ports import ConfigSource, SenderSource
 from shared.delivery.retry import (
     EndpointRetryPolicy,
     Verdict,
@@ -50,14 +50,6 @@ from shared.storage.queues import QueueGateway
 from shared.values import MAX_ATTEMPT_HISTORY, UNKNOWN_INTEGRATION, utc_now
 
 logger = logging.getLogger("rebound.engine")
-
-
-class ConfigSource(Protocol):
-    async def get(self, integration: str) -> IntegrationConfig | None: ...
-
-
-class SenderSource(Protocol):
-    def sender_for(self, endpoint: Endpoint) -> Sender: ...
 
 
 # --- outcomes ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from shared.delivery.engine import ConfigSource
+from shared.delivery.ports import ConfigSource
 from shared.errors import BadParameter, HeadersTooLarge, IntegrationNotFound, PayloadTooLarge, StorageUnavailable
 from shared.messages.models import Envelope
 from shared.messages.wire import body_fields, pack

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from shared.messages.models import AttemptRecord
+from shared.tokens import Cursor
 from shared.values import MAX_ATTEMPT_HISTORY, ApiDatetime, Count, FrozenModel, UtcDatetime
 
 
@@ -97,7 +98,7 @@ class FailureGroup(BaseModel):
 @dataclass(frozen=True)
 class FailurePage:
     items: list[Failure]
-    next_cursor: str | None
+    next_cursor: Cursor | None
 
 
 class FailureContent(BaseModel):

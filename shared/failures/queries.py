@@ -27,6 +27,7 @@ from shared.storage.failure_rows import failure_from_row
 from shared.storage.failure_table import FailureStore
 from shared.storage.payload_blobs import PayloadStore
 from shared.storage.tables import decode_cursor, encode_cursor
+from shared.tokens import Cursor
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -141,7 +142,7 @@ async def list_failures(
 
 async def _matching_rows(
     store: FailureStore, query: FailureQuery, *, limit: int, scan_budget: int, page_size: int, select: list[str] | None
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[dict[str, Any]], Cursor | None]:
     matched: list[dict[str, Any]] = []
     scanned = 0
     continuation: dict[str, Any] | None = None
@@ -176,8 +177,8 @@ async def _read_in_full(store: FailureStore, integration: str, row_keys: list[st
     return [failure for failure in await asyncio.gather(*(read(key) for key in row_keys)) if failure is not None]
 
 
-def _cursor(after_row_key: str) -> str | None:
-    return encode_cursor({"after": after_row_key})
+def _cursor(after_row_key: str) -> Cursor:
+    return Cursor(encode_cursor({"after": after_row_key}) or "")
 
 
 async def iter_selected(

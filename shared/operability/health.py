@@ -21,6 +21,9 @@ from shared.values import UtcDatetime, utc_now
 #: A report answers every health request for this long.
 HEALTH_CACHE_S = 5.0
 
+#: One dependency check: its name in the report, and a call that returns when the dependency answers.
+HealthProbe = tuple[str, Callable[[], Awaitable[object]]]
+
 
 class DependencyHealth(BaseModel):
     name: str

@@ -19,7 +19,8 @@ from shared.messages.models import Envelope
 from shared.messages.wire import pack
 from shared.services import Services
 from shared.storage.error_window_table import ErrorWindow
-from tests.twins.senders import FakeTime, OneSender, ScriptedSender, ok, status
+from tests.twins.clock import FakeTime
+from tests.twins.senders import OneSender, ScriptedSender, ok, status
 
 
 def make_config(**overrides) -> IntegrationConfig:

@@ -12,7 +12,7 @@ from shared.operability.metrics import METRICS, Counter
 from shared.services import Services
 from shared.storage.failure_table import FailureStore
 from tests.integration.test_jobs import make_service, run_until_done, seed
-from tests.twins.senders import FakeTime
+from tests.twins.clock import FakeTime
 
 
 @pytest.fixture

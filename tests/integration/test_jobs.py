@@ -18,7 +18,7 @@ from shared.jobs.runner import JobService
 from shared.messages.models import Envelope
 from shared.services import Services
 from shared.storage.job_table import JobStore
-from tests.twins.senders import FakeTime
+from tests.twins.clock import FakeTime
 
 
 @pytest.fixture

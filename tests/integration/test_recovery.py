@@ -25,7 +25,8 @@ from shared.recovery.models import ParkedMessage
 from shared.services import Services
 from shared.settings import Settings
 from shared.values import utc_now
-from tests.twins.senders import FakeTime, OneSender, ScriptedSender, ok
+from tests.twins.clock import FakeTime
+from tests.twins.senders import OneSender, ScriptedSender, ok
 
 
 def dead_storage() -> str:

@@ -1,10 +1,9 @@
-"""Test doubles shared by the tiers: a scripted sender and a fake clock."""
+"""Senders that answer from a script, for the engine and its retry layers."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 from shared.delivery.adapters.base import Delivery, Response
 from shared.errors import DeliveryError
@@ -46,29 +45,6 @@ class OneSender:
 
     def sender_for(self, endpoint: object) -> ScriptedSender:
         return self.sender
-
-
-class FakeTime:
-    """A clock and sleep that move together without waiting."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now_value = start or datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-        self.elapsed_s = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> datetime:
-        return self.now_value
-
-    def monotonic(self) -> float:
-        return self.elapsed_s
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        self.elapsed_s += seconds
-        self.now_value += timedelta(seconds=seconds)
 
 
 def scripted(answers: Iterable[Response | DeliveryError]) -> ScriptedSender:

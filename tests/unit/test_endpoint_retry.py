@@ -9,7 +9,8 @@ from shared.delivery.adapters.base import Delivery
 from shared.delivery.endpoint_retry import deliver_with_endpoint_retry
 from shared.delivery.retry import EndpointRetryPolicy, Verdict
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
-from tests.twins.senders import FakeTime, ScriptedSender, ok, status
+from tests.twins.clock import FakeTime
+from tests.twins.senders import ScriptedSender, ok, status
 
 DELIVERY = Delivery(message_id="m1", integration="orders", body=b"{}")
 
