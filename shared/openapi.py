@@ -146,15 +146,13 @@ class Route:
 
 
 def _integration(pattern: str = ENVELOPE_INTEGRATION_PATTERN) -> Param:
-    return Param(
-        "integration", "path", "integration id (a Table PartitionKey)", {"type": "string", "pattern": pattern}, True
-    )
+    return Param("integration", "path", "integration id", {"type": "string", "pattern": pattern}, True)
 
 
 _CONFIG_INTEGRATION = _integration(INTEGRATION_ID_PATTERN)
 _FAILURE_INTEGRATION = _integration()
 _RECORD_ID = {"type": "string", "pattern": RECORD_ID_PATTERN}
-_FAILURE_ID = Param("failure_id", "path", "a failure's `id` (stable; its RowKey)", _RECORD_ID, required=True)
+_FAILURE_ID = Param("failure_id", "path", "a failure's `id` (stable; sorts newest first)", _RECORD_ID, required=True)
 _JOB_ID = Param("job_id", "path", "a job's `id`", _RECORD_ID, required=True)
 
 #: Query-string descriptions of the FailureFilter fields; their schemas come from the model.

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 
 from shared.config.models import IntegrationConfig
+from shared.config.ports import IntegrationStore
 from shared.errors import StorageUnavailable
-from shared.storage.integration_table import IntegrationStore
 
 
 class ConfigCache:

@@ -25,7 +25,7 @@ from datetime import datetime
 from shared.config.models import Endpoint, IntegrationConfig, RetryMode, RetryPolicy
 from shared.delivery.adapters.base import Delivery
 from shared.delivery.endpoint_retry import EndpointResult, deliver_with_endpoint_retry
-from shared.delivery.ports import ConfigSource, SenderSource
+from shared.delivery.ports import ConfigSource, ErrorWindow, SenderSource
 from shared.delivery.retry import (
     EndpointRetryPolicy,
     Verdict,
@@ -36,17 +36,15 @@ from shared.delivery.retry import (
 )
 from shared.errors import ConfigError, ReboundError, StorageUnavailable
 from shared.failures.models import Failure, FailureOrigin
+from shared.failures.ports import FailureSink
 from shared.failures.records import new_failure
 from shared.logs import log_event
 from shared.messages.models import AttemptRecord, Envelope
+from shared.messages.ports import MessageQueue, PayloadStore
 from shared.messages.wire import InvalidEnvelope, load_body, pack, parse_envelope
-from shared.operability.metrics import Counter, count
+from shared.operability.metrics import Counter, Metrics
 from shared.operability.telemetry import context_of, tracer
 from shared.recovery.ports import Parking
-from shared.storage.error_window_table import ErrorWindow
-from shared.storage.failure_table import FailureStore
-from shared.storage.payload_blobs import PayloadStore
-from shared.storage.queues import QueueGateway
 from shared.values import MAX_ATTEMPT_HISTORY, UNKNOWN_INTEGRATION, utc_now
 
 logger = logging.getLogger("rebound.engine")
@@ -100,12 +98,12 @@ class DeliveryEngine:
         *,
         configs: ConfigSource,
         senders: SenderSource,
-        queues: QueueGateway,
-        inbound_queue: str,
+        inbound: MessageQueue,
         payloads: PayloadStore,
-        failures: FailureStore,
+        failures: FailureSink,
         error_window: ErrorWindow,
         endpoint_policy: EndpointRetryPolicy,
+        metrics: Metrics,
         parker: Parking | None = None,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -114,12 +112,12 @@ class DeliveryEngine:
     ) -> None:
         self._configs = configs
         self._senders = senders
-        self._queues = queues
-        self._inbound = inbound_queue
+        self._inbound = inbound
         self._payloads = payloads
         self._failures = failures
         self._error_window = error_window
         self._endpoint_policy = endpoint_policy
+        self._metrics = metrics
         self._parker = parker
         self._clock = clock
         self._sleep = sleep
@@ -161,7 +159,7 @@ class DeliveryEngine:
             "rebound.process", context=context_of(envelope.traceparent), attributes=attributes
         ) as span:
             if envelope.engine_attempts == 0 and envelope.delay_actions == 0:
-                count(Counter.RECEIVED, envelope.integration)
+                self._metrics.count(Counter.RECEIVED, envelope.integration)
             outcome = await self._process(envelope)
             span.set_attribute("rebound.outcome", type(outcome).__name__)
             return outcome
@@ -207,9 +205,9 @@ class DeliveryEngine:
         attempts = envelope.attempts + len(result.attempts)
         history = (envelope.history + result.attempts)[-MAX_ATTEMPT_HISTORY:]
         self._log_decision(envelope, engine_attempt, result)
-        count(Counter.ENDPOINT_RETRIES, envelope.integration, len(result.attempts) - 1)
+        self._metrics.count(Counter.ENDPOINT_RETRIES, envelope.integration, len(result.attempts) - 1)
         if result.verdict is Verdict.SUCCESS:
-            count(Counter.DELIVERED, envelope.integration)
+            self._metrics.count(Counter.DELIVERED, envelope.integration)
             await self._discard_claim_check(envelope)
             return Delivered(attempts=attempts, status_code=result.status_code)
 
@@ -261,7 +259,7 @@ class DeliveryEngine:
         delay_s = requeue_delay_s(backoff, rng=self._rng)
         delayed = envelope.model_copy(update={"delay_actions": envelope.delay_actions + 1})
         await self._requeue(delayed, delay_s)
-        count(Counter.DELAY_ACTIONS, envelope.integration)
+        self._metrics.count(Counter.DELAY_ACTIONS, envelope.integration)
         log_event(
             logger, "delivery.delayed", integration=envelope.integration, message_id=envelope.id,
             correlation_id=envelope.correlation_id, delay_actions=delayed.delay_actions, delay_s=delay_s,
@@ -289,12 +287,12 @@ class DeliveryEngine:
             update={"engine_attempts": engine_attempt, "attempts": attempts, "history": history}
         )
         await self._requeue(retried, decision.delay_s)
-        count(Counter.ENGINE_REQUEUES, envelope.integration)
+        self._metrics.count(Counter.ENGINE_REQUEUES, envelope.integration)
         return RetryScheduled(delay_s=decision.delay_s, engine_attempts=engine_attempt, reason=result.reason)
 
     async def _requeue(self, envelope: Envelope, delay_s: int) -> None:
         _, text = await pack(envelope, self._payloads)
-        await self._queues.send(self._inbound, text, visibility_timeout_s=delay_s or None)
+        await self._inbound.send(text, delay_s=delay_s or None)
 
     async def _discard_claim_check(self, envelope: Envelope) -> None:
         if envelope.body_ref is None:
@@ -330,7 +328,7 @@ class DeliveryEngine:
             integration=integration,
         )
         persist = config is None or config.persist_failures
-        count(Counter.failure(origin.value), failure.integration)
+        self._metrics.count(Counter.failure(origin.value), failure.integration)
         if persist:
             await self._store_content(envelope)
             await self._failures.add(failure)

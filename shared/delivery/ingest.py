@@ -11,11 +11,10 @@ from pydantic import ValidationError
 from shared.delivery.ports import ConfigSource
 from shared.errors import BadParameter, HeadersTooLarge, IntegrationNotFound, PayloadTooLarge, StorageUnavailable
 from shared.messages.models import Envelope
+from shared.messages.ports import MessageQueue, PayloadStore
 from shared.messages.wire import body_fields, pack
 from shared.operability.telemetry import current_traceparent, tracer
 from shared.recovery.ports import Parking
-from shared.storage.payload_blobs import PayloadStore
-from shared.storage.queues import QueueGateway
 from shared.values import new_id
 
 #: Request headers that are ours or the platform's, never the message's.
@@ -68,64 +67,72 @@ def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return forwarded
 
 
-async def accept_message(
-    message: IncomingMessage,
-    *,
-    configs: ConfigSource,
-    queues: QueueGateway,
-    inbound_queue: str,
-    payloads: PayloadStore,
-    max_message_bytes: int,
-    now: datetime,
-    parker: Parking | None = None,
-) -> Accepted:
-    """Validate and enqueue; park when `inbound` is unreachable.
+class Ingest:
+    """Validate a message, wrap it in an envelope and put it on `inbound`; park it when `inbound` is unreachable."""
 
-    StorageUnavailable escapes only when both the main flow and the recovery flow failed
-    (the caller answers 503 with Retry-After): whatever was answered 202 is somewhere safe.
-    """
-    with tracer.start_as_current_span("rebound.ingest", attributes={"rebound.integration": message.integration}):
-        if len(message.body) > max_message_bytes:
-            raise PayloadTooLarge(
-                f"message is {len(message.body)} bytes; the limit is {max_message_bytes}",
-                details={"limit_bytes": max_message_bytes, "size_bytes": len(message.body)},
-            )
-        forwarded = forwarded_headers(message.headers)
-        try:
-            config = await configs.get(message.integration)
-        except StorageUnavailable:
-            if parker is None:
-                raise
-            config = None  # cannot check during an outage: park it; the engine checks on reinsertion
-        else:
-            if config is None:
-                raise IntegrationNotFound(message.integration)
-        headers = {k.lower(): v for k, v in message.headers.items()}
-        # Present but empty is a mistake to report, not a reason to make one up (the schema says 1-128 chars).
-        message_id = headers["x-message-id"] if "x-message-id" in headers else new_id()
-        try:
-            envelope = Envelope(
-                traceparent=current_traceparent(),
-                id=message_id,
-                integration=config.id if config else message.integration,
-                sender=headers.get("x-sender") or (config.sender if config else None) or None,
-                receiver=(config.receiver if config else None) or None,
-                correlation_id=headers.get("x-correlation-id") or message_id,
-                content_type=message.content_type,
-                headers=forwarded,
-                received_at=now,
-                **body_fields(message.body, message.content_type),
-            )
-        except ValidationError as exc:
-            bad = str(exc.errors()[0]["loc"][0]) if exc.errors() else "header"
-            header = {"id": "X-Message-Id", "correlation_id": "X-Correlation-Id"}.get(bad, bad)
-            raise BadParameter(header, exc.errors()[0]["msg"]) from exc
-        try:
-            _, text = await pack(envelope, payloads)
-            await queues.send(inbound_queue, text)
-        except StorageUnavailable as exc:
-            if parker is None:
-                raise
-            await parker.park_envelope(envelope, f"ingest: {exc.message}")
-            return Accepted(envelope, parked=True)
-        return Accepted(envelope, parked=False)
+    def __init__(
+        self,
+        *,
+        configs: ConfigSource,
+        inbound: MessageQueue,
+        payloads: PayloadStore,
+        max_message_bytes: int,
+        parker: Parking | None = None,
+    ) -> None:
+        self._configs = configs
+        self._inbound = inbound
+        self._payloads = payloads
+        self._max_message_bytes = max_message_bytes
+        self._parker = parker
+
+    async def accept(self, message: IncomingMessage, *, now: datetime) -> Accepted:
+        """Validate and enqueue; park when `inbound` is unreachable.
+
+        StorageUnavailable escapes only when both the main flow and the recovery flow failed
+        (the caller answers 503 with Retry-After): whatever was answered 202 is somewhere safe.
+        """
+        with tracer.start_as_current_span("rebound.ingest", attributes={"rebound.integration": message.integration}):
+            if len(message.body) > self._max_message_bytes:
+                raise PayloadTooLarge(
+                    f"message is {len(message.body)} bytes; the limit is {self._max_message_bytes}",
+                    details={"limit_bytes": self._max_message_bytes, "size_bytes": len(message.body)},
+                )
+            forwarded = forwarded_headers(message.headers)
+            try:
+                config = await self._configs.get(message.integration)
+            except StorageUnavailable:
+                if self._parker is None:
+                    raise
+                config = None  # cannot check during an outage: park it; the engine checks on reinsertion
+            else:
+                if config is None:
+                    raise IntegrationNotFound(message.integration)
+            headers = {k.lower(): v for k, v in message.headers.items()}
+            # Present but empty is a mistake to report, not a reason to make one up (the schema says 1-128 chars).
+            message_id = headers["x-message-id"] if "x-message-id" in headers else new_id()
+            try:
+                envelope = Envelope(
+                    traceparent=current_traceparent(),
+                    id=message_id,
+                    integration=config.id if config else message.integration,
+                    sender=headers.get("x-sender") or (config.sender if config else None) or None,
+                    receiver=(config.receiver if config else None) or None,
+                    correlation_id=headers.get("x-correlation-id") or message_id,
+                    content_type=message.content_type,
+                    headers=forwarded,
+                    received_at=now,
+                    **body_fields(message.body, message.content_type),
+                )
+            except ValidationError as exc:
+                bad = str(exc.errors()[0]["loc"][0]) if exc.errors() else "header"
+                header = {"id": "X-Message-Id", "correlation_id": "X-Correlation-Id"}.get(bad, bad)
+                raise BadParameter(header, exc.errors()[0]["msg"]) from exc
+            try:
+                _, text = await pack(envelope, self._payloads)
+                await self._inbound.send(text)
+            except StorageUnavailable as exc:
+                if self._parker is None:
+                    raise
+                await self._parker.park_envelope(envelope, f"ingest: {exc.message}")
+                return Accepted(envelope, parked=True)
+            return Accepted(envelope, parked=False)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
 from shared.config.models import BackoffPolicy, ErrorAction, ErrorRule, RetryMode, RetryPolicy
@@ -147,10 +146,3 @@ def should_delay(backoff: BackoffPolicy, errors_in_interval: int) -> bool:
 
 def delay_actions_exhausted(backoff: BackoffPolicy, delay_actions: int) -> bool:
     return delay_actions >= backoff.max_delay_actions
-
-
-def interval_start(now: datetime, interval_minutes: int) -> int:
-    """Epoch second at which the fixed error-window interval containing `now` began."""
-    length = interval_minutes * 60
-    epoch = int(now.timestamp())
-    return epoch - epoch % length

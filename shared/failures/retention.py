@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
+from shared.delivery.ports import ErrorWindow
+from shared.failures.ports import FailureStore
 from shared.logs import log_event
-from shared.storage.blobs import BlobGateway
-from shared.storage.error_window_table import ErrorWindow
-from shared.storage.failure_table import FailureStore
+from shared.messages.ports import PayloadStore
 
 logger = logging.getLogger("rebound.retention")
 
@@ -33,36 +33,37 @@ class PurgeResult(BaseModel):
     integrations: list[str] = []
 
 
-async def purge_expired(
-    *,
-    failures: FailureStore,
-    blobs: BlobGateway,
-    payload_container: str,
-    error_window: ErrorWindow,
-    now: datetime,
-    retention_days: int,
-    limit: int = 5000,
-) -> PurgeResult:
-    cutoff = now - timedelta(days=retention_days)
-    result = PurgeResult()
-    for integration in await failures.integrations():
-        # Error windows are only written when a failure is, so these partitions cover them.
-        result.error_window_rows += await error_window.purge_before(integration, now - ERROR_WINDOW_KEEP)
-        if result.failures >= limit:
-            continue
-        purged = await failures.purge_older_than(integration, cutoff, limit=limit - result.failures)
-        if not purged:
-            continue
-        result.failures += len(purged)
-        result.integrations.append(integration)
-        for refs in purged:
-            for ref in refs:
-                result.payloads += await blobs.delete(payload_container, ref)
-        await failures.rebuild_summary(integration)
-    for name in await blobs.names_older_than(payload_container, cutoff - PAYLOAD_GRACE, limit=limit):
-        result.payloads += await blobs.delete(payload_container, name)
-    log_event(
-        logger, "retention.purged", failures=result.failures, payloads=result.payloads,
-        error_window_rows=result.error_window_rows, integrations=len(result.integrations),
-    )  # fmt: skip
-    return result
+class Retention:
+    def __init__(
+        self, failures: FailureStore, payloads: PayloadStore, error_window: ErrorWindow, *, retention_days: int
+    ) -> None:
+        self._failures = failures
+        self._payloads = payloads
+        self._error_window = error_window
+        self._retention_days = retention_days
+
+    async def purge(self, *, now: datetime, limit: int = 5000) -> PurgeResult:
+        failures, payloads = self._failures, self._payloads
+        cutoff = now - timedelta(days=self._retention_days)
+        result = PurgeResult()
+        for integration in await failures.integrations():
+            # Error windows are only written when a failure is, so these partitions cover them.
+            result.error_window_rows += await self._error_window.purge_before(integration, now - ERROR_WINDOW_KEEP)
+            if result.failures >= limit:
+                continue
+            purged = await failures.purge_older_than(integration, cutoff, limit=limit - result.failures)
+            if not purged:
+                continue
+            result.failures += len(purged)
+            result.integrations.append(integration)
+            for refs in purged:
+                for ref in refs:
+                    result.payloads += await payloads.delete(ref)
+            await failures.rebuild_summary(integration)
+        for name in await payloads.names_older_than(cutoff - PAYLOAD_GRACE, limit=limit):
+            result.payloads += await payloads.delete(name)
+        log_event(
+            logger, "retention.purged", failures=result.failures, payloads=result.payloads,
+            error_window_rows=result.error_window_rows, integrations=len(result.integrations),
+        )  # fmt: skip
+        return result

@@ -3,14 +3,14 @@
 A job is a frozen selection (all, a filter, or ids) of one integration's failures that existed
 when it was created. Each `jobs` queue message runs one page:
 
-  claim the job row (ETag) → handle up to JOB_PAGE_SIZE failures at the rate limit →
-  checkpoint counts and cursor (ETag) → enqueue the next page, or finish and free the lock.
+  claim the job (versioned save) → handle up to JOB_PAGE_SIZE failures at the rate limit →
+  checkpoint counts and cursor (versioned save) → enqueue the next page, or finish and free the lock.
 
 Retry re-enqueues the failure's envelope (same message id, resend_count+1, counters reset)
 and only then removes the failure: a crash in between can send a message twice (receivers
 deduplicate on Idempotency-Key, which is that same id), never lose it. A removed failure is
 never selected again, so a page that runs twice never re-sends what it already removed.
-Delete removes the failure row, then its payload blob.
+Delete removes the failure, then its content. The batches themselves are `shared.jobs.batches`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from shared.concurrency import each
+from shared.config.ports import IntegrationStore
 from shared.errors import (
     BadParameter,
     ConcurrencyConflict,
@@ -33,24 +33,18 @@ from shared.errors import (
     IntegrationNotFound,
     JobNotFound,
     ReboundError,
-    StorageUnavailable,
 )
-from shared.failures.models import Failure, FailureFilter
-from shared.failures.queries import count_failures, iter_selected
+from shared.failures.models import FailureFilter
+from shared.failures.ports import FailureStore
 from shared.ids import newest_first_id
+from shared.jobs.batches import Batch, BatchItem, JobBatches
 from shared.jobs.models import Job, JobAction, JobLimits, JobRequest, JobState
+from shared.jobs.ports import Checkpoint, JobRecord, JobStore
 from shared.logs import log_event
-from shared.messages.models import Envelope
-from shared.messages.wire import pack
-from shared.operability.metrics import Counter, count
+from shared.messages.ports import MessageQueue, PayloadStore
+from shared.operability.metrics import Counter, Metrics
 from shared.recovery.ports import Parking
-from shared.storage.failure_rows import failure_from_row
-from shared.storage.failure_table import FailureStore, Removal
-from shared.storage.integration_table import IntegrationStore
-from shared.storage.job_table import JobRecord, JobStore
-from shared.storage.payload_blobs import PayloadStore
-from shared.storage.queues import QueueGateway
-from shared.storage.tables import MAX_BATCH_OPERATIONS
+from shared.tokens import Cursor
 
 logger = logging.getLogger("rebound.jobs")
 
@@ -59,8 +53,6 @@ logger = logging.getLogger("rebound.jobs")
 CLAIM_GRACE = timedelta(seconds=60)
 #: While `inbound` is deeper than the limit, a retry page waits this long before trying again.
 BACKPRESSURE_DELAY_S = 5
-#: Queue sends a retry page runs at once.
-CONCURRENCY = 16
 
 T = TypeVar("T")
 
@@ -73,10 +65,10 @@ class JobService:
         integrations: IntegrationStore,
         failures: FailureStore,
         payloads: PayloadStore,
-        queues: QueueGateway,
-        inbound_queue: str,
-        jobs_queue: str,
+        inbound: MessageQueue,
+        job_pages: MessageQueue,
         limits: JobLimits,
+        metrics: Metrics,
         parker: Parking | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -84,12 +76,11 @@ class JobService:
         self._jobs = jobs
         self._integrations = integrations
         self._failures = failures
-        self._payloads = payloads
-        self._queues = queues
-        self._inbound = inbound_queue
-        self._jobs_queue = jobs_queue
+        self._inbound = inbound
+        self._job_pages = job_pages
         self._limits = limits
-        self._parker = parker
+        self._metrics = metrics
+        self._batches = JobBatches(failures=failures, payloads=payloads, inbound=inbound, parker=parker)
         self._sleep = sleep
         self._monotonic = monotonic
 
@@ -122,7 +113,7 @@ class JobService:
                 failed = job.model_copy(
                     update={"state": JobState.FAILED, "finished_at": now, "last_error": "could not queue the job"}
                 )
-                await self._jobs.save(record, failed, cursor=None, pages=0, claim=None, claimed_at=None, now=now)
+                await self._jobs.save(record, failed, Checkpoint(), now=now)
             await self._jobs.release_lock(integration, job.id)
             raise
         log_event(logger, "job.started", integration=integration, job_id=job.id, action=job.action.value, total=total)
@@ -132,7 +123,7 @@ class JobService:
         """A job needs an integration to work on: one with a config, or one with failures recorded under
         it (`_unknown`, or an integration whose config was deleted, keeps its failures until a job or the
         retention purge removes them). Anything else is a 404, not a job that finds nothing."""
-        if await self._integrations.get(integration) is None and not await self._failures.exist(integration):
+        if await self._integrations.get(integration) is None and not await self._failures.has_any(integration):
             raise IntegrationNotFound(integration)
 
     async def get(self, integration: str, job_id: str, *, now: datetime) -> Job:
@@ -158,10 +149,7 @@ class JobService:
                 raise Conflict(f"job {job_id!r} has already ended ({state})", details={"state": state})
             job = record.job.model_copy(update={"cancel_requested": True})
             try:
-                saved = await self._jobs.save(
-                    record, job, cursor=record.cursor, pages=record.pages,
-                    claim=record.claim, claimed_at=record.claimed_at, now=now,
-                )  # fmt: skip
+                saved = await self._jobs.save(record, job, record.checkpoint, now=now)
             except ReboundError as exc:
                 if exc.code == "concurrency_conflict":
                     continue
@@ -201,16 +189,14 @@ class JobService:
             job = job.model_copy(update={"state": JobState.RUNNING, "started_at": now})
         try:
             record = await self._jobs.save(
-                record, job, cursor=record.cursor, pages=record.pages, claim=claim, claimed_at=now, now=now
+                record, job, replace(record.checkpoint, claim=claim, claimed_at=now), now=now
             )
         except ReboundError as exc:
             if exc.code == "concurrency_conflict":
                 return None  # someone else claimed it first
             raise
         if job.total is None and job.selection.filter is not None:
-            total = await count_failures(
-                self._failures, job.integration, job.selection.filter, not_after=job.created_at
-            )
+            total = await self._failures.count(job.integration, job.selection.filter, not_after=job.created_at)
             job = job.model_copy(update={"total": job.processed + total})
 
         page = await self._process_page(record, job)
@@ -233,27 +219,27 @@ class JobService:
         return saved.job
 
     async def _checkpoint(
-        self, record: JobRecord, job: Job, *, cursor: str | None, claim: str, now: datetime
+        self, record: JobRecord, job: Job, *, cursor: Cursor | None, claim: str, now: datetime
     ) -> JobRecord:
         """Save the page's progress and release the claim.
 
-        A cancel request lands on the same row while the page runs, so the ETag taken at claim
+        A cancel request lands on the same job while the page runs, so the version taken at claim
         time may be stale: then re-read, keep the cancel request, and write the page's counts on
         top, as long as the claim is still this page's. The work is done; it must be counted.
         """
         for _ in range(5):
             try:
                 return await self._jobs.save(
-                    record, job, cursor=cursor, pages=record.pages + 1, claim=None, claimed_at=None, now=now
+                    record, job, Checkpoint(cursor, pages=record.checkpoint.pages + 1), now=now
                 )
             except ConcurrencyConflict:
                 fresh = await self._jobs.get(job.integration, job.id)
-                if fresh is None or fresh.claim != claim:
+                if fresh is None or fresh.checkpoint.claim != claim:
                     raise
                 job = job.model_copy(update={"cancel_requested": fresh.job.cancel_requested})
-                record = JobRecord(
-                    fresh.job, fresh.etag, fresh.cursor, record.pages, fresh.claim, fresh.claimed_at, fresh.updated_at
-                )
+                # The page count goes on from the claimed record's, whatever the fresh one says.
+                pages = record.checkpoint.pages
+                record = replace(fresh, checkpoint=replace(fresh.checkpoint, pages=pages))
         raise ConcurrencyConflict(f"job {job.id!r}: the checkpoint kept conflicting")
 
     async def fail(self, integration: str, job_id: str, *, reason: str, now: datetime) -> None:
@@ -262,9 +248,7 @@ class JobService:
         if record is None or not record.job.state.is_active:
             return
         job = record.job.model_copy(update={"state": JobState.FAILED, "finished_at": now, "last_error": reason[:500]})
-        await self._jobs.save(
-            record, job, cursor=record.cursor, pages=record.pages, claim=None, claimed_at=None, now=now
-        )
+        await self._jobs.save(record, job, replace(record.checkpoint, claim=None, claimed_at=None), now=now)
         await self._jobs.release_lock(integration, job_id)
         log_event(logger, "job.failed", level=logging.WARNING, integration=integration, job_id=job_id, reason=reason)
 
@@ -284,9 +268,10 @@ class JobService:
         return record
 
     def _claimed_by_another(self, record: JobRecord, message_id: str, now: datetime) -> bool:
-        if record.claim is None or record.claim == message_id or record.claimed_at is None:
+        claim, claimed_at = record.checkpoint.claim, record.checkpoint.claimed_at
+        if claim is None or claim == message_id or claimed_at is None:
             return False
-        return now - record.claimed_at < self.claim_timeout
+        return now - claimed_at < self.claim_timeout
 
     async def _resume_if_stalled(self, record: JobRecord, now: datetime) -> bool:
         """Re-enqueue a page when an active job stopped checkpointing (its page message was lost)."""
@@ -301,19 +286,17 @@ class JobService:
         return True
 
     async def _inbound_is_full(self) -> bool:
-        return await self._queues.depth(self._inbound) > self._limits.max_inbound_depth
+        return await self._inbound.depth() > self._limits.max_inbound_depth
 
     async def _enqueue_page(self, job: Job, *, delay_s: int | None = None) -> None:
         text = json.dumps({"integration": job.integration, "job_id": job.id})
-        await self._queues.send(self._jobs_queue, text, visibility_timeout_s=delay_s)
+        await self._job_pages.send(text, delay_s=delay_s)
 
     async def _finish(self, record: JobRecord, state: JobState, now: datetime) -> Job:
         job = record.job.model_copy(update={"state": state, "finished_at": now})
-        await self._jobs.save(
-            record, job, cursor=record.cursor, pages=record.pages, claim=None, claimed_at=None, now=now
-        )
+        await self._jobs.save(record, job, replace(record.checkpoint, claim=None, claimed_at=None), now=now)
         await self._jobs.release_lock(job.integration, job.id)
-        # Repairs counter drift from crashes between a failure row and its counter.
+        # Repairs counter drift from crashes between a failure and its counter.
         await self._failures.rebuild_summary(job.integration)
         log_event(
             logger, "job.finished", integration=job.integration, job_id=job.id, state=state.value,
@@ -322,15 +305,15 @@ class JobService:
         return job
 
     async def _process_page(self, record: JobRecord, job: Job) -> _PageResult:
-        result = _PageResult(cursor=record.cursor)
+        result = _PageResult(cursor=record.checkpoint.cursor)
         started = self._monotonic()
         seen = 0
-        batch: _Batch = []
-        items = self._page_items(job, record.cursor)
+        batch: Batch = []
+        items = self._page_items(job, record.checkpoint.cursor)
         async with aclosing(items):
-            async for failure, etag, position in items:
+            async for item in items:
                 seen += 1
-                batch.append(_Item(failure, etag, position))
+                batch.append(item)
                 if len(batch) == self._batch_size:
                     await self._run_batch(job, batch, result, started)
                     batch = []
@@ -344,15 +327,15 @@ class JobService:
     @property
     def _batch_size(self) -> int:
         """Items handled together: one table transaction at most, and about a second's worth at the rate limit."""
-        return max(1, min(MAX_BATCH_OPERATIONS, self._limits.page_size, int(self._limits.rate_per_s)))
+        return max(1, min(self._failures.max_batch, self._limits.page_size, int(self._limits.rate_per_s)))
 
-    async def _run_batch(self, job: Job, batch: _Batch, result: _PageResult, started: float) -> None:
+    async def _run_batch(self, job: Job, batch: Batch, result: _PageResult, started: float) -> None:
         # The batch starts when its last item may: no item starts before n / rate seconds in.
         await self._pace(started, result.processed + len(batch) - 1)
         if job.action is JobAction.RETRY:
-            outcomes = await self._retry_batch(batch)
+            outcomes = await self._batches.retry(batch)
         else:
-            outcomes = await self._delete_batch(batch)
+            outcomes = await self._batches.delete(batch)
         for item, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, ReboundError):
                 result.failed += 1
@@ -363,7 +346,7 @@ class JobService:
                 result.skipped += 1
             result.processed += 1
             result.cursor = item.position
-        count(Counter.JOB_ITEMS, job.integration, len(batch))
+        self._metrics.count(Counter.JOB_ITEMS, job.integration, len(batch))
 
     async def _pace(self, started: float, item: int) -> None:
         """Hold the per-integration rate: item n may start no earlier than n / rate seconds in."""
@@ -372,120 +355,32 @@ class JobService:
         if wait > 0:
             await self._sleep(wait)
 
-    async def _page_items(self, job: Job, cursor: str | None) -> AsyncGenerator[tuple[Failure | None, str, str], None]:
-        """The next page of the frozen selection: (failure or None if gone, etag, cursor after it)."""
+    async def _page_items(self, job: Job, cursor: Cursor | None) -> AsyncGenerator[BatchItem, None]:
+        """The next page of the frozen selection, each with the cursor after it."""
         limit = self._limits.page_size
         if job.selection.ids is not None:
             ids = sorted(set(job.selection.ids))
             start = int(cursor) if cursor else 0
             for index in range(start, min(start + limit, len(ids))):
                 found = await self._failures.get(job.integration, ids[index])
-                if found is None or found[0].failed_at > job.created_at:
-                    yield None, "", str(index + 1)
+                position = Cursor(str(index + 1))
+                if found is None or found.failure.failed_at > job.created_at:
+                    yield BatchItem(None, None, position)
                 else:
-                    yield found[0], found[1], str(index + 1)
+                    yield BatchItem(found.failure, found.version, position)
             return
         selection = job.selection.filter or FailureFilter()
-        # One service page per job page when the table filters everything itself (a 1,000-row
-        # page for 100 items cost ~0.6 s of SDK parsing per job page once deletes were batched).
-        rows = iter_selected(
-            self._failures, job.integration, selection, after_row_key=cursor, not_after=job.created_at, page_size=limit
+        # The store stops after `limit`, so the selection is read to its end here.
+        selected = self._failures.select(
+            job.integration, selection, not_after=job.created_at, after=cursor, limit=limit
         )
-        async with aclosing(rows):
-            yielded = 0
-            async for row in rows:
-                yield failure_from_row(row), str(row["_etag"]), str(row["RowKey"])
-                yielded += 1
-                if yielded == limit:
-                    return
-
-    async def _retry_batch(self, batch: _Batch) -> _Outcomes:
-        """Enqueue every present failure's message (CONCURRENCY at a time), then remove those that went out.
-
-        Enqueue before remove: a crash in between sends a message twice, never loses one. When
-        `inbound` is unreachable (and there is nowhere to park), what was sent is still removed
-        before the error ends the page, so the re-run does not send it again.
-        """
-        present = [item for item in batch if item.failure is not None]
-        sent_errors = await each(present, self._enqueue_again, limit=CONCURRENCY, errors=ReboundError)
-        sent = [item for item, error in zip(present, sent_errors, strict=True) if error is None]
-        removal = await self._failures.remove_many([(item.present, item.etag) for item in sent])
-        await self._discard_overflow(removal.removed)
-        unavailable = next((e for e in sent_errors if isinstance(e, StorageUnavailable)), None)
-        if unavailable is not None:
-            raise unavailable  # the host re-runs the page; the checkpoint and the removals make that safe
-        errors = {item.present.id: error for item, error in zip(present, sent_errors, strict=True) if error}
-        return _outcomes(batch, removal, errors)
-
-    async def _discard_overflow(self, removed: Sequence[Failure]) -> None:
-        """The resent messages carry their whole headers again; the copies kept for the resend can go.
-        Best effort: what stays behind is removed by the retention purge."""
-        refs = [ref for ref in map(self._failures.overflow_ref, removed) if ref]
-        if refs:
-            await self._payloads.delete_many(refs)
-
-    async def _enqueue_again(self, item: _Item) -> None:
-        envelope = resend_envelope(await self._failures.restore(item.present))
-        _, text = await pack(envelope, self._payloads)
-        try:
-            await self._queues.send(self._inbound, text)
-        except StorageUnavailable:
-            if self._parker is None:
-                raise
-            # The message is safe in the recovery flow; the sweep puts it on inbound later.
-            await self._parker.park_envelope(envelope, "retry job could not enqueue to inbound")
-
-    async def _delete_batch(self, batch: _Batch) -> _Outcomes:
-        """Remove the present failures (transactions of 100), then their content (Blob Batch requests)."""
-        present = [item for item in batch if item.failure is not None]
-        removal = await self._failures.remove_many([(item.present, item.etag) for item in present])
-        blobs = [(failure, ref) for failure in removal.removed for ref in self._failures.content_refs(failure)]
-        # A batch that cannot reach storage raises here: the rows are gone, and the retention
-        # purge removes content left behind.
-        blob_errors = await self._payloads.delete_many([ref for _, ref in blobs])
-        unavailable = next((e for e in blob_errors if isinstance(e, StorageUnavailable)), None)
-        if unavailable is not None:
-            raise unavailable
-        errors: dict[str, ReboundError] = {
-            failure.id: error for (failure, _), error in zip(blobs, blob_errors, strict=True) if error
-        }
-        return _outcomes(batch, removal, errors)
-
-
-@dataclass(frozen=True)
-class _Item:
-    """One selected failure: None when it is gone (an id that no longer exists), its ETag, the cursor after it."""
-
-    failure: Failure | None
-    etag: str
-    position: str
-
-    @property
-    def present(self) -> Failure:
-        assert self.failure is not None
-        return self.failure
-
-
-#: True: retried/deleted by this page; False: already gone (skipped); an error: failed, left in place.
-_Outcome = bool | ReboundError
-# (module-level aliases: inside JobService, `list` is its method)
-_Batch = list[_Item]
-_Outcomes = list[_Outcome]
-
-
-def _outcomes(batch: _Batch, removal: Removal, errors: dict[str, ReboundError]) -> _Outcomes:
-    """Per item: its error (send or content), else its ETag conflict, else whether this page removed it."""
-    failed: dict[str, ReboundError] = {failure.id: conflict for failure, conflict in removal.changed}
-    failed.update(errors)
-    removed = {failure.id for failure in removal.removed}
-    return [
-        False if item.failure is None else failed.get(item.failure.id, item.failure.id in removed) for item in batch
-    ]
+        async for item in selected:
+            yield BatchItem(item.failure, item.version, item.position)
 
 
 @dataclass
 class _PageResult:
-    cursor: str | None
+    cursor: Cursor | None
     processed: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -493,22 +388,6 @@ class _PageResult:
     last_error: str | None = None
     rate_per_s: float | None = None
     exhausted: bool = False
-
-
-def resend_envelope(failure: Failure) -> Envelope:
-    """The failure's message as it goes back to `inbound`: same id, resend_count+1, counters reset."""
-    return Envelope(
-        id=failure.message_id,
-        integration=failure.integration,
-        sender=failure.sender,
-        receiver=failure.receiver,
-        correlation_id=failure.correlation_id,
-        content_type=failure.content_type,
-        headers=failure.headers,
-        body_ref=failure.body_ref,
-        received_at=failure.received_at or failure.failed_at,
-        resend_count=failure.resend_count + 1,
-    )
 
 
 def _parse_page_message(message: bytes) -> tuple[str, str]:

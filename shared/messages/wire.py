@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.messages.models import Envelope
-from shared.storage.payload_blobs import PayloadStore
+from shared.messages.ports import PayloadStore
 from shared.validation import field_errors
 from shared.values import INTEGRATION_ID_PATTERN
 
@@ -56,7 +56,7 @@ def parse_envelope(raw: bytes, *, fallback_id: str) -> Envelope:
         raise InvalidEnvelope(f"message is not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidEnvelope(f"message is JSON but not an object ({type(data).__name__})")
-    # Only a well-formed id may become a PartitionKey; anything else is filed under _unknown.
+    # Only a well-formed id names an integration (which partitions storage); anything else is filed under _unknown.
     claimed = data.get("integration")
     integration = claimed if isinstance(claimed, str) and re.match(INTEGRATION_ID_PATTERN, claimed) else None
     data.setdefault("id", fallback_id)

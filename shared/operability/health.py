@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
 
 from pydantic import BaseModel
 
-from shared.storage.account import StorageAccount
-from shared.storage.names import StorageNames
 from shared.values import UtcDatetime, utc_now
 
 #: A report answers every health request for this long.
@@ -55,16 +53,9 @@ def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-async def check_health(
-    storage: StorageAccount, recovery: StorageAccount, names: StorageNames, *, timeout_s: float
-) -> HealthReport:
-    probes = [
-        _probe("storage.queues", lambda: storage.queues.depth(names.inbound), timeout_s),
-        _probe("storage.tables", storage.tables.ping, timeout_s),
-        _probe("storage.blobs", storage.blobs.ping, timeout_s),
-        _probe("recovery.queues", lambda: recovery.queues.depth(names.recovery), timeout_s),
-    ]
-    dependencies = list(await asyncio.gather(*probes))
+async def check_health(probes: Sequence[HealthProbe], *, timeout_s: float) -> HealthReport:
+    """Run every probe at once, each bounded by `timeout_s`."""
+    dependencies = list(await asyncio.gather(*(_probe(name, check, timeout_s) for name, check in probes)))
     status: Literal["healthy", "unhealthy"] = "healthy" if all(d.ok for d in dependencies) else "unhealthy"
     return HealthReport(status=status, checked_at=utc_now(), dependencies=dependencies)
 

@@ -1,13 +1,14 @@
 """Counters of what the engine did, per integration: since this instance started, and recently.
 
-Every decision point bumps one counter (`count`). The registry keeps, per (counter,
+Every decision point bumps one counter (`Metrics.count`). The registry keeps, per (counter,
 integration), a total since start and per-minute buckets for a sliding window, so
 GET /api/metrics can answer both "since start" and "in the current error window". When
 Application Insights is configured the same increments also go to an OpenTelemetry counter,
 which aggregates across instances; locally the OTel API is a no-op.
 
-These are per-instance numbers (each Functions instance counts what it did); the shared,
-cross-instance truth for retry decisions stays in the `errorwindow` table.
+These are per-instance numbers: `Services` owns one registry, so each Functions instance (one
+event loop, one `Services`) counts what it did since it started.
+The shared, cross-instance truth for retry decisions stays in the `errorwindow` table.
 """
 
 from __future__ import annotations
@@ -116,11 +117,3 @@ class Metrics:
             total=CounterSnapshot(since_start=total_start, window=total_window),
             integrations=integrations,
         )
-
-
-#: The instance's registry. A module global on purpose: counting must never need wiring.
-METRICS = Metrics()
-
-
-def count(counter: Counter, integration: str, n: int = 1) -> None:
-    METRICS.count(counter, integration, n)

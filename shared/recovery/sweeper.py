@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -25,32 +25,31 @@ from pydantic import ValidationError
 
 from shared.errors import ReboundError, StorageUnavailable
 from shared.failures.models import FailureOrigin
+from shared.failures.ports import FailureSink
 from shared.failures.records import new_failure
-from shared.jobs.runner import JobService
+from shared.jobs.ports import JobControl
 from shared.logs import log_event
 from shared.messages.models import Envelope
+from shared.messages.ports import MessageQueue, PayloadStore
 from shared.messages.wire import InvalidEnvelope, pack, parse_envelope
-from shared.operability.metrics import Counter, count
+from shared.operability.metrics import Counter, Metrics
 from shared.recovery.models import Flow, ParkedMessage, RecoveryStatus, SweepResult, stable_id
-from shared.storage.failure_table import FailureStore
-from shared.storage.names import StorageNames
-from shared.storage.payload_blobs import PayloadStore
-from shared.storage.queues import QueueGateway
-from shared.storage.recovery_queue import MessageSource, RecoveryMessage, RecoveryStore, StorageQueueSource
-from shared.storage.tables import Table
+from shared.recovery.ports import MainFlowProbe, MessageSource, RecoveryFlow, RecoveryMessage, SweepState
 from shared.values import UNKNOWN_INTEGRATION, utc_now
 
 logger = logging.getLogger("rebound.recovery")
 
 #: How long a sweep holds a message it is moving (others cannot see it meanwhile).
 SWEEP_LEASE_S = 60
-_STATE_PARTITION, _LAST_SWEEP = "sweep", "last"
 
 
 class Parker:
-    def __init__(self, store: RecoveryStore, *, delay_s: int, clock: Callable[[], datetime] = utc_now) -> None:
-        self._store = store
+    def __init__(
+        self, flow: RecoveryFlow, *, delay_s: int, metrics: Metrics, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        self._flow = flow
         self._delay_s = delay_s
+        self._metrics = metrics
         self._clock = clock
 
     async def park_envelope(self, envelope: Envelope, reason: str) -> None:
@@ -59,17 +58,17 @@ class Parker:
             flow="inbound", text=envelope.model_dump_json(exclude_none=True), reason=reason, parked_at=self._clock()
         )
         text = parked.model_dump_json()
-        if len(text.encode()) > self._store.max_text_bytes:
+        if len(text.encode()) > self._flow.max_text_bytes:
             body = envelope.inline_body() or b""
-            if not await self._store.put_body(envelope.id, body, envelope.content_type):
+            if not await self._flow.put_body(envelope.id, body, envelope.content_type):
                 raise StorageUnavailable(f"message {envelope.id} is too large for the recovery flow")
             slim = envelope.model_copy(update={"body_text": None, "body_b64": None})
             parked = parked.model_copy(
                 update={"text": slim.model_dump_json(exclude_none=True), "body_blob": envelope.id}
             )
             text = parked.model_dump_json()
-        await self._store.send(text, delay_s=self._delay_s)
-        count(Counter.PARKED, envelope.integration)
+        await self._flow.send(text, delay_s=self._delay_s)
+        self._metrics.count(Counter.PARKED, envelope.integration)
         log_event(
             logger, "message.parked", level=logging.WARNING, flow="inbound", integration=envelope.integration,
             message_id=envelope.id, correlation_id=envelope.correlation_id, reason=reason,
@@ -86,8 +85,8 @@ class Parker:
                 await self.park_envelope(envelope, reason)
                 return
         parked = ParkedMessage(flow=flow, text=text, reason=reason, parked_at=self._clock())
-        await self._store.send(parked.model_dump_json(), delay_s=self._delay_s)
-        count(Counter.PARKED, UNKNOWN_INTEGRATION if flow == "inbound" else "_jobs")
+        await self._flow.send(parked.model_dump_json(), delay_s=self._delay_s)
+        self._metrics.count(Counter.PARKED, UNKNOWN_INTEGRATION if flow == "inbound" else "_jobs")
         log_event(logger, "message.parked", level=logging.WARNING, flow=flow, reason=reason)
 
 
@@ -95,33 +94,38 @@ class RecoverySweeper:
     def __init__(
         self,
         *,
-        store: RecoveryStore,
-        queues: QueueGateway,
-        names: StorageNames,
+        flow: RecoveryFlow,
+        poison: Sequence[MessageSource],
+        inbound: MessageQueue,
+        job_pages: MessageQueue,
         payloads: PayloadStore,
-        failures: FailureStore,
-        jobs: JobService,
-        state: Table,
+        failures: FailureSink,
+        jobs: JobControl,
+        state: SweepState,
+        main_flow: MainFlowProbe,
         max_reinserts: int,
         batch_size: int,
         max_inbound_depth: int,
+        metrics: Metrics,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
-        self._store = store
-        self._queues = queues
-        self._names = names
+        self._flow = flow
+        self._poison = poison
+        self._inbound = inbound
+        self._job_pages = job_pages
         self._payloads = payloads
         self._failures = failures
         self._jobs = jobs
         self._state = state
+        self._main_flow = main_flow
         self._max_reinserts = max_reinserts
         self._batch_size = batch_size
         self._max_inbound_depth = max_inbound_depth
+        self._metrics = metrics
         self._clock = clock
 
     def sources(self) -> list[MessageSource]:
-        poison = [StorageQueueSource(self._queues, f"{queue}-poison", "poison") for queue in self._names.app_queues]
-        return [self._store, *self._store.extra_sources(), *poison]
+        return [self._flow, *self._flow.extra_sources(), *self._poison]
 
     async def status(self) -> RecoveryStatus:
         queues = []
@@ -130,7 +134,7 @@ class RecoverySweeper:
                 queues.append(await source.status())
             except StorageUnavailable:
                 log_event(logger, "recovery.status_unavailable", level=logging.WARNING, queue=source.name)
-        return RecoveryStatus(backend=self._store.backend, queues=queues, last_sweep=await self._last_sweep())
+        return RecoveryStatus(backend=self._flow.backend, queues=queues, last_sweep=await self._last_sweep())
 
     async def sweep(self, *, trigger: Literal["timer", "manual"]) -> SweepResult:
         started = self._clock()
@@ -173,15 +177,14 @@ class RecoverySweeper:
     async def _health_problem(self) -> str | None:
         """None when the main flow can take messages back; else why not."""
         try:
-            await self._queues.probe_writable(self._names.health_probe)
-            await self._failures.table.query_page("PartitionKey eq @pk", {"pk": UNKNOWN_INTEGRATION}, page_size=1)
+            await self._main_flow.check()
         except ReboundError as exc:
             return f"main storage unhealthy: {exc.message}"
         return None
 
     async def _drain(self, source: MessageSource, budget: int, tally: _Tally) -> int:
         while budget > 0:
-            if await self._queues.depth(self._names.inbound) > self._max_inbound_depth:
+            if await self._inbound.depth() > self._max_inbound_depth:
                 tally.reason = f"paused: inbound is deeper than {self._max_inbound_depth} (backpressure)"
                 return budget
             try:
@@ -212,7 +215,7 @@ class RecoverySweeper:
             gave_up = await self._move_envelope(parked)
         await source.delete(message)
         if parked.body_blob:
-            await self._store.drop_body(parked.body_blob)
+            await self._flow.drop_body(parked.body_blob)
         return gave_up
 
     def _parked_of(self, source: MessageSource, message: RecoveryMessage) -> ParkedMessage:
@@ -224,9 +227,8 @@ class RecoverySweeper:
                 return ParkedMessage(
                     flow="inbound", text=message.text, reason="unreadable recovery message", parked_at=now
                 )
-        flow: Flow = "jobs" if source.name.startswith(self._names.jobs_queue) else "inbound"
         reason = "the host moved it to the poison queue after repeated failed attempts"
-        return ParkedMessage(flow=flow, text=message.text, reason=reason, parked_at=message.enqueued_at or now)
+        return ParkedMessage(flow=source.flow, text=message.text, reason=reason, parked_at=message.enqueued_at or now)
 
     async def _move_envelope(self, parked: ParkedMessage) -> bool:
         try:
@@ -235,7 +237,7 @@ class RecoverySweeper:
             await self._record_unreadable(parked, exc)
             return True
         if parked.body_blob:
-            body = await self._store.take_body(parked.body_blob)
+            body = await self._flow.take_body(parked.body_blob)
             if body is not None:
                 envelope = envelope.model_copy(update=_inline_body(body))
         reinserts = envelope.recovery_count + 1
@@ -243,8 +245,8 @@ class RecoverySweeper:
             await self._give_up(envelope, parked)
             return True
         slim, text = await pack(envelope.model_copy(update={"recovery_count": reinserts}), self._payloads)
-        await self._queues.send(self._names.inbound, text)
-        count(Counter.REINSERTED, slim.integration)
+        await self._inbound.send(text)
+        self._metrics.count(Counter.REINSERTED, slim.integration)
         log_event(
             logger, "message.reinserted", integration=slim.integration, message_id=slim.id,
             correlation_id=slim.correlation_id, recovery_count=reinserts,
@@ -259,7 +261,7 @@ class RecoverySweeper:
                 str(page["integration"]), str(page["job_id"]), reason=f"gave up: {parked.reason}", now=self._clock()
             )
             return True
-        await self._queues.send(self._names.jobs_queue, json.dumps({**page, "recovery_count": reinserts}))
+        await self._job_pages.send(json.dumps({**page, "recovery_count": reinserts}))
         return False
 
     async def _give_up(self, envelope: Envelope, parked: ParkedMessage) -> None:
@@ -274,7 +276,7 @@ class RecoverySweeper:
             body_ref=envelope.body_ref or envelope.id,
         )
         await self._failures.add(failure)
-        count(Counter.FAILURES_CATASTROPHIC, envelope.integration)
+        self._metrics.count(Counter.FAILURES_CATASTROPHIC, envelope.integration)
         log_event(
             logger, "message.gave_up", level=logging.WARNING, integration=envelope.integration,
             message_id=envelope.id, correlation_id=envelope.correlation_id, recovery_count=envelope.recovery_count,
@@ -294,18 +296,16 @@ class RecoverySweeper:
         await self._failures.add(failure)
 
     async def _remember(self, result: SweepResult) -> None:
-        row = {"PartitionKey": _STATE_PARTITION, "RowKey": _LAST_SWEEP, "Result": result.model_dump_json()}
         try:
-            await self._state.upsert(row)
+            await self._state.remember(result)
         except StorageUnavailable:
             log_event(logger, "recovery.state_unsaved", level=logging.WARNING)
 
     async def _last_sweep(self) -> SweepResult | None:
         try:
-            row = await self._state.get(_STATE_PARTITION, _LAST_SWEEP)
+            return await self._state.last()
         except StorageUnavailable:
             return None
-        return None if row is None else SweepResult.model_validate_json(row["Result"])
 
 
 class _Tally:

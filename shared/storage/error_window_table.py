@@ -12,15 +12,22 @@ import random
 import time
 from datetime import datetime
 
-from shared.delivery.retry import interval_start
 from shared.errors import ConcurrencyConflict
+from shared.storage.cursors import version_of
 from shared.storage.tables import Table
 
 ERROR_WINDOW_SHARDS = 8
 _MAX_CONFLICT_RETRIES = 8
 
 
-class ErrorWindow:
+def interval_start(now: datetime, interval_minutes: int) -> int:
+    """Epoch second at which the fixed error-window interval containing `now` began."""
+    length = interval_minutes * 60
+    epoch = int(now.timestamp())
+    return epoch - epoch % length
+
+
+class TableErrorWindow:
     def __init__(self, table: Table, *, cache_ttl_s: float = 1.0, rng: random.Random | None = None) -> None:
         self._table = table
         self._cache_ttl_s = cache_ttl_s
@@ -43,7 +50,7 @@ class ErrorWindow:
                         {"PartitionKey": integration, "RowKey": row_key, "Count": 1, "IntervalStart": start}
                     )
                 else:
-                    await self._table.update({**row, "Count": int(row["Count"]) + 1}, etag=str(row["_etag"]))
+                    await self._table.update({**row, "Count": int(row["Count"]) + 1}, etag=version_of(row))
                 self._cache.pop((integration, start), None)
                 return
             except ConcurrencyConflict:

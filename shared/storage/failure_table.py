@@ -1,100 +1,56 @@
-"""Failures in the `failures` table, and their counts per group in `failuresummary`.
+"""Failures in the `failures` table, and their counts per group in `failuresummary` (failure_summary.py).
 
-failures:       PK = integration, RK = inverted time + unique suffix (newest first); the RK is the failure id.
-failuresummary: PK = integration, RK = "<group>-<shard>". One counter per failure group (like
-                failures: same origin, status and normalised reason), spread over shards so
-                many instances recording the same kind of failure at once do not serialise on
-                one ETag'd row. The overview and the groups panel add these rows up; neither
-                ever scans the failures themselves.
+failures: PK = integration, RK = the failure id (inverted time + unique suffix: newest first).
+Reads by filter are key ranges and parameterised OData (failure_filter.py); the page cursor is
+base64 JSON around the last RowKey, a selection's position is the RowKey itself, and a version
+is the row's ETag (cursors.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, field
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any
 
 from shared.errors import ConcurrencyConflict
-from shared.failures.models import Failure, FailureGroup, FailureOrigin, FailureSummary
+from shared.failures.models import Failure, FailureFilter, FailureGroup, FailureOrigin, FailurePage, FailureSummary
+from shared.failures.ports import DEFAULT_SCAN_BUDGET, Removal, SelectedFailure, StoredFailure
 from shared.ids import id_prefix_at
+from shared.storage.cursors import row_key_after, version_of
+from shared.storage.failure_filter import (
+    Q_SCAN_PAGE,
+    SERVER_PAGE,
+    STREAM_PAGE,
+    build_query,
+    scan_page,
+    stream_matches,
+)
 from shared.storage.failure_rows import failure_from_row, failure_to_row, fitted_for_row, overflow_blob_name
-from shared.storage.payload_blobs import PayloadStore
-from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Entity, Table
+from shared.storage.failure_summary import SUMMARY_SHARDS, Tally, merge, summary_of
+from shared.storage.payload_blobs import BlobPayloadStore
+from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Table
+from shared.tokens import Cursor, Version
+from shared.values import UNKNOWN_INTEGRATION
 
-SUMMARY_SHARDS = 4
 _MAX_CONFLICT_RETRIES = 8
-_SAMPLE_REASON_CHARS = 500
+#: Concurrent point reads of the rows a `q` scan matched.
+_READ_CONCURRENCY = 16
 
 
-@dataclass
-class _Tally:
-    """A group's counter (one shard, or shards added up)."""
+class TableFailureStore:
+    max_batch = MAX_BATCH_OPERATIONS
 
-    origin: str
-    status_code: int | None
-    sample_reason: str
-    count: int = 0
-    first: datetime | None = None
-    last: datetime | None = None
-
-    def add(self, count: int, first: datetime | None, last: datetime | None) -> None:
-        self.count += count
-        if first is not None:
-            self.first = first if self.first is None else min(self.first, first)
-        if last is not None:
-            self.last = last if self.last is None else max(self.last, last)
-
-    def to_row(self, integration: str, group: str, shard: int) -> Entity:
-        row: Entity = {
-            "PartitionKey": integration,
-            "RowKey": f"{group}-{shard}",
-            "Group": group,
-            "Count": self.count,
-            "Origin": self.origin,
-            "SampleReason": self.sample_reason[:_SAMPLE_REASON_CHARS],
-        }
-        optional = {"StatusCode": self.status_code, "FirstFailedAt": self.first, "LastFailedAt": self.last}
-        row.update({key: value for key, value in optional.items() if value is not None})
-        return row
-
-    @classmethod
-    def of_row(cls, row: Entity) -> _Tally:
-        tally = cls(origin=row["Origin"], status_code=row.get("StatusCode"), sample_reason=row.get("SampleReason", ""))
-        tally.add(int(row.get("Count", 0)), row.get("FirstFailedAt"), row.get("LastFailedAt"))
-        return tally
-
-    @classmethod
-    def of_failure(cls, failure: Failure) -> _Tally:
-        return cls(origin=failure.origin.value, status_code=failure.status_code, sample_reason=failure.reason)
-
-
-@dataclass
-class Removal:
-    """What `FailureStore.remove_many` did with each failure it was given."""
-
-    #: Deleted by this call (and uncounted).
-    removed: list[Failure] = field(default_factory=list)
-    #: Already gone when this call tried (someone else removed them).
-    gone: list[Failure] = field(default_factory=list)
-    #: Changed since they were read (their ETag no longer matches): left in place.
-    changed: list[tuple[Failure, ConcurrencyConflict]] = field(default_factory=list)
-
-
-class FailureStore:
     def __init__(
-        self, failures: Table, summary: Table, payloads: PayloadStore, *, rng: random.Random | None = None
+        self, failures: Table, summary: Table, payloads: BlobPayloadStore, *, rng: random.Random | None = None
     ) -> None:
         self._failures = failures
         self._summary = summary
         self._payloads = payloads
         self._rng = rng or random.Random()
-
-    @property
-    def table(self) -> Table:
-        return self._failures
 
     async def add(self, failure: Failure) -> Failure:
         """Write the failure row, then count it; returns the failure as stored (masked, fitted).
@@ -127,34 +83,105 @@ class FailureStore:
         whole: dict[str, Any] = json.loads(blob.data)
         return Failure.model_validate({**failure.model_dump(mode="json"), **whole, "overflow": []})
 
-    @staticmethod
-    def overflow_ref(failure: Failure) -> str | None:
+    def overflow_ref(self, failure: Failure) -> str | None:
         return overflow_blob_name(failure.integration, failure.id) if failure.overflow else None
 
-    @classmethod
-    def content_refs(cls, failure: Failure) -> list[str]:
+    def content_refs(self, failure: Failure) -> list[str]:
         """Every blob that goes with the failure: its content and, when it has one, its overflow."""
-        return [ref for ref in (failure.body_ref, cls.overflow_ref(failure)) if ref]
+        return [ref for ref in (failure.body_ref, self.overflow_ref(failure)) if ref]
 
-    async def exist(self, integration: str) -> bool:
+    async def has_any(self, integration: str) -> bool:
         """True when the integration has at least one failure row (one key-only read, not the counters)."""
         page = await self._failures.query_page(
             "PartitionKey eq @pk", {"pk": integration}, page_size=1, select=["RowKey"]
         )
         return bool(page.items)
 
-    async def get(self, integration: str, failure_id: str) -> tuple[Failure, str] | None:
+    async def get(self, integration: str, failure_id: str) -> StoredFailure | None:
         row = await self._failures.get(integration, failure_id)
-        return None if row is None else (failure_from_row(row), str(row["_etag"]))
+        return None if row is None else StoredFailure(failure_from_row(row), version_of(row))
 
-    async def remove(self, failure: Failure, *, etag: str | None = None) -> bool:
+    async def ping(self) -> None:
+        """One key read of a small partition: the failures table answers."""
+        await self._failures.query_page("PartitionKey eq @pk", {"pk": UNKNOWN_INTEGRATION}, page_size=1)
+
+    # --- reading by filter ---------------------------------------------------------------------
+
+    async def page(
+        self,
+        integration: str,
+        selection: FailureFilter,
+        *,
+        limit: int,
+        cursor: Cursor | None = None,
+        scan_budget: int = DEFAULT_SCAN_BUDGET,
+    ) -> FailurePage:
+        query = build_query(integration, selection, after_row_key=row_key_after(cursor))
+        # With `q` most rows are read only to be dropped: scan just the keys and reasons (a fraction
+        # of a full row to transfer and parse), then read the few matches in full.
+        scanning = query.q is not None
+        rows, next_cursor = await scan_page(
+            self._failures,
+            query,
+            limit=limit,
+            scan_budget=scan_budget,
+            page_size=Q_SCAN_PAGE if scanning else max(min(SERVER_PAGE, limit * 2), 50),
+            select=["RowKey", "Reason"] if scanning else None,
+        )
+        if not scanning:
+            return FailurePage([failure_from_row(row) for row in rows], next_cursor)
+        return FailurePage(await self._read_in_full(integration, [str(row["RowKey"]) for row in rows]), next_cursor)
+
+    async def _read_in_full(self, integration: str, row_keys: list[str]) -> list[Failure]:
+        """Point reads, a few at a time; a failure removed meanwhile is simply not listed."""
+        gate = asyncio.Semaphore(_READ_CONCURRENCY)
+
+        async def read(row_key: str) -> Failure | None:
+            async with gate:
+                found = await self.get(integration, row_key)
+            return None if found is None else found.failure
+
+        return [failure for failure in await asyncio.gather(*(read(key) for key in row_keys)) if failure is not None]
+
+    async def select(
+        self,
+        integration: str,
+        selection: FailureFilter,
+        *,
+        not_after: datetime,
+        after: Cursor | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[SelectedFailure]:
+        """The position of a selected failure is its RowKey (kept in a job's checkpoint)."""
+        query = build_query(integration, selection, after_row_key=after, not_after=not_after)
+        # One service page per `limit` when the table filters everything itself (a 1,000-row
+        # page for 100 items cost ~0.6 s of SDK parsing per job page once deletes were batched).
+        rows = stream_matches(self._failures, query, page_size=limit or STREAM_PAGE)
+        yielded = 0
+        async with aclosing(rows):
+            async for row in rows:
+                yield SelectedFailure(failure_from_row(row), version_of(row), Cursor(str(row["RowKey"])))
+                yielded += 1
+                if yielded == limit:
+                    return
+
+    async def count(self, integration: str, selection: FailureFilter, *, not_after: datetime | None = None) -> int:
+        query = build_query(integration, selection, not_after=not_after)
+        total = 0
+        async for _ in stream_matches(self._failures, query, select=["RowKey"]):
+            total += 1
+        return total
+
+    # --- removing ------------------------------------------------------------------------------
+
+    async def remove(self, failure: Failure, *, version: Version | None = None) -> bool:
         """Delete the row (ETag-guarded when given) and uncount it; False if it was already gone."""
-        if not await self._failures.delete(failure.integration, failure.id, etag=etag):
+        if not await self._failures.delete(failure.integration, failure.id, etag=version):
             return False
         await self._bump(failure, -1)
         return True
 
-    async def remove_many(self, items: Sequence[tuple[Failure, str | None]]) -> Removal:
+    async def remove_many(self, items: Sequence[tuple[Failure, Version | None]]) -> Removal:
         """Delete many failures, ETag-guarded, in table transactions of up to 100, then uncount them.
 
         A transaction is all-or-nothing: when one of its rows changed or vanished since it was
@@ -166,15 +193,15 @@ class FailureStore:
         and counter: the rows are gone either way.
         """
         result = Removal()
-        by_partition: dict[str, list[tuple[Failure, str | None]]] = {}
-        for failure, etag in items:
-            by_partition.setdefault(failure.integration, []).append((failure, etag))
+        by_partition: dict[str, list[tuple[Failure, Version | None]]] = {}
+        for failure, version in items:
+            by_partition.setdefault(failure.integration, []).append((failure, version))
         for integration, rows in by_partition.items():
             for start in range(0, len(rows), MAX_BATCH_OPERATIONS):
                 batch = rows[start : start + MAX_BATCH_OPERATIONS]
                 try:
                     await self._failures.transact(
-                        [BatchOperation.delete(integration, failure.id, etag or None) for failure, etag in batch]
+                        [BatchOperation.delete(integration, failure.id, version or None) for failure, version in batch]
                     )
                 except ConcurrencyConflict:
                     await self._remove_one_by_one(batch, result)
@@ -183,18 +210,18 @@ class FailureStore:
         await self._uncount(result.removed)
         return result
 
-    async def _remove_one_by_one(self, batch: Sequence[tuple[Failure, str | None]], result: Removal) -> None:
+    async def _remove_one_by_one(self, batch: Sequence[tuple[Failure, Version | None]], result: Removal) -> None:
         """The fallback after a refused transaction. Each row is read first: Azurite answers an ETag'd
         delete of a missing row with 204 (Azure: 404), and a gone row must not be uncounted."""
-        for failure, etag in batch:
+        for failure, version in batch:
             row = await self._failures.get(failure.integration, failure.id)
             if row is None:
                 result.gone.append(failure)
                 continue
             try:
-                if etag and row["_etag"] != etag:
+                if version and version_of(row) != version:
                     raise ConcurrencyConflict(f"{self._failures.name}: failure {failure.id} changed since it was read")
-                deleted = await self._failures.delete(failure.integration, failure.id, etag=etag)
+                deleted = await self._failures.delete(failure.integration, failure.id, etag=version)
             except ConcurrencyConflict as exc:
                 result.changed.append((failure, exc))
                 continue
@@ -216,7 +243,7 @@ class FailureStore:
         for _ in range(_MAX_CONFLICT_RETRIES):
             shard = self._rng.randrange(SUMMARY_SHARDS)
             row = await self._summary.get(failure.integration, f"{failure.group}-{shard}")
-            tally = _Tally.of_failure(failure) if row is None else _Tally.of_row(row)
+            tally = Tally.of_failure(failure) if row is None else Tally.of_row(row)
             if delta > 0:
                 tally.add(delta, failure.failed_at, failure.failed_at)
                 tally.sample_reason = failure.reason
@@ -227,16 +254,16 @@ class FailureStore:
                 if row is None:
                     await self._summary.insert(updated)
                 else:
-                    await self._summary.update(updated, etag=str(row["_etag"]))
+                    await self._summary.update(updated, etag=version_of(row))
                 return
             except ConcurrencyConflict:
                 continue
         raise ConcurrencyConflict(f"failure summary of {failure.integration!r}: too much contention")
 
-    async def _group_tallies(self, integration: str) -> dict[str, _Tally]:
-        groups: dict[str, _Tally] = {}
+    async def _group_tallies(self, integration: str) -> dict[str, Tally]:
+        groups: dict[str, Tally] = {}
         async for row in self._summary.query("PartitionKey eq @pk", {"pk": integration}):
-            _merge(groups, row["Group"], _Tally.of_row(row))
+            merge(groups, row["Group"], Tally.of_row(row))
         return groups
 
     async def groups(self, integration: str) -> list[FailureGroup]:
@@ -257,14 +284,14 @@ class FailureStore:
         return sorted(groups, key=lambda g: (-g.count, g.group))
 
     async def summary(self, integration: str) -> FailureSummary:
-        return _summary_of(integration, (await self._group_tallies(integration)).values())
+        return summary_of(integration, (await self._group_tallies(integration)).values())
 
     async def overview(self) -> list[FailureSummary]:
         """Every integration with failures, most recent failure first."""
-        by_integration: dict[str, dict[str, _Tally]] = {}
+        by_integration: dict[str, dict[str, Tally]] = {}
         async for row in self._summary.query("PartitionKey ne @empty", {"empty": ""}):
-            _merge(by_integration.setdefault(row["PartitionKey"], {}), row["Group"], _Tally.of_row(row))
-        items = [_summary_of(name, groups.values()) for name, groups in by_integration.items()]
+            merge(by_integration.setdefault(row["PartitionKey"], {}), row["Group"], Tally.of_row(row))
+        items = [summary_of(name, groups.values()) for name, groups in by_integration.items()]
         live = [item for item in items if item.count > 0]
         return sorted(live, key=lambda s: s.last_failed_at or datetime.min, reverse=True)
 
@@ -274,13 +301,13 @@ class FailureStore:
         A failure recorded while this runs can be missed until the next rebuild; jobs call it
         when they finish, which is when drift (crashes between row and counter) gets repaired.
         """
-        groups: dict[str, _Tally] = {}
+        groups: dict[str, Tally] = {}
         async for row in self._failures.query(
             "PartitionKey eq @pk", {"pk": integration}, select=["Group", "Origin", "StatusCode", "Reason", "FailedAt"]
         ):
-            tally = _Tally(origin=row["Origin"], status_code=row.get("StatusCode"), sample_reason=row["Reason"])
+            tally = Tally(origin=row["Origin"], status_code=row.get("StatusCode"), sample_reason=row["Reason"])
             tally.add(1, row["FailedAt"], row["FailedAt"])
-            _merge(groups, row["Group"], tally)
+            merge(groups, row["Group"], tally)
         operations = [BatchOperation.upsert(tally.to_row(integration, group, 0)) for group, tally in groups.items()]
         keep = {f"{group}-0" for group in groups}
         async for row in self._summary.query("PartitionKey eq @pk", {"pk": integration}, select=["RowKey"]):
@@ -288,7 +315,7 @@ class FailureStore:
                 operations.append(BatchOperation.delete(integration, row["RowKey"]))
         for start in range(0, len(operations), MAX_BATCH_OPERATIONS):
             await self._summary.transact(operations[start : start + MAX_BATCH_OPERATIONS])
-        return _summary_of(integration, groups.values())
+        return summary_of(integration, groups.values())
 
     async def integrations(self) -> list[str]:
         """Every integration that has (or recently had) failure counters."""
@@ -321,36 +348,3 @@ class FailureStore:
                 break
         await self._failures.transact(batch)
         return purged
-
-    async def list_rows(
-        self, query: str, parameters: dict[str, Any], *, page_size: int = 100
-    ) -> AsyncIterator[tuple[Failure, str]]:
-        async for row in self._failures.query(query, parameters, page_size=page_size):
-            yield failure_from_row(row), str(row["_etag"])
-
-
-def _merge(groups: dict[str, _Tally], group: str, tally: _Tally) -> None:
-    known = groups.get(group)
-    if known is None:
-        groups[group] = tally
-    else:
-        known.add(tally.count, tally.first, tally.last)
-
-
-def _summary_of(integration: str, groups: Iterable[_Tally]) -> FailureSummary:
-    count, first, last = 0, None, None
-    by_origin: dict[str, int] = {}
-    for tally in groups:
-        if tally.count <= 0:
-            continue
-        count += tally.count
-        by_origin[tally.origin] = by_origin.get(tally.origin, 0) + tally.count
-        first = tally.first if first is None or (tally.first is not None and tally.first < first) else first
-        last = tally.last if last is None or (tally.last is not None and tally.last > last) else last
-    return FailureSummary(
-        integration=integration,
-        count=count,
-        first_failed_at=first if count else None,
-        last_failed_at=last if count else None,
-        by_origin=dict(sorted(by_origin.items())),
-    )

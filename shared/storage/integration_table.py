@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from shared.config.models import IntegrationConfig
 from shared.errors import ConcurrencyConflict
+from shared.storage.cursors import version_of
 from shared.storage.tables import Entity, Table, check_entity_limits
 from shared.values import utc_now
 
@@ -13,7 +14,7 @@ from shared.values import utc_now
 CONFIG_PARTITION = "config"
 
 
-class IntegrationStore:
+class TableIntegrationStore:
     def __init__(self, table: Table) -> None:
         self._table = table
 
@@ -38,7 +39,7 @@ class IntegrationStore:
         if row is None:
             return False
         try:
-            return await self._table.delete(CONFIG_PARTITION, integration_id, etag=row["_etag"])
+            return await self._table.delete(CONFIG_PARTITION, integration_id, etag=version_of(row))
         except ConcurrencyConflict:
             # Changed under us by a concurrent PUT: it still existed, and the newest write wins.
             return True

@@ -10,33 +10,19 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 
 from shared.errors import ConcurrencyConflict, JobAlreadyActive
 from shared.jobs.models import Job, JobAction, JobSelection, JobState
+from shared.jobs.ports import Checkpoint, JobRecord
+from shared.storage.cursors import version_of
 from shared.storage.tables import BatchOperation, Entity, Table
+from shared.tokens import Cursor, Version
 
 LOCK_ROW = "lock"
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    """A job as stored: the API model plus the runner's bookkeeping."""
-
-    job: Job
-    etag: str
-    #: RowKey of the last failure handled (filter/all), or the index into `ids` as text.
-    cursor: str | None
-    #: Pages completed so far.
-    pages: int
-    #: Who is processing a page right now, and since when (a crashed holder's claim expires).
-    claim: str | None
-    claimed_at: datetime | None
-    updated_at: datetime | None
-
-
-class JobStore:
+class TableJobStore:
     def __init__(self, table: Table) -> None:
         self._table = table
 
@@ -57,10 +43,30 @@ class JobStore:
         row = await self._table.get(integration, job_id)
         return None if row is None else _record_of(row)
 
-    async def active_job_id(self, integration: str) -> str | None:
-        lock = await self._table.get(integration, LOCK_ROW)
-        return None if lock is None else str(lock["ActiveJobId"])
+    async def save(self, record: JobRecord, job: Job, checkpoint: Checkpoint, *, now: datetime) -> JobRecord:
+        """Replace the job row if nobody changed it since `record` was read (ConcurrencyConflict otherwise)."""
+        row = _row_of(job, cursor=checkpoint.cursor, pages=checkpoint.pages)
+        row["UpdatedAt"] = now
+        if checkpoint.claim is not None and checkpoint.claimed_at is not None:
+            row["Claim"], row["ClaimedAt"] = checkpoint.claim, checkpoint.claimed_at
+        etag = await self._table.update(row, etag=record.version)
+        return JobRecord(job, Version(etag), checkpoint, now)
 
+    async def release_lock(self, integration: str, job_id: str) -> None:
+        """Free the integration for the next job, but only if this job still holds the lock."""
+        lock = await self._table.get(integration, LOCK_ROW)
+        if lock is not None and lock["ActiveJobId"] == job_id:
+            with contextlib.suppress(ConcurrencyConflict):
+                await self._table.delete(integration, LOCK_ROW, etag=version_of(lock))
+
+    async def active(self) -> AsyncIterator[JobRecord]:
+        """Every active job (for the stalled-job watchdog): lock rows name them."""
+        async for lock in self._table.query("RowKey eq @lock", {"lock": LOCK_ROW}):
+            record = await self.get(lock["PartitionKey"], str(lock["ActiveJobId"]))
+            if record is not None:
+                yield record
+
+    # Last: inside the class body, `list` names this method from here on.
     async def list(self, integration: str, *, limit: int = 50) -> list[Job]:
         jobs: list[Job] = []
         async for row in self._table.query(
@@ -71,41 +77,8 @@ class JobStore:
                 break
         return jobs
 
-    async def save(
-        self,
-        record: JobRecord,
-        job: Job,
-        *,
-        cursor: str | None,
-        pages: int,
-        claim: str | None,
-        claimed_at: datetime | None,
-        now: datetime,
-    ) -> JobRecord:
-        """Replace the job row if nobody changed it since `record` was read (ConcurrencyConflict otherwise)."""
-        row = _row_of(job, cursor=cursor, pages=pages)
-        row["UpdatedAt"] = now
-        if claim is not None and claimed_at is not None:
-            row["Claim"], row["ClaimedAt"] = claim, claimed_at
-        etag = await self._table.update(row, etag=record.etag)
-        return JobRecord(job, etag, cursor, pages, claim, claimed_at, now)
 
-    async def release_lock(self, integration: str, job_id: str) -> None:
-        """Free the integration for the next job, but only if this job still holds the lock."""
-        lock = await self._table.get(integration, LOCK_ROW)
-        if lock is not None and lock["ActiveJobId"] == job_id:
-            with contextlib.suppress(ConcurrencyConflict):
-                await self._table.delete(integration, LOCK_ROW, etag=str(lock["_etag"]))
-
-    async def active(self) -> AsyncIterator[JobRecord]:
-        """Every active job (for the stalled-job watchdog): lock rows name them."""
-        async for lock in self._table.query("RowKey eq @lock", {"lock": LOCK_ROW}):
-            record = await self.get(lock["PartitionKey"], str(lock["ActiveJobId"]))
-            if record is not None:
-                yield record
-
-
-def _row_of(job: Job, *, cursor: str | None, pages: int) -> Entity:
+def _row_of(job: Job, *, cursor: Cursor | None, pages: int) -> Entity:
     row: Entity = {
         "PartitionKey": job.integration,
         "RowKey": job.id,
@@ -151,12 +124,11 @@ def _record_of(row: Entity) -> JobRecord:
         cancel_requested=bool(row.get("CancelRequested", False)),
         rate_per_s=row.get("RatePerS"),
     )
-    return JobRecord(
-        job=job,
-        etag=str(row["_etag"]),
-        cursor=row.get("Cursor"),
+    cursor = row.get("Cursor")
+    checkpoint = Checkpoint(
+        cursor=None if cursor is None else Cursor(str(cursor)),
         pages=int(row.get("Pages", 0)),
         claim=row.get("Claim"),
         claimed_at=row.get("ClaimedAt"),
-        updated_at=row.get("UpdatedAt"),
     )
+    return JobRecord(job=job, version=version_of(row), checkpoint=checkpoint, updated_at=row.get("UpdatedAt"))

@@ -1,92 +1,39 @@
-"""Where recovery material waits: the recovery flow (a Storage queue on RecoveryStorage, or a
-Service Bus queue) and the host's poison queues. The sweep drains all of them the same way.
+"""Recovery material in Storage queues: the recovery flow on RecoveryStorage (queue `recovery`, large
+bodies in `recoverypayloads`), and the host's poison queues of the main account. The sweep drains
+all of them the same way (the Service Bus flow is recovery_service_bus.py).
 
-Everything the sweep reads is a `RecoveryMessage`: the text, when it was enqueued, and a
-handle to delete it once it has been moved on (delete after enqueue: a crash in between
+Everything the sweep reads is a `RecoveryMessage` whose handle is the received `QueueMessage`,
+deleted once the message has been moved on (delete after enqueue: a crash in between
 duplicates, never loses).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from datetime import datetime
+from typing import Literal
 
-from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage, ServiceBusSubQueue
-from azure.servicebus.exceptions import ServiceBusError
-
-from shared.errors import StorageUnavailable
-from shared.recovery.models import RecoveryQueueStatus
+from shared.recovery.models import Flow, RecoveryQueueStatus
+from shared.recovery.ports import MessageSource, RecoveryMessage
 from shared.storage.blobs import BlobGateway
 from shared.storage.queues import MAX_QUEUE_MESSAGE_BYTES, QueueGateway, QueueMessage
 from shared.values import utc_now
 
 #: A Storage queue message is 64 KiB after base64 (4/3): this much text fits.
 STORAGE_MAX_TEXT_BYTES = MAX_QUEUE_MESSAGE_BYTES * 3 // 4 - 1024
-#: Service Bus Standard allows 256 KiB per message; leave room for properties.
-SERVICE_BUS_MAX_TEXT_BYTES = 240 * 1024
-#: Peeking is how a Service Bus queue is counted without management rights; capped.
-SERVICE_BUS_PEEK_LIMIT = 500
 
 
-@dataclass(frozen=True)
-class RecoveryMessage:
-    text: str
-    enqueued_at: datetime | None
-    handle: Any
-
-
-class MessageSource(Protocol):
-    """A queue the sweep drains."""
-
-    name: str
-    kind: Literal["recovery", "poison"]
-
-    async def receive(self, max_messages: int, *, lease_s: int) -> list[RecoveryMessage]: ...
-
-    async def delete(self, message: RecoveryMessage) -> None: ...
-
-    async def status(self) -> RecoveryQueueStatus: ...
-
-
-class RecoveryStore(MessageSource, Protocol):
-    """The recovery flow: a separate failure domain that takes parked messages."""
-
-    backend: Literal["storage", "servicebus"]
-    max_text_bytes: int
-
-    async def send(self, text: str, *, delay_s: int) -> None: ...
-
-    async def probe(self) -> None: ...
-
-    async def put_body(self, name: str, data: bytes, content_type: str | None) -> bool:
-        """Keep a large body beside the flow; False when this backend cannot."""
-        ...
-
-    async def take_body(self, name: str) -> bytes | None: ...
-
-    async def drop_body(self, name: str) -> None: ...
-
-    def extra_sources(self) -> list[MessageSource]:
-        """More queues that belong to this flow (Service Bus: its dead-letter sub-queue)."""
-        ...
-
-    async def close(self) -> None: ...
-
-
-def _age_s(inserted: datetime | None) -> float | None:
+def age_s(inserted: datetime | None) -> float | None:
     return None if inserted is None else max(0.0, round((utc_now() - inserted).total_seconds(), 1))
 
 
 class StorageQueueSource:
     """A Storage queue as a source: the recovery queue, or a `*-poison` queue of the main account."""
 
-    def __init__(self, queues: QueueGateway, queue: str, kind: Literal["recovery", "poison"]) -> None:
+    def __init__(self, queues: QueueGateway, queue: str, kind: Literal["recovery", "poison"], flow: Flow) -> None:
         self._queues = queues
         self.name = queue
         self.kind = kind
+        self.flow = flow
 
     async def receive(self, max_messages: int, *, lease_s: int) -> list[RecoveryMessage]:
         received = await self._queues.receive(
@@ -95,23 +42,25 @@ class StorageQueueSource:
         return [RecoveryMessage(m.body.decode("utf-8", errors="replace"), m.inserted_on, m) for m in received]
 
     async def delete(self, message: RecoveryMessage) -> None:
-        handle: QueueMessage = message.handle
+        handle = message.handle
+        assert isinstance(handle, QueueMessage), "a message this source received"
         await self._queues.delete(self.name, handle)
 
     async def status(self) -> RecoveryQueueStatus:
         count = await self._queues.depth(self.name)
         oldest = await self._queues.oldest_inserted_on(self.name) if count else None
-        return RecoveryQueueStatus(name=self.name, kind=self.kind, count=count, oldest_age_s=_age_s(oldest))
+        return RecoveryQueueStatus(name=self.name, kind=self.kind, count=count, oldest_age_s=age_s(oldest))
 
 
-class StorageRecoveryStore(StorageQueueSource):
+class StorageRecoveryFlow(StorageQueueSource):
     """The default backend: queue `recovery` on the RecoveryStorage account, large bodies in its blobs."""
 
     backend: Literal["storage", "servicebus"] = "storage"
     max_text_bytes = STORAGE_MAX_TEXT_BYTES
 
     def __init__(self, queues: QueueGateway, blobs: BlobGateway, queue: str, container: str) -> None:
-        super().__init__(queues, queue, "recovery")
+        # A parked message names its own flow; `flow` here is only what the protocol asks for.
+        super().__init__(queues, queue, "recovery", "inbound")
         self._blobs = blobs
         self._container = container
 
@@ -137,131 +86,3 @@ class StorageRecoveryStore(StorageQueueSource):
 
     async def close(self) -> None:
         """The account's clients belong to the Services that built them."""
-
-
-class ServiceBusQueueReader:
-    """Receiving, completing and counting on one Service Bus queue, or its dead-letter sub-queue."""
-
-    kind: Literal["recovery", "poison"] = "recovery"
-
-    def __init__(self, client: Any, queue: str, *, timeout_s: float, dead_letter: bool = False) -> None:
-        self._client = client
-        self._queue = queue
-        self._sub_queue = ServiceBusSubQueue.DEAD_LETTER if dead_letter else None
-        self.name = f"{queue}/$deadletterqueue" if dead_letter else queue
-        self._timeout_s = timeout_s
-        self._receiver: Any = None
-        self._lock = asyncio.Lock()
-
-    async def _call(self, what: str, operation: Any) -> Any:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                return await operation()
-        except (ServiceBusError, TimeoutError) as exc:
-            raise StorageUnavailable(f"service bus {what} {self.name}: {type(exc).__name__}") from exc
-
-    def _open_receiver(self) -> Any:
-        if self._sub_queue is None:
-            return self._client.get_queue_receiver(self._queue)
-        return self._client.get_queue_receiver(self._queue, sub_queue=self._sub_queue)
-
-    async def _get_receiver(self) -> Any:
-        async with self._lock:
-            if self._receiver is None:
-                # Peek-lock (the SDK default): a message not completed returns when its lock lapses.
-                self._receiver = self._open_receiver()
-            return self._receiver
-
-    async def _peek(self, count: int) -> list[ServiceBusReceivedMessage]:
-        async def peek() -> list[ServiceBusReceivedMessage]:
-            async with self._open_receiver() as receiver:
-                return list(await receiver.peek_messages(max_message_count=count))
-
-        result: list[ServiceBusReceivedMessage] = await self._call("peek", peek)
-        return result
-
-    async def receive(self, max_messages: int, *, lease_s: int) -> list[RecoveryMessage]:
-        receiver = await self._get_receiver()
-
-        async def receive() -> list[ServiceBusReceivedMessage]:
-            return list(await receiver.receive_messages(max_message_count=max_messages, max_wait_time=1))
-
-        received = await self._call("receive", receive)
-        return [RecoveryMessage(_text_of(m), m.enqueued_time_utc, m) for m in received]
-
-    async def delete(self, message: RecoveryMessage) -> None:
-        receiver = await self._get_receiver()
-        await self._call("complete", lambda: receiver.complete_message(message.handle))
-
-    async def status(self) -> RecoveryQueueStatus:
-        peeked = await self._peek(SERVICE_BUS_PEEK_LIMIT)
-        oldest = min((m.enqueued_time_utc for m in peeked if m.enqueued_time_utc), default=None)
-        return RecoveryQueueStatus(name=self.name, kind=self.kind, count=len(peeked), oldest_age_s=_age_s(oldest))
-
-    async def close(self) -> None:
-        if self._receiver is not None:
-            await self._receiver.close()
-            self._receiver = None
-
-
-class ServiceBusRecoveryStore(ServiceBusQueueReader):
-    """RECOVERY_BACKEND=servicebus: a Service Bus queue; parked messages are *scheduled* messages.
-
-    The broker dead-letters a message after maxDeliveryCount failed receives; those are
-    recovery material too, so the sweep also drains the dead-letter sub-queue.
-    """
-
-    backend: Literal["storage", "servicebus"] = "servicebus"
-    max_text_bytes = SERVICE_BUS_MAX_TEXT_BYTES
-
-    def __init__(self, client: Any, queue: str, *, timeout_s: float, clock: Callable[[], datetime] = utc_now) -> None:
-        super().__init__(client, queue, timeout_s=timeout_s)
-        self._sender: Any = None
-        self._clock = clock
-        self.dead_letters = ServiceBusQueueReader(client, queue, timeout_s=timeout_s, dead_letter=True)
-
-    def extra_sources(self) -> list[MessageSource]:
-        return [self.dead_letters]
-
-    async def _get_sender(self) -> Any:
-        async with self._lock:
-            if self._sender is None:
-                self._sender = self._client.get_queue_sender(self._queue)
-            return self._sender
-
-    async def send(self, text: str, *, delay_s: int) -> None:
-        sender = await self._get_sender()
-        message = ServiceBusMessage(text, content_type="application/json")
-        if delay_s:
-            at = self._clock() + timedelta(seconds=delay_s)
-            await self._call("schedule", lambda: sender.schedule_messages(message, at))
-        else:
-            await self._call("send", lambda: sender.send_messages(message))
-
-    async def probe(self) -> None:
-        # Peeking proves the namespace answers and the entity exists; a send would leave a message.
-        await self._peek(1)
-
-    async def put_body(self, name: str, data: bytes, content_type: str | None) -> bool:
-        return False  # no blob beside a Service Bus queue: oversized bodies cannot be parked there
-
-    async def take_body(self, name: str) -> bytes | None:
-        return None
-
-    async def drop_body(self, name: str) -> None:
-        return None
-
-    async def close(self) -> None:
-        if self._sender is not None:
-            await self._sender.close()
-            self._sender = None
-        await self.dead_letters.close()
-        await super().close()
-        await self._client.close()
-
-
-def _text_of(message: ServiceBusReceivedMessage) -> str:
-    body = message.body
-    if isinstance(body, bytes | str):
-        return body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    return b"".join(body).decode("utf-8", errors="replace")

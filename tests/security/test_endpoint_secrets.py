@@ -107,7 +107,7 @@ async def test_a_reference_stored_directly_in_the_table_is_a_config_failure_and_
     # Given a config written straight to the integrations table, bypassing PUT (or saved before the
     # allowlist shrank), whose header references the storage connection
     endpoint = {"kind": "http", "url": receiver.url, "headers": {"X-Storage": "%AzureWebJobsStorage%"}}
-    await services.integrations.put(
+    await services.stores.integrations.put(
         IntegrationConfig.model_validate({"id": "planted", "name": "planted", "endpoint": endpoint})
     )
 

@@ -183,7 +183,7 @@ async def test_a_metadata_url_stored_directly_in_the_table_is_a_config_failure(l
     services = Services(Settings.from_env(local_env))
     try:
         config = {"id": "planted-metadata", "name": "planted", "endpoint": http_endpoint("http://169.254.169.254/")}
-        await services.integrations.put(IntegrationConfig.model_validate(config))
+        await services.stores.integrations.put(IntegrationConfig.model_validate(config))
     finally:
         await services.close()
 

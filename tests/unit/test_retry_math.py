@@ -15,10 +15,10 @@ from shared.delivery.retry import (
     delay_actions_exhausted,
     endpoint_delay_s,
     engine_retry_decision,
-    interval_start,
     requeue_delay_s,
     should_delay,
 )
+from shared.storage.error_window_table import interval_start
 
 
 @pytest.mark.parametrize(

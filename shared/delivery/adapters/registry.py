@@ -16,12 +16,13 @@ import httpx
 from shared.config.models import Endpoint, HttpEndpoint, StorageQueueEndpoint
 from shared.delivery.adapters.base import Sender
 from shared.delivery.adapters.http import HttpSender, SettingResolver, build_http_client
-from shared.delivery.adapters.service_bus import SdkServiceBusClient, ServiceBusSender, build_service_bus_client
+from shared.delivery.adapters.service_bus import SdkServiceBusClient, ServiceBusSender
 from shared.delivery.adapters.storage_queue import StorageQueueSender
 from shared.egress import EgressPolicy
 from shared.errors import ConfigError
 from shared.settings import Connection, Settings
 from shared.storage.account import StorageAccount
+from shared.storage.clients import build_service_bus_client
 from shared.storage.queues import QueueGateway
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Service Bus delivery, and the one place Service Bus clients are built.
+"""Service Bus delivery: one message per delivery, on the entity the endpoint names.
 
 The envelope id becomes the message id, so an entity with duplicate detection drops the
 copies that at-least-once delivery produces. One AMQP sender per entity stays open and is
@@ -7,7 +7,7 @@ open their own (the lock).
 
 Service Bus has no local emulator here, so tests run against `FakeServiceBusClient`
 (`tests/twins/service_bus.py`), which stands in at the SDK client boundary described
-by `SdkServiceBusClient` below.
+by `SdkServiceBusClient` below. The client itself is built by `shared.storage.clients.build_service_bus_client`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from azure.servicebus import ServiceBusMessage
-from azure.servicebus.aio import ServiceBusClient
 from azure.servicebus.exceptions import (
     MessageSizeExceededError,
     MessagingEntityDisabledError,
@@ -31,9 +29,7 @@ from azure.servicebus.exceptions import (
 
 from shared.config.models import ServiceBusEndpoint
 from shared.delivery.adapters.base import Delivery, Response
-from shared.errors import ConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from shared.settings import Connection
-from shared.storage.clients import build_credential
+from shared.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 
 logger = logging.getLogger(__name__)
 
@@ -78,56 +74,6 @@ class SdkServiceBusClient(Protocol):
     def get_queue_sender(self, queue_name: str) -> SdkQueueSender: ...
 
     async def close(self) -> None: ...
-
-
-# Few, quick SDK retries (as for storage): an outage must surface within our own time bound.
-_RETRY_TOTAL = 2
-_RETRY_BACKOFF_FACTOR = 0.2
-_RETRY_BACKOFF_MAX_S = 2.0
-
-
-class _IdentityServiceBusClient(ServiceBusClient):
-    """Closes the credential it was built with; the SDK client leaves that to the caller."""
-
-    def __init__(self, fully_qualified_namespace: str, credential: AsyncTokenCredential) -> None:
-        super().__init__(
-            fully_qualified_namespace,
-            credential,
-            retry_total=_RETRY_TOTAL,
-            retry_backoff_factor=_RETRY_BACKOFF_FACTOR,
-            retry_backoff_max=_RETRY_BACKOFF_MAX_S,
-        )
-        self._owned_credential = credential
-
-    async def close(self) -> None:
-        try:
-            await super().close()
-        finally:
-            await self._owned_credential.close()
-
-
-def build_service_bus_client(connection: Connection) -> ServiceBusClient:
-    """A Service Bus client from a connection setting: a connection string, or identity with a namespace."""
-    if connection.connection_string is not None:
-        try:
-            return ServiceBusClient.from_connection_string(
-                connection.connection_string,
-                retry_total=_RETRY_TOTAL,
-                retry_backoff_factor=_RETRY_BACKOFF_FACTOR,
-                retry_backoff_max=_RETRY_BACKOFF_MAX_S,
-            )
-        except ValueError:
-            # Not chained: the SDK's message may quote the malformed string, key included.
-            raise ConfigError(
-                f"connection setting {connection.name!r} is not a Service Bus connection string "
-                "(Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)"
-            ) from None
-    if not connection.fully_qualified_namespace:
-        raise ConfigError(
-            f"connection setting {connection.name!r} has no Service Bus namespace "
-            f"({connection.name}__fullyQualifiedNamespace)"
-        )
-    return _IdentityServiceBusClient(connection.fully_qualified_namespace, build_credential(connection))
 
 
 def map_service_bus_error(exc: Exception, target: str) -> DeliveryError:
