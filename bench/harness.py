@@ -25,6 +25,7 @@ from azure.storage.queue.aio import QueueClient
 from devtools.azurite import AzuriteProcess, port_open
 from shared.services import Services
 from shared.settings import Settings
+from shared.storage.azure import AzureStores
 
 T = TypeVar("T")
 
@@ -112,6 +113,13 @@ async def phase(name: str, **overrides: str) -> AsyncIterator[tuple[PhaseAzurite
     finally:
         await services.close()
         await asyncio.to_thread(azurite.stop)
+
+
+def azure_stores(services: Services) -> AzureStores:
+    """The Azure stores behind `services`: benchmarks reach Azurite's tables and queues directly too."""
+    stores = services.stores
+    assert isinstance(stores, AzureStores)
+    return stores
 
 
 class Stopwatch:

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.models import JobAction
+from shared.jobs.models import JobAction
 
 DESCRIPTION = "`python -m bench`: run the benchmarks, each phase on a fresh Azurite, and write bench/RESULTS.md."
 BENCHMARKS = ("engine", "jobs", "list", "capture", "recovery")

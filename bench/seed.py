@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bench.harness import bounded_gather
-from shared.failures import new_failure
-from shared.models import AttemptRecord, Envelope, FailureOrigin
+from bench.harness import azure_stores, bounded_gather
+from shared.failures.models import FailureOrigin
+from shared.failures.records import new_failure
+from shared.messages.models import AttemptRecord, Envelope
 from shared.services import Services
 from shared.storage.failure_rows import failure_to_row
 from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Entity
@@ -107,7 +108,8 @@ async def seed_failures(
     rebuild_summary: bool = True,
 ) -> Seeded:
     """Write `count` failures of `integration` in transactions of 100, a few at a time, then recount."""
-    table = services.failures.table
+    azure = azure_stores(services)
+    table = azure.account.tables.table(azure.names.failures)
     await table.ensure()
     groups: dict[int, str] = {}
     blob_refs: list[str] = []
@@ -133,11 +135,11 @@ async def seed_failures(
     await bounded_gather(batches, submit, concurrency=SEED_CONCURRENCY)
 
     async def upload(ref: str) -> None:
-        await services.payloads.put(ref, b"{}", content_type="application/json")
+        await services.stores.payloads.put(ref, b"{}", content_type="application/json")
 
     await bounded_gather(blob_refs, upload, concurrency=16)
     if rebuild_summary:
-        await services.failures.rebuild_summary(integration)
+        await services.stores.failures.rebuild_summary(integration)
     return Seeded(
         integration=integration,
         count=count,

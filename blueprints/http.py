@@ -14,9 +14,10 @@ import azure.functions as func
 from pydantic import BaseModel
 
 from shared.errors import BadParameter, InputError, PayloadTooLarge, ReboundError, UnsupportedMediaType
+from shared.ids import RECORD_ID_PATTERN
 from shared.logs import log_event
-from shared.models import ENVELOPE_INTEGRATION_PATTERN, INTEGRATION_ID_PATTERN, RECORD_ID_PATTERN
 from shared.sensitive import safe_url
+from shared.values import ENVELOPE_INTEGRATION_PATTERN, INTEGRATION_ID_PATTERN
 
 logger = logging.getLogger("rebound.http")
 

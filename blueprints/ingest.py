@@ -5,9 +5,9 @@ from __future__ import annotations
 import azure.functions as func
 
 from blueprints.http import CONFIG_ID, handles_errors, json_response, route_id
-from shared.ingest import IncomingMessage, accept_message
-from shared.models import utc_now
+from shared.delivery.ingest import IncomingMessage
 from shared.services import get_services
+from shared.values import utc_now
 
 bp = func.Blueprint()
 
@@ -17,22 +17,13 @@ bp = func.Blueprint()
 @handles_errors
 async def ingest_message(req: func.HttpRequest) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
-    services = get_services()
-    accepted = await accept_message(
-        IncomingMessage(
-            integration=integration,
-            body=req.get_body(),
-            content_type=req.headers.get("content-type"),
-            headers=dict(req.headers),
-        ),
-        configs=services.ingest_configs,
-        queues=services.storage.queues,
-        inbound_queue=services.names.inbound,
-        payloads=services.payloads,
-        max_message_bytes=services.settings.max_message_bytes,
-        now=utc_now(),
-        parker=services.parker,
+    message = IncomingMessage(
+        integration=integration,
+        body=req.get_body(),
+        content_type=req.headers.get("content-type"),
+        headers=dict(req.headers),
     )
+    accepted = await get_services().ingest.accept(message, now=utc_now())
     envelope = accepted.envelope
     body = {"id": envelope.id, "correlation_id": envelope.correlation_id, "parked": accepted.parked}
     return json_response(body, status=202)

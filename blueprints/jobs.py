@@ -13,9 +13,10 @@ from blueprints.http import (
     read_json,
     route_id,
 )
-from shared.models import JobRequest, utc_now
+from shared.jobs.models import JobRequest
 from shared.services import get_services
 from shared.validation import parse_model
+from shared.values import utc_now
 
 bp = func.Blueprint()
 

@@ -18,11 +18,10 @@ from blueprints.http import (
     read_json,
     route_id,
 )
-from shared import failure_queries, integration_configs
 from shared.errors import BadParameter
-from shared.metrics import MAX_WINDOW_MINUTES, METRICS
-from shared.models import FailureFilter
+from shared.failures.queries import DEFAULT_LIMIT, FILTER_PARAMETERS, PAGE_PARAMETERS, parse_filter
 from shared.openapi import build_openapi
+from shared.operability.metrics import MAX_WINDOW_MINUTES
 from shared.services import get_services
 
 bp = func.Blueprint()
@@ -41,7 +40,7 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
     query_params(req)
-    configs = await integration_configs.list_integrations(get_services().integrations)
+    configs = await get_services().integrations.list()
     return json_response({"items": configs})
 
 
@@ -51,7 +50,7 @@ async def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
 async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
-    config = await integration_configs.load_integration(get_services().integrations, integration)
+    config = await get_services().integrations.get(integration)
     return json_response(config)
 
 
@@ -61,10 +60,7 @@ async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
 async def put_integration(req: func.HttpRequest) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
-    services = get_services()
-    config, created = await integration_configs.save_integration(
-        services.integrations, integration, read_json(req), egress=services.egress
-    )
+    config, created = await get_services().integrations.save(integration, read_json(req))
     return json_response(config, status=201 if created else 200)
 
 
@@ -74,7 +70,7 @@ async def put_integration(req: func.HttpRequest) -> func.HttpResponse:
 async def delete_integration(req: func.HttpRequest) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
-    await integration_configs.delete_integration(get_services().integrations, integration)
+    await get_services().integrations.delete(integration)
     return func.HttpResponse(status_code=204)
 
 
@@ -94,12 +90,11 @@ async def failures_overview(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def list_failures(req: func.HttpRequest) -> func.HttpResponse:
     integration = route_id(req, "integration", FAILURES_INTEGRATION)
-    params = query_params(req, (*failure_queries.FILTER_PARAMETERS, *failure_queries.PAGE_PARAMETERS))
-    page = await failure_queries.list_failures(
-        get_services().failures,
+    params = query_params(req, (*FILTER_PARAMETERS, *PAGE_PARAMETERS))
+    page = await get_services().failures.page(
         integration,
-        failure_queries.parse_filter(params),
-        limit=int_param(params, "limit", failure_queries.DEFAULT_LIMIT),
+        parse_filter(params),
+        limit=int_param(params, "limit", DEFAULT_LIMIT),
         cursor=params.get("cursor"),
     )
     return json_response({"items": page.items, "next_cursor": page.next_cursor})
@@ -110,14 +105,8 @@ async def list_failures(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def count_failures(req: func.HttpRequest) -> func.HttpResponse:
     integration = route_id(req, "integration", FAILURES_INTEGRATION)
-    selection = failure_queries.parse_filter(query_params(req, failure_queries.FILTER_PARAMETERS))
-    services = get_services()
-    if selection == FailureFilter():
-        # "All" is answered from the counters, without scanning.
-        count = (await services.failures.summary(integration)).count
-    else:
-        count = await failure_queries.count_failures(services.failures, integration, selection)
-    return json_response({"count": count})
+    selection = parse_filter(query_params(req, FILTER_PARAMETERS))
+    return json_response({"count": await get_services().failures.count(integration, selection)})
 
 
 @bp.function_name("get_failure")
@@ -127,9 +116,7 @@ async def get_failure(req: func.HttpRequest) -> func.HttpResponse:
     integration = route_id(req, "integration", FAILURES_INTEGRATION)
     failure_id = route_id(req, "failure_id", RECORD_ID)
     query_params(req)
-    services = get_services()
-    detail = await failure_queries.failure_detail(services.failures, services.payloads, integration, failure_id)
-    return json_response(detail)
+    return json_response(await get_services().failures.detail(integration, failure_id))
 
 
 @bp.function_name("failure_groups")
@@ -165,7 +152,8 @@ async def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
 @handles_errors
 async def metrics(req: func.HttpRequest) -> func.HttpResponse:
     params = query_params(req, ("window_minutes",))
-    window = int_param(params, "window_minutes", get_services().settings.metrics_window_minutes)
+    services = get_services()
+    window = int_param(params, "window_minutes", services.settings.metrics_window_minutes)
     if not 1 <= window <= MAX_WINDOW_MINUTES:
         raise BadParameter("window_minutes", f"must be between 1 and {MAX_WINDOW_MINUTES}")
-    return json_response(METRICS.snapshot(window_minutes=window))
+    return json_response(services.metrics.snapshot(window_minutes=window))

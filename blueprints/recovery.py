@@ -5,9 +5,8 @@ from __future__ import annotations
 import azure.functions as func
 
 from blueprints.http import handles_errors, json_response, query_params
-from shared.models import utc_now
-from shared.retention import purge_expired
 from shared.services import get_services
+from shared.values import utc_now
 
 bp = func.Blueprint()
 
@@ -21,15 +20,7 @@ async def recovery_sweep(timer: func.TimerRequest) -> None:
 @bp.function_name("retention_purge")
 @bp.timer_trigger(arg_name="timer", schedule="%RETENTION_SCHEDULE%", run_on_startup=False)
 async def retention_purge(timer: func.TimerRequest) -> None:
-    services = get_services()
-    await purge_expired(
-        failures=services.failures,
-        blobs=services.storage.blobs,
-        payload_container=services.names.payloads,
-        error_window=services.error_window,
-        now=utc_now(),
-        retention_days=services.settings.failure_retention_days,
-    )
+    await get_services().retention.purge(now=utc_now())
 
 
 @bp.function_name("recovery_status")

@@ -17,22 +17,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from shared.failure_queries import DEFAULT_LIMIT, MAX_LIMIT, FailureDetail
-from shared.health import HealthReport
-from shared.metrics import MAX_WINDOW_MINUTES, MetricsSnapshot
-from shared.models import (
-    ENVELOPE_INTEGRATION_PATTERN,
-    INTEGRATION_ID_PATTERN,
-    RECORD_ID_PATTERN,
-    Failure,
-    FailureFilter,
-    IntegrationConfig,
-    Job,
-    JobRequest,
-    RecoveryStatus,
-    SweepResult,
-)
-from shared.storage.failures import FailureGroup, FailureSummary
+from shared.config.models import IntegrationConfig
+from shared.failures.models import Failure, FailureDetail, FailureFilter, FailureGroup, FailureSummary
+from shared.failures.queries import DEFAULT_LIMIT, MAX_LIMIT
+from shared.ids import RECORD_ID_PATTERN
+from shared.jobs.models import Job, JobRequest
+from shared.operability.health import HealthReport
+from shared.operability.metrics import MAX_WINDOW_MINUTES, MetricsSnapshot
+from shared.recovery.models import RecoveryStatus, SweepResult
+from shared.values import ENVELOPE_INTEGRATION_PATTERN, INTEGRATION_ID_PATTERN
 
 OPENAPI_VERSION = "3.1.0"
 #: The HTTP contract's version; kept in step with pyproject's project version.
@@ -153,15 +146,13 @@ class Route:
 
 
 def _integration(pattern: str = ENVELOPE_INTEGRATION_PATTERN) -> Param:
-    return Param(
-        "integration", "path", "integration id (a Table PartitionKey)", {"type": "string", "pattern": pattern}, True
-    )
+    return Param("integration", "path", "integration id", {"type": "string", "pattern": pattern}, True)
 
 
 _CONFIG_INTEGRATION = _integration(INTEGRATION_ID_PATTERN)
 _FAILURE_INTEGRATION = _integration()
 _RECORD_ID = {"type": "string", "pattern": RECORD_ID_PATTERN}
-_FAILURE_ID = Param("failure_id", "path", "a failure's `id` (stable; its RowKey)", _RECORD_ID, required=True)
+_FAILURE_ID = Param("failure_id", "path", "a failure's `id` (stable; sorts newest first)", _RECORD_ID, required=True)
 _JOB_ID = Param("job_id", "path", "a job's `id`", _RECORD_ID, required=True)
 
 #: Query-string descriptions of the FailureFilter fields; their schemas come from the model.

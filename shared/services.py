@@ -1,7 +1,9 @@
-"""The composition root: settings → storage accounts → stores, built once per event loop.
+"""The composition root: settings and a bundle of stores → the services the blueprints call, built once per loop.
 
 Importing the app must never raise (an import error fails worker indexing and no function
-loads), so nothing here runs at import time: handlers call `get_services()`.
+loads), so nothing here runs at import time: handlers call `get_services()`. Every service is
+built on first use from `self.stores` (the Azure stores unless a test passes others), and the
+counters of what this instance did (`metrics`) belong to the Services that counted them.
 """
 
 from __future__ import annotations
@@ -10,158 +12,145 @@ import asyncio
 import weakref
 from functools import cached_property
 
-from shared.adapters.registry import SenderRegistry
-from shared.adapters.service_bus import build_service_bus_client
-from shared.config_cache import ConfigCache
-from shared.engine import DeliveryEngine
-from shared.health import HealthCheck, check_health
-from shared.jobs import JobLimits, JobService
-from shared.recovery import Parker, RecoverySweeper
-from shared.retry import EndpointRetryPolicy
-from shared.settings import RecoveryBackend, Settings
-from shared.storage.account import StorageAccount
-from shared.storage.error_window import ErrorWindow
-from shared.storage.failures import FailureStore
-from shared.storage.integrations import IntegrationStore
-from shared.storage.jobs import JobStore
-from shared.storage.names import StorageNames
-from shared.storage.payloads import PayloadStore
-from shared.storage.recovery_stores import RecoveryStore, ServiceBusRecoveryStore, StorageRecoveryStore
-from shared.telemetry import configure_telemetry
+from shared.config.cache import ConfigCache
+from shared.config.service import IntegrationConfigs
+from shared.delivery.adapters.registry import SenderRegistry
+from shared.delivery.engine import DeliveryEngine
+from shared.delivery.ingest import Ingest
+from shared.delivery.retry import EndpointRetryPolicy
+from shared.failures.queries import FailureQueries
+from shared.failures.retention import Retention
+from shared.jobs.models import JobLimits
+from shared.jobs.runner import JobService
+from shared.operability.health import HealthCheck, check_health
+from shared.operability.metrics import Metrics
+from shared.operability.telemetry import configure_telemetry
+from shared.recovery.sweeper import Parker, RecoverySweeper
+from shared.settings import Settings
+from shared.storage.azure import AzureStores
+from shared.stores import Stores
 
 
 class Services:
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        storage: StorageAccount | None = None,
-        recovery_storage: StorageAccount | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, *, stores: Stores | None = None) -> None:
         self.settings = settings
-        self.names = StorageNames(settings.prefix)
-        self.storage = storage or StorageAccount(settings.storage, timeout_s=settings.storage_timeout_s)
-        if recovery_storage is None:
-            recovery_connection = settings.recovery_storage
-            same_account = recovery_connection.name == self.storage.connection.name
-            recovery_storage = (
-                self.storage
-                if same_account
-                else StorageAccount(recovery_connection, timeout_s=settings.storage_timeout_s)
-            )
-        self.recovery_storage = recovery_storage
-        self.integrations = IntegrationStore(self.storage.tables.table(self.names.integrations))
+        self.stores: Stores = stores if stores is not None else AzureStores.build(settings)
+        self.metrics = Metrics()
         self.egress = settings.egress_policy()
-
-    @cached_property
-    def payloads(self) -> PayloadStore:
-        return PayloadStore(self.storage.blobs, self.names.payloads)
-
-    @cached_property
-    def failures(self) -> FailureStore:
-        tables = self.storage.tables
-        return FailureStore(tables.table(self.names.failures), tables.table(self.names.failure_summary), self.payloads)
-
-    @cached_property
-    def error_window(self) -> ErrorWindow:
-        return ErrorWindow(self.storage.tables.table(self.names.error_window))
 
     @cached_property
     def configs(self) -> ConfigCache:
         """The engine's view of configs: cached briefly, misses included."""
-        return ConfigCache(self.integrations)
+        return ConfigCache(self.stores.integrations)
 
     @cached_property
     def ingest_configs(self) -> ConfigCache:
         """Ingest's view: a just-created integration is accepted at once."""
-        return ConfigCache(self.integrations, cache_misses=False)
+        return ConfigCache(self.stores.integrations, cache_misses=False)
 
     @cached_property
     def senders(self) -> SenderRegistry:
         return SenderRegistry(self.settings, egress=self.egress)
 
     @cached_property
+    def integrations(self) -> IntegrationConfigs:
+        return IntegrationConfigs(self.stores.integrations, egress=self.egress)
+
+    @cached_property
+    def ingest(self) -> Ingest:
+        stores = self.stores
+        return Ingest(
+            configs=self.ingest_configs,
+            inbound=stores.inbound,
+            payloads=stores.payloads,
+            max_message_bytes=self.settings.max_message_bytes,
+            parker=self.parker,
+        )
+
+    @cached_property
     def engine(self) -> DeliveryEngine:
-        settings = self.settings
+        settings, stores = self.settings, self.stores
         return DeliveryEngine(
             configs=self.configs,
             senders=self.senders,
-            queues=self.storage.queues,
-            inbound_queue=self.names.inbound,
-            payloads=self.payloads,
-            failures=self.failures,
-            error_window=self.error_window,
+            inbound=stores.inbound,
+            payloads=stores.payloads,
+            failures=stores.failures,
+            error_window=stores.error_window,
             endpoint_policy=EndpointRetryPolicy(
                 max_attempts=settings.endpoint_retry_max_attempts,
                 base_delay_s=settings.endpoint_retry_base_delay_s,
                 window_s=settings.endpoint_retry_window_s,
             ),
+            metrics=self.metrics,
             parker=self.parker,
         )
 
     @cached_property
+    def failures(self) -> FailureQueries:
+        return FailureQueries(self.stores.failures, self.stores.payloads)
+
+    @cached_property
     def jobs(self) -> JobService:
-        settings = self.settings
+        settings, stores = self.settings, self.stores
         return JobService(
-            jobs=JobStore(self.storage.tables.table(self.names.jobs_table)),
-            integrations=self.integrations,
-            failures=self.failures,
-            payloads=self.payloads,
-            queues=self.storage.queues,
-            inbound_queue=self.names.inbound,
-            jobs_queue=self.names.jobs_queue,
+            jobs=stores.jobs,
+            integrations=stores.integrations,
+            failures=stores.failures,
+            payloads=stores.payloads,
+            inbound=stores.inbound,
+            job_pages=stores.job_pages,
             limits=JobLimits(
                 page_size=settings.job_page_size,
                 rate_per_s=settings.job_rate_limit_per_s,
                 max_inbound_depth=settings.max_inbound_depth,
             ),
+            metrics=self.metrics,
             parker=self.parker,
+        )
+
+    @cached_property
+    def parker(self) -> Parker:
+        return Parker(self.stores.recovery, delay_s=self.settings.recovery_park_delay_s, metrics=self.metrics)
+
+    @cached_property
+    def sweeper(self) -> RecoverySweeper:
+        settings, stores = self.settings, self.stores
+        return RecoverySweeper(
+            flow=stores.recovery,
+            poison=stores.poison,
+            inbound=stores.inbound,
+            job_pages=stores.job_pages,
+            payloads=stores.payloads,
+            failures=stores.failures,
+            jobs=self.jobs,
+            state=stores.sweep_state,
+            main_flow=stores.main_flow,
+            max_reinserts=settings.recovery_max_reinserts,
+            batch_size=settings.recovery_batch_size,
+            max_inbound_depth=settings.max_inbound_depth,
+            metrics=self.metrics,
+        )
+
+    @cached_property
+    def retention(self) -> Retention:
+        stores = self.stores
+        return Retention(
+            stores.failures,
+            stores.payloads,
+            stores.error_window,
+            retention_days=self.settings.failure_retention_days,
         )
 
     @cached_property
     def health(self) -> HealthCheck:
         timeout_s = self.settings.storage_timeout_s
-        return HealthCheck(lambda: check_health(self.storage, self.recovery_storage, self.names, timeout_s=timeout_s))
-
-    @cached_property
-    def recovery_store(self) -> RecoveryStore:
-        settings = self.settings
-        if settings.recovery_backend is RecoveryBackend.SERVICE_BUS:
-            client = build_service_bus_client(settings.connection(settings.recovery_service_bus_connection))
-            return ServiceBusRecoveryStore(
-                client, settings.recovery_service_bus_queue, timeout_s=settings.storage_timeout_s
-            )
-        account = self.recovery_storage
-        return StorageRecoveryStore(account.queues, account.blobs, self.names.recovery, self.names.recovery_payloads)
-
-    @cached_property
-    def parker(self) -> Parker:
-        return Parker(self.recovery_store, delay_s=self.settings.recovery_park_delay_s)
-
-    @cached_property
-    def sweeper(self) -> RecoverySweeper:
-        settings = self.settings
-        return RecoverySweeper(
-            store=self.recovery_store,
-            queues=self.storage.queues,
-            names=self.names,
-            payloads=self.payloads,
-            failures=self.failures,
-            jobs=self.jobs,
-            state=self.storage.tables.table(self.names.recovery_state),
-            max_reinserts=settings.recovery_max_reinserts,
-            batch_size=settings.recovery_batch_size,
-            max_inbound_depth=settings.max_inbound_depth,
-        )
+        return HealthCheck(lambda: check_health(self.stores.health_probes, timeout_s=timeout_s))
 
     async def close(self) -> None:
-        if "recovery_store" in self.__dict__:
-            await self.recovery_store.close()
         if "senders" in self.__dict__:
             await self.senders.aclose()
-        await self.storage.close()
-        if self.recovery_storage is not self.storage:
-            await self.recovery_storage.close()
+        await self.stores.close()
 
 
 # Azure SDK aio clients are bound to the loop that first used them; the Functions worker runs one

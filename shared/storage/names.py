@@ -74,8 +74,3 @@ class StorageNames:
     def recovery_payloads(self) -> str:
         """On RecoveryStorage: bodies too large to park inline."""
         return f"{self.prefix}recoverypayloads"
-
-    @property
-    def app_queues(self) -> tuple[str, ...]:
-        """Queues whose poison twins belong to this app (the recovery sweep drains those)."""
-        return (self.inbound, self.jobs_queue)

@@ -8,9 +8,7 @@ Azurite accepts entities that Azure rejects, so the real limits are enforced her
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +19,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableEntity, TableTransactionError, TransactionOperation, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from shared.errors import BadParameter, ConcurrencyConflict, EntityTooLarge
+from shared.errors import ConcurrencyConflict, EntityTooLarge
 from shared.storage.faults import error_code, storage_call
 
 T = TypeVar("T")
@@ -32,8 +30,6 @@ MAX_ENTITY_BYTES = 1024 * 1024
 MAX_PROPERTY_BYTES = 64 * 1024
 MAX_PROPERTIES = 255  # including PartitionKey, RowKey and Timestamp
 MAX_BATCH_OPERATIONS = 100
-#: Our cursors hold a RowKey or a continuation token, well under this; anything longer is not ours.
-MAX_CURSOR_CHARS = 2048
 #: A transaction refused for one of these lost a race; the caller re-reads and decides again.
 _CONFLICT_CODES = frozenset(
     {"EntityAlreadyExists", "UpdateConditionNotSatisfied", "ConditionNotMet", "ResourceNotFound"}
@@ -74,27 +70,6 @@ def _clean(entity: Mapping[str, Any]) -> Entity:
 def etag_of(entity: TableEntity | Mapping[str, Any]) -> str | None:
     metadata = getattr(entity, "metadata", None)
     return metadata.get("etag") if metadata else None
-
-
-def encode_cursor(token: Mapping[str, Any] | None) -> str | None:
-    if not token:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(dict(token), separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None, *, parameter: str = "cursor") -> dict[str, Any] | None:
-    if not cursor:
-        return None
-    if len(cursor) > MAX_CURSOR_CHARS:
-        raise BadParameter(parameter, "is not a cursor this API returned")
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        token = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise BadParameter(parameter, "is not a cursor this API returned") from exc
-    if not isinstance(token, dict) or not all(isinstance(k, str) for k in token):
-        raise BadParameter(parameter, "is not a cursor this API returned")
-    return token
 
 
 @dataclass(frozen=True)

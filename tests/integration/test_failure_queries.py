@@ -1,5 +1,5 @@
 """Failure queries against Azurite: filters (time, reason, sender, receiver, origin, group), paging,
-detail with content, groups, overview and counts — through shared.failure_queries and the handlers."""
+detail with content, groups, overview and counts — through shared.failures.queries and the handlers."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ import azure.functions as func
 import pytest
 
 from blueprints import portal_api
-from shared import failure_queries
-from shared.failures import new_failure
-from shared.models import Envelope, Failure, FailureFilter, FailureOrigin
+from shared.failures.models import Failure, FailureFilter, FailureOrigin, FailurePage
+from shared.failures.records import new_failure
+from shared.messages.models import Envelope
 from shared.services import Services, reset_services
 from shared.storage.failure_rows import failure_to_row
+from tests.support.stores import azure_stores
 
 BASE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -50,7 +51,7 @@ async def record(
     failure = new_failure(
         envelope, origin=origin, reason=reason, now=when, body_ref=body_ref, status_code=status, attempts=4
     )
-    await services.failures.add(failure)
+    await services.stores.failures.add(failure)
     return failure
 
 
@@ -66,13 +67,11 @@ def body_of(response: func.HttpResponse) -> Any:
 
 async def all_pages(
     services: Services, selection: FailureFilter, *, limit: int, scan_budget: int = 5000
-) -> list[failure_queries.FailurePage]:
+) -> list[FailurePage]:
     pages = []
     cursor = None
     for _ in range(100):
-        page = await failure_queries.list_failures(
-            services.failures, "orders", selection, limit=limit, cursor=cursor, scan_budget=scan_budget
-        )
+        page = await services.failures.page("orders", selection, limit=limit, cursor=cursor, scan_budget=scan_budget)
         pages.append(page)
         if page.next_cursor is None:
             return pages
@@ -151,7 +150,7 @@ async def test_each_filter_alone_and_combined_selects_exactly_its_failures_newes
     selection = FailureFilter.model_validate(filters)
 
     # When the list is read
-    page = await failure_queries.list_failures(services.failures, "orders", selection, limit=50)
+    page = await services.failures.page("orders", selection, limit=50)
 
     # Then exactly the matching `orders` failures come back, newest first, and nothing else is left
     assert labels(dataset, page.items) == list(expected)
@@ -164,10 +163,8 @@ async def test_group_filter_selects_like_failures_of_this_integration_only(servi
     assert dataset["h"].group == group == dataset["billing"].group
 
     # When the list is filtered by that group, alone and with a time range
-    alone = await failure_queries.list_failures(services.failures, "orders", FailureFilter(group=group))
-    ranged = await failure_queries.list_failures(
-        services.failures, "orders", FailureFilter(group=group, to=BASE + timedelta(minutes=69))
-    )
+    alone = await services.failures.page("orders", FailureFilter(group=group))
+    ranged = await services.failures.page("orders", FailureFilter(group=group, to=BASE + timedelta(minutes=69)))
 
     # Then both like-failures of `orders` come back, and billing's never does
     assert labels(dataset, alone.items) == ["h", "a"]
@@ -252,7 +249,7 @@ async def test_time_range_includes_both_ends_and_excludes_one_microsecond_outsid
     after_end = await record(services, end + MICROSECOND)
 
     # When the range is queried directly and through the handler (ISO 8601 with microseconds)
-    page = await failure_queries.list_failures(services.failures, "orders", FailureFilter(from_=start, to=end))
+    page = await services.failures.page("orders", FailureFilter(from_=start, to=end))
     handler = body_of(
         await portal_api.list_failures(
             request(
@@ -278,7 +275,7 @@ async def test_a_range_of_one_instant_selects_exactly_the_failures_at_that_insta
     await record(services, moment + MICROSECOND)
 
     # When from == to == that instant
-    page = await failure_queries.list_failures(services.failures, "orders", FailureFilter(from_=moment, to=moment))
+    page = await services.failures.page("orders", FailureFilter(from_=moment, to=moment))
 
     # Then exactly the twins match
     assert sorted(item.id for item in page.items) == sorted(f.id for f in twins)
@@ -295,9 +292,9 @@ async def test_odata_in_a_filter_value_is_matched_literally_and_never_widens_the
     await record(services, BASE + timedelta(seconds=1), sender="webshop", integration="billing")
 
     # When an OData expression is passed as the sender (and as the receiver)
-    by_sender = await failure_queries.list_failures(services.failures, "orders", FailureFilter(sender=attack))
-    by_receiver = await failure_queries.list_failures(services.failures, "orders", FailureFilter(receiver=attack))
-    counted = await failure_queries.count_failures(services.failures, "orders", FailureFilter(sender=attack))
+    by_sender = await services.failures.page("orders", FailureFilter(sender=attack))
+    by_receiver = await services.failures.page("orders", FailureFilter(receiver=attack))
+    counted = await services.stores.failures.count("orders", FailureFilter(sender=attack))
     through_handler = body_of(
         await portal_api.list_failures(
             request("integrations/orders/failures", {"sender": attack}, integration="orders")
@@ -315,7 +312,7 @@ async def test_a_sender_that_looks_like_odata_is_found_by_its_exact_value(servic
     await record(services, BASE + timedelta(seconds=1), sender="x")
 
     # When filtering by that exact value
-    page = await failure_queries.list_failures(services.failures, "orders", FailureFilter(sender="x' or '1' eq '1"))
+    page = await services.failures.page("orders", FailureFilter(sender="x' or '1' eq '1"))
 
     # Then only that failure is returned
     assert [item.id for item in page.items] == [odd.id]
@@ -398,11 +395,11 @@ async def test_detail_returns_json_content_as_text_that_round_trips(services):
     # Given a failure whose content is a JSON document in the payloads container
     document = {"order": 1001, "lines": [{"sku": "A-1", "qty": 2}], "note": "grüße"}
     data = json.dumps(document).encode()
-    await services.payloads.put("orders-msg-1", data, content_type="application/json")
+    await services.stores.payloads.put("orders-msg-1", data, content_type="application/json")
     failure = await record(services, BASE, body_ref="orders-msg-1", content_type="application/json")
 
     # When the detail is read directly and through the handler
-    detail = await failure_queries.failure_detail(services.failures, services.payloads, "orders", failure.id)
+    detail = await services.failures.detail("orders", failure.id)
     response = await portal_api.get_failure(
         request(f"integrations/orders/failures/{failure.id}", integration="orders", failure_id=failure.id)
     )
@@ -422,7 +419,7 @@ async def test_detail_returns_json_content_as_text_that_round_trips(services):
 async def test_detail_returns_binary_content_as_base64_that_decodes_byte_identical(services):
     # Given a failure whose content is binary
     data = bytes(range(256)) + b"\x00\xff\xfe"
-    await services.payloads.put("orders-msg-2", data, content_type="application/octet-stream")
+    await services.stores.payloads.put("orders-msg-2", data, content_type="application/octet-stream")
     failure = await record(services, BASE, body_ref="orders-msg-2", content_type="application/octet-stream")
 
     # When the detail handler answers
@@ -471,7 +468,7 @@ async def test_like_failures_share_a_group_with_the_right_count(services):
         await record(services, BASE + timedelta(minutes=minute), origin=FailureOrigin.INGEST, status=None, reason="Bad")
 
     # When the groups are read directly and through the handler
-    groups = await services.failures.groups("orders")
+    groups = await services.stores.failures.groups("orders")
     response = await portal_api.failure_groups(request("integrations/orders/failure-groups", integration="orders"))
 
     # Then the like-failures are one group of 3, largest first, with their time span
@@ -492,11 +489,11 @@ async def test_removing_a_failure_uncounts_it_from_its_group(services):
     await record(services, BASE + timedelta(seconds=1), reason="HTTP 500 for order 2")
 
     # When one is removed
-    assert await services.failures.remove(first)
+    assert await services.stores.failures.remove(first)
 
     # Then its group counts one
-    assert [g.count for g in await services.failures.groups("orders")] == [1]
-    assert (await services.failures.summary("orders")).count == 1
+    assert [g.count for g in await services.stores.failures.groups("orders")] == [1]
+    assert (await services.stores.failures.summary("orders")).count == 1
 
 
 async def test_overview_counts_per_integration_and_origin_most_recent_first(services):
@@ -538,7 +535,7 @@ async def test_count_is_right_with_and_without_a_filter(services, dataset):
 
     # Then each count is the number of matching failures
     assert (everything, webshop, timeouts) == (8, 4, 2)
-    assert await failure_queries.count_failures(services.failures, "orders", FailureFilter(sender="webshop")) == 4
+    assert await services.stores.failures.count("orders", FailureFilter(sender="webshop")) == 4
 
 
 async def test_unfiltered_count_comes_from_the_counters_and_filtered_count_from_the_rows(services):
@@ -553,7 +550,8 @@ async def test_unfiltered_count_comes_from_the_counters_and_filtered_count_from_
         body_ref=None,
         status_code=500,
     )
-    await services.failures.table.insert(failure_to_row(stray))
+    azure = azure_stores(services)
+    await azure.account.tables.table(azure.names.failures).insert(failure_to_row(stray))
 
     # When counted without a filter and with one that matches every row
     unfiltered = await portal_api.count_failures(request("integrations/orders/failures/count", integration="orders"))
@@ -564,4 +562,4 @@ async def test_unfiltered_count_comes_from_the_counters_and_filtered_count_from_
     # Then "all" is the counters' answer (no scan) and the filter scans the rows; a rebuild repairs the counters
     assert body_of(unfiltered)["count"] == 3
     assert body_of(filtered)["count"] == 4
-    assert (await services.failures.rebuild_summary("orders")).count == 4
+    assert (await services.stores.failures.rebuild_summary("orders")).count == 4

@@ -9,22 +9,19 @@ from datetime import timedelta
 import pytest
 from pydantic import AnyHttpUrl
 
+from shared.config.models import HttpEndpoint, IntegrationConfig
 from shared.errors import Conflict, IntegrationNotFound, JobAlreadyActive, StorageUnavailable
-from shared.failures import new_failure
-from shared.jobs import JobLimits, JobService
-from shared.models import (
-    Envelope,
-    FailureOrigin,
-    HttpEndpoint,
-    IntegrationConfig,
-    JobAction,
-    JobRequest,
-    JobSelection,
-    JobState,
-)
+from shared.failures.models import FailureOrigin
+from shared.failures.ports import FailureStore
+from shared.failures.records import new_failure
+from shared.jobs.models import JobAction, JobLimits, JobRequest, JobSelection, JobState
+from shared.jobs.ports import Checkpoint
+from shared.jobs.runner import JobService
+from shared.messages.models import Envelope
+from shared.messages.ports import MessageQueue
 from shared.services import Services
-from shared.storage.jobs import JobStore
-from tests.fakes import FakeTime
+from tests.support.stores import azure_stores, stored_failures
+from tests.twins.clock import FakeTime
 
 
 @pytest.fixture
@@ -33,17 +30,25 @@ def time() -> FakeTime:
 
 
 def make_service(
-    services: Services, time: FakeTime, *, page_size=5, rate=1000.0, depth=1000, queues=None
+    services: Services,
+    time: FakeTime,
+    *,
+    page_size=5,
+    rate=1000.0,
+    depth=1000,
+    inbound: MessageQueue | None = None,
+    failures: FailureStore | None = None,
 ) -> JobService:
+    stores = services.stores
     return JobService(
-        jobs=JobStore(services.storage.tables.table(services.names.jobs_table)),
-        integrations=services.integrations,
-        failures=services.failures,
-        payloads=services.payloads,
-        queues=queues or services.storage.queues,
-        inbound_queue=services.names.inbound,
-        jobs_queue=services.names.jobs_queue,
+        jobs=stores.jobs,
+        integrations=stores.integrations,
+        failures=failures or stores.failures,
+        payloads=stores.payloads,
+        inbound=inbound or stores.inbound,
+        job_pages=stores.job_pages,
         limits=JobLimits(page_size=page_size, rate_per_s=rate, max_inbound_depth=depth),
+        metrics=services.metrics,
         sleep=time.sleep,
         monotonic=time.monotonic,
     )
@@ -60,15 +65,15 @@ async def seed(
 ):
     """The integration's config and `count` failures, one second apart, each with its content in the payloads blob."""
     endpoint = HttpEndpoint(url=AnyHttpUrl("https://receiver.example/in"))
-    await services.integrations.put(IntegrationConfig(id=integration, name=integration, endpoint=endpoint))
+    await services.stores.integrations.put(IntegrationConfig(id=integration, name=integration, endpoint=endpoint))
     failures = []
     for number in range(count):
         envelope = Envelope(integration=integration, body_text=f'{{"n": {number}}}', sender=sender, resend_count=1)
-        await services.payloads.put(envelope.id, envelope.inline_body() or b"", content_type="application/json")
+        await services.stores.payloads.put(envelope.id, envelope.inline_body() or b"", content_type="application/json")
         failure = new_failure(
             envelope, origin=origin, reason=f"HTTP 503 #{number}", now=time.now(), body_ref=envelope.id, status_code=503
         )
-        await services.failures.add(failure)
+        await services.stores.failures.add(failure)
         failures.append(failure)
         time.advance(1)
     return failures
@@ -77,22 +82,24 @@ async def seed(
 async def run_until_done(services: Services, service: JobService, time: FakeTime, *, limit=100) -> int:
     """Deliver `jobs` queue messages to the runner like the host would; returns pages run."""
     pages = 0
+    azure = azure_stores(services)
     for _ in range(limit):
-        messages = await services.storage.queues.receive(services.names.jobs_queue, visibility_timeout_s=30)
+        messages = await azure.account.queues.receive(azure.names.jobs_queue, visibility_timeout_s=30)
         if not messages:
             return pages
         for message in messages:
             if await service.run_page(message.body, message_id=message.id, now=time.now()) is not None:
                 pages += 1
-            await services.storage.queues.delete(services.names.jobs_queue, message)
+            await azure.account.queues.delete(azure.names.jobs_queue, message)
     raise AssertionError("jobs queue never drained")
 
 
 async def inbound_envelopes(services: Services) -> list[Envelope]:
     """Everything on `inbound` now (each received once: it stays invisible for a minute)."""
     found: list[Envelope] = []
+    azure = azure_stores(services)
     for _ in range(50):
-        batch = await services.storage.queues.receive(services.names.inbound, visibility_timeout_s=60)
+        batch = await azure.account.queues.receive(azure.names.inbound, visibility_timeout_s=60)
         if not batch:
             return found
         found += [Envelope.model_validate_json(m.body) for m in batch]
@@ -122,7 +129,7 @@ async def test_retry_all_resends_every_failure_once_and_completes(services, time
     done = await service.get("orders", job.id, now=time.now())
     assert (done.state, done.total, done.processed, done.succeeded, done.failed) == (JobState.COMPLETED, 12, 12, 12, 0)
     assert pages == 3
-    assert (await services.failures.summary("orders")).count == 0
+    assert (await services.stores.failures.summary("orders")).count == 0
     await service.start("orders", retry_all(), now=time.now())
 
 
@@ -137,13 +144,14 @@ async def test_a_job_on_an_integration_with_neither_config_nor_failures_is_not_f
     # Then it is a 404, and no job row, lock or page message was written
     assert caught.value.http_status == 404
     assert await service.list("nobody", now=time.now()) == []
-    assert await services.storage.queues.receive(services.names.jobs_queue) == []
+    azure = azure_stores(services)
+    assert await azure.account.queues.receive(azure.names.jobs_queue) == []
 
 
 async def test_a_job_on_failures_whose_config_is_gone_is_accepted(services, time):
     # Given failures of an integration whose config was deleted since (as `_unknown`'s never had one)
     await seed(services, time, 2)
-    await services.integrations.delete("orders")
+    await services.stores.integrations.delete("orders")
 
     # When a delete job is started for them
     job = await make_service(services, time).start(
@@ -180,7 +188,7 @@ async def test_twenty_concurrent_starts_admit_exactly_one(services, time):
     refused = [r for r in results if isinstance(r, JobAlreadyActive)]
     assert len(started) == 1 and len(refused) == 19
     assert {r.active_job_id for r in refused} == {started[0].id}
-    assert len(await JobStore(services.storage.tables.table(services.names.jobs_table)).list("orders")) == 1
+    assert len(await services.stores.jobs.list("orders")) == 1
 
 
 async def test_delete_with_a_filter_removes_only_matches_and_their_content(services, time):
@@ -192,10 +200,10 @@ async def test_delete_with_a_filter_removes_only_matches_and_their_content(servi
     job = await service.start("orders", JobRequest(action=JobAction.DELETE, selection=selection), now=time.now())
     await run_until_done(services, service, time)
 
-    remaining = [f async for f, _ in services.failures.list_rows("PartitionKey eq @pk", {"pk": "orders"})]
+    remaining = await stored_failures(services.stores.failures, "orders")
     assert {f.id for f in remaining} == {f.id for f in keep}
-    assert [await services.payloads.get(f.body_ref or "") for f in drop] == [None] * 4
-    assert None not in [await services.payloads.get(f.body_ref or "") for f in keep]
+    assert [await services.stores.payloads.get(f.body_ref or "") for f in drop] == [None] * 4
+    assert None not in [await services.stores.payloads.get(f.body_ref or "") for f in keep]
     done = await service.get("orders", job.id, now=time.now())
     assert (done.state, done.total, done.succeeded) == (JobState.COMPLETED, 4, 4)
     assert await inbound_envelopes(services) == []
@@ -213,7 +221,7 @@ async def test_ids_selection_handles_exactly_those_and_skips_unknown_ids(service
 
     done = await service.get("orders", job.id, now=time.now())
     assert (done.total, done.processed, done.succeeded, done.skipped) == (3, 3, 2, 1)
-    remaining = {f.id async for f, _ in services.failures.list_rows("PartitionKey eq @pk", {"pk": "orders"})}
+    remaining = {f.id for f in await stored_failures(services.stores.failures, "orders")}
     assert remaining == {failures[i].id for i in (1, 2, 4)}
 
 
@@ -227,7 +235,7 @@ async def test_failures_newer_than_the_job_are_left_alone(services, time):
     [late] = await seed(services, time, 1)
     await run_until_done(services, service, time)
 
-    remaining = [f.id async for f, _ in services.failures.list_rows("PartitionKey eq @pk", {"pk": "orders"})]
+    remaining = [f.id for f in await stored_failures(services.stores.failures, "orders")]
     assert remaining == [late.id]
     assert (await service.get("orders", job.id, now=time.now())).succeeded == 3
 
@@ -238,16 +246,17 @@ async def test_cancel_stops_at_the_next_page_boundary(services, time):
     job = await service.start("orders", retry_all(), now=time.now())
 
     # When the first page runs, then cancel is requested
-    [message] = await services.storage.queues.receive(services.names.jobs_queue)
+    azure = azure_stores(services)
+    [message] = await azure.account.queues.receive(azure.names.jobs_queue)
     await service.run_page(message.body, message_id=message.id, now=time.now())
-    await services.storage.queues.delete(services.names.jobs_queue, message)
+    await azure.account.queues.delete(azure.names.jobs_queue, message)
     await service.cancel("orders", job.id, now=time.now())
     await run_until_done(services, service, time)
 
     # Then one page was handled and the rest stays for later
     done = await service.get("orders", job.id, now=time.now())
     assert (done.state, done.processed) == (JobState.CANCELLED, 3)
-    assert (await services.failures.summary("orders")).count == 7
+    assert (await services.stores.failures.summary("orders")).count == 7
     with pytest.raises(Conflict):
         await service.cancel("orders", job.id, now=time.now())
 
@@ -266,45 +275,47 @@ async def test_rate_limit_paces_items(services, time):
 
 async def test_backpressure_defers_a_retry_page_while_inbound_is_deep(services, time):
     await seed(services, time, 2)
+    azure = azure_stores(services)
     for _ in range(3):
-        await services.storage.queues.send(services.names.inbound, "{}")
+        await azure.account.queues.send(azure.names.inbound, "{}")
     service = make_service(services, time, depth=2)
 
     await service.start("orders", retry_all(), now=time.now())
-    [message] = await services.storage.queues.receive(services.names.jobs_queue)
+    [message] = await azure.account.queues.receive(azure.names.jobs_queue)
     outcome = await service.run_page(message.body, message_id=message.id, now=time.now())
-    await services.storage.queues.delete(services.names.jobs_queue, message)
+    await azure.account.queues.delete(azure.names.jobs_queue, message)
 
     assert outcome is None
-    assert (await services.failures.summary("orders")).count == 2
-    assert await services.storage.queues.depth(services.names.jobs_queue) == 1  # deferred, invisible for now
+    assert (await services.stores.failures.summary("orders")).count == 2
+    assert await azure.account.queues.depth(azure.names.jobs_queue) == 1  # deferred, invisible for now
 
 
-class FlakyQueues:
-    """The real queue gateway, but sends to inbound fail after `fail_after` successes."""
+class FlakyInbound:
+    """The real `inbound` queue, but its sends fail after `fail_after` successes."""
 
-    def __init__(self, inner, inbound: str, fail_after: int) -> None:
-        self._inner, self._inbound, self.fail_after = inner, inbound, fail_after
+    def __init__(self, inner: MessageQueue, fail_after: int) -> None:
+        self._inner, self.fail_after = inner, fail_after
+        self.name = inner.name
         self.sent_ids: list[str] = []
 
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
+    async def send(self, text: str, *, delay_s: int | None = None) -> None:
+        if len(self.sent_ids) >= self.fail_after:
+            raise StorageUnavailable("inbound unreachable (injected)")
+        self.sent_ids.append(json.loads(text)["id"])
+        await self._inner.send(text, delay_s=delay_s)
 
-    async def send(self, queue, text, *, visibility_timeout_s=None):
-        if queue == self._inbound:
-            if len(self.sent_ids) >= self.fail_after:
-                raise StorageUnavailable("inbound unreachable (injected)")
-            self.sent_ids.append(json.loads(text)["id"])
-        return await self._inner.send(queue, text, visibility_timeout_s=visibility_timeout_s)
+    async def depth(self) -> int:
+        return await self._inner.depth()
 
 
 async def test_page_that_crashes_midway_and_reruns_never_resends_what_it_removed(services, time):
     # Given a retry job whose page crashes after 3 of 5 sends
     failures = await seed(services, time, 5)
-    flaky = FlakyQueues(services.storage.queues, services.names.inbound, fail_after=3)
-    service = make_service(services, time, page_size=5, queues=flaky)
+    azure = azure_stores(services)
+    flaky = FlakyInbound(services.stores.inbound, fail_after=3)
+    service = make_service(services, time, page_size=5, inbound=flaky)
     await service.start("orders", retry_all(), now=time.now())
-    [message] = await services.storage.queues.receive(services.names.jobs_queue, visibility_timeout_s=1)
+    [message] = await azure.account.queues.receive(azure.names.jobs_queue, visibility_timeout_s=1)
     with pytest.raises(StorageUnavailable):
         await service.run_page(message.body, message_id=message.id, now=time.now())
 
@@ -314,33 +325,32 @@ async def test_page_that_crashes_midway_and_reruns_never_resends_what_it_removed
 
     # Then every message was sent exactly once and every failure is gone
     assert sorted(flaky.sent_ids) == sorted(f.message_id for f in failures)
-    assert (await services.failures.summary("orders")).count == 0
+    assert (await services.stores.failures.summary("orders")).count == 0
 
 
 async def test_duplicate_page_message_does_not_run_a_claimed_page(services, time):
     await seed(services, time, 2)
     service = make_service(services, time)
     job = await service.start("orders", retry_all(), now=time.now())
-    store = JobStore(services.storage.tables.table(services.names.jobs_table))
+    store = services.stores.jobs
     record = await store.get("orders", job.id)
     assert record is not None
-    await store.save(
-        record, record.job, cursor=None, pages=0, claim="other-message", claimed_at=time.now(), now=time.now()
-    )
+    await store.save(record, record.job, Checkpoint(claim="other-message", claimed_at=time.now()), now=time.now())
 
     outcome = await service.run_page(
         json.dumps({"integration": "orders", "job_id": job.id}).encode(), message_id="dup", now=time.now()
     )
 
     assert outcome is None
-    assert (await services.failures.summary("orders")).count == 2
+    assert (await services.stores.failures.summary("orders")).count == 2
 
 
 async def test_watchdog_resumes_a_job_whose_page_message_was_lost(services, time):
     await seed(services, time, 2)
     service = make_service(services, time)
     job = await service.start("orders", retry_all(), now=time.now())
-    await services.storage.queues.clear(services.names.jobs_queue)  # the page message is lost
+    azure = azure_stores(services)
+    await azure.account.queues.clear(azure.names.jobs_queue)  # the page message is lost
 
     time.advance(service.claim_timeout.total_seconds() + 1)
     resumed = await service.resume_stalled(now=time.now())
@@ -375,7 +385,8 @@ async def test_cancel_while_a_page_runs_keeps_that_pages_counts(services, time):
             await service.cancel("orders", job.id, now=time.now())
 
     service._sleep = sleep_then_cancel
-    [message] = await services.storage.queues.receive(services.names.jobs_queue)
+    azure = azure_stores(services)
+    [message] = await azure.account.queues.receive(azure.names.jobs_queue)
 
     # When that page finishes
     ended = await service.run_page(message.body, message_id=message.id, now=time.now())
@@ -386,4 +397,4 @@ async def test_cancel_while_a_page_runs_keeps_that_pages_counts(services, time):
     assert (ended.state, ended.processed, ended.succeeded) == (JobState.CANCELLED, 6, 6)
     stored = await service.get("orders", job.id, now=time.now())
     assert (stored.state, stored.processed) == (JobState.CANCELLED, 6)
-    assert (await services.failures.summary("orders")).count == 0
+    assert (await services.stores.failures.summary("orders")).count == 0

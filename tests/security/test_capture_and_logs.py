@@ -16,11 +16,12 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from shared.models import Failure
+from shared.failures.models import Failure
 from shared.services import Services
 from shared.settings import Settings
 from tests.e2e.app_host import FUNCTION_KEY, app_env, client, running_app, unique_prefix
 from tests.support.receiver import Answer, Receiver
+from tests.support.stores import stored_failures
 
 SECRET = "s3cret-api-key-value"
 
@@ -61,7 +62,7 @@ async def configure(host: DevhostProcess, name: str, receiver: Receiver) -> None
 async def failures_of(services: Services, integration: str, count: int, timeout_s: float = 30) -> list[Failure]:
     deadline = time.monotonic() + timeout_s
     while True:
-        found = [f async for f, _ in services.failures.list_rows("PartitionKey eq @pk", {"pk": integration})]
+        found = await stored_failures(services.stores.failures, integration)
         if len(found) >= count or time.monotonic() > deadline:
             assert len(found) == count, f"{len(found)} failures for {integration}, expected {count}"
             return found

@@ -6,20 +6,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.errors import RequestValidationError
-from shared.failures import row_key_bound
-from shared.models import (
+from shared.config.models import (
     BackoffPolicy,
-    Envelope,
-    FailureFilter,
     HttpEndpoint,
     IntegrationConfig,
-    JobSelection,
     RetryMode,
     RetryPolicy,
     ServiceBusEndpoint,
     StorageQueueEndpoint,
 )
+from shared.errors import RequestValidationError
+from shared.failures.models import FailureFilter
+from shared.ids import id_prefix_at
+from shared.jobs.models import JobSelection
+from shared.messages.models import Envelope
 from shared.validation import parse_model
 
 
@@ -242,9 +242,9 @@ def test_an_iso_8601_instant_is_read_as_utc(value, expected):
 
 def test_row_key_bounds_outside_the_key_span_are_clamped_so_they_still_sort():
     # Keys are 16 digits from 1970 to 2286; before and after, the bound is the first or last key.
-    assert row_key_bound(datetime(1900, 1, 1, tzinfo=UTC)) == "9" * 16
-    assert row_key_bound(datetime(9999, 1, 1, tzinfo=UTC)) == "0" * 16
-    assert len(row_key_bound(datetime(2026, 1, 1, tzinfo=UTC))) == 16
+    assert id_prefix_at(datetime(1900, 1, 1, tzinfo=UTC)) == "9" * 16
+    assert id_prefix_at(datetime(9999, 1, 1, tzinfo=UTC)) == "0" * 16
+    assert len(id_prefix_at(datetime(2026, 1, 1, tzinfo=UTC))) == 16
 
 
 @pytest.mark.parametrize(

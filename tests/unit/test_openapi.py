@@ -19,7 +19,7 @@ import azure.functions as func
 import pytest
 
 from blueprints import portal_api
-from shared.models import FailureFilter
+from shared.failures.models import FailureFilter
 from shared.openapi import ROUTES, SECURITY_SCHEMES, build_openapi
 
 ROOT = Path(__file__).resolve().parents[2]

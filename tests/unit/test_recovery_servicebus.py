@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.servicebus.exceptions import ServiceBusConnectionError
 
-from shared.adapters.fake_service_bus import FakeServiceBusClient
 from shared.errors import StorageUnavailable
-from shared.models import Envelope
-from shared.recovery import ParkedMessage, Parker
-from shared.storage.recovery_stores import ServiceBusRecoveryStore
+from shared.messages.models import Envelope
+from shared.operability.metrics import Metrics
+from shared.recovery.models import ParkedMessage
+from shared.recovery.sweeper import Parker
+from shared.storage.recovery_service_bus import ServiceBusRecoveryFlow
+from tests.twins.service_bus import FakeServiceBusClient
 
 
 @pytest.fixture
@@ -20,15 +22,15 @@ def client() -> FakeServiceBusClient:
 
 
 @pytest.fixture
-def store(client: FakeServiceBusClient) -> ServiceBusRecoveryStore:
-    return ServiceBusRecoveryStore(client, "recovery", timeout_s=5)
+def store(client: FakeServiceBusClient) -> ServiceBusRecoveryFlow:
+    return ServiceBusRecoveryFlow(client, "recovery", timeout_s=5)
 
 
 async def test_parking_schedules_the_message_after_the_park_delay(client):
     # Given a store and a parker on a clock that stands still, with a 30 s park delay
     fixed_now = datetime.now(UTC)
-    store = ServiceBusRecoveryStore(client, "recovery", timeout_s=5, clock=lambda: fixed_now)
-    parker = Parker(store, delay_s=30, clock=lambda: fixed_now)
+    store = ServiceBusRecoveryFlow(client, "recovery", timeout_s=5, clock=lambda: fixed_now)
+    parker = Parker(store, delay_s=30, metrics=Metrics(), clock=lambda: fixed_now)
 
     # When a message is parked
     await parker.park_envelope(Envelope(integration="orders", body_text="x"), "ingest: inbound down")
@@ -40,7 +42,7 @@ async def test_parking_schedules_the_message_after_the_park_delay(client):
 
 
 async def test_parked_message_is_received_completed_and_counted(client, store):
-    parker = Parker(store, delay_s=0)
+    parker = Parker(store, delay_s=0, metrics=Metrics())
     envelope = Envelope(integration="orders", body_text="x")
     await parker.park_envelope(envelope, "engine: tables down")
 
@@ -55,7 +57,7 @@ async def test_parked_message_is_received_completed_and_counted(client, store):
 
 
 async def test_a_received_but_uncompleted_message_stays_locked_then_returns(client, store):
-    await Parker(store, delay_s=0).park_text("jobs", '{"integration": "o", "job_id": "j"}', "poison")
+    await Parker(store, delay_s=0, metrics=Metrics()).park_text("jobs", '{"integration": "o", "job_id": "j"}', "poison")
 
     first = await store.receive(10, lease_s=60)
     again = await store.receive(10, lease_s=60)
@@ -67,18 +69,22 @@ async def test_body_too_large_for_service_bus_cannot_be_parked(store):
     big = Envelope(integration="orders", body_b64="A" * (400 * 1024))
 
     with pytest.raises(StorageUnavailable, match="too large"):
-        await Parker(store, delay_s=0).park_envelope(big, "ingest")
+        await Parker(store, delay_s=0, metrics=Metrics()).park_envelope(big, "ingest")
 
 
 async def test_broker_outage_is_storage_unavailable(client, store):
     client.fail_always("recovery", ServiceBusConnectionError(message="namespace unreachable"))
 
     with pytest.raises(StorageUnavailable):
-        await Parker(store, delay_s=0).park_envelope(Envelope(integration="orders", body_text="x"), "ingest")
+        await Parker(store, delay_s=0, metrics=Metrics()).park_envelope(
+            Envelope(integration="orders", body_text="x"), "ingest"
+        )
 
 
 async def test_close_closes_handlers_and_client(client, store):
-    await Parker(store, delay_s=0).park_envelope(Envelope(integration="orders", body_text="x"), "test")
+    await Parker(store, delay_s=0, metrics=Metrics()).park_envelope(
+        Envelope(integration="orders", body_text="x"), "test"
+    )
     await store.receive(1, lease_s=60)
 
     await store.close()

@@ -1,0 +1,85 @@
+"""Integration config use cases behind /api/integrations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.config.models import Endpoint, HttpEndpoint, IntegrationConfig
+from shared.config.ports import IntegrationStore
+from shared.egress import EgressPolicy
+from shared.errors import EntityTooLarge, FieldError, IntegrationNotFound, PayloadTooLarge, RequestValidationError
+from shared.validation import parse_model
+
+
+class IntegrationConfigs:
+    """Integration config use cases behind /api/integrations: validated against the egress policy."""
+
+    def __init__(self, store: IntegrationStore, *, egress: EgressPolicy) -> None:
+        self._store = store
+        self._egress = egress
+
+    async def save(self, integration_id: str, body: Any) -> tuple[IntegrationConfig, bool]:
+        """Validate and store a config for `integration_id`; returns (config, created).
+
+        The id comes from the route; a body `id` that disagrees is a field error, not a silent rename.
+        Endpoints must also pass the egress policy: no literal address it refuses, no reference to an
+        app setting outside ENDPOINT_SECRET_SETTINGS.
+        """
+        if not isinstance(body, dict):
+            raise RequestValidationError(
+                "invalid body: expected a JSON object", [{"field": "body", "message": "expected a JSON object"}]
+            )
+        if "id" in body and body["id"] != integration_id:
+            raise RequestValidationError(
+                "invalid body: id does not match the route",
+                [{"field": "id", "message": f"must equal the integration in the route ({integration_id!r})"}],
+            )
+        config = parse_model(IntegrationConfig, {**body, "id": integration_id})
+        refused = egress_problems(config, self._egress)
+        if refused:
+            summary = "; ".join(f"{f['field']}: {f['message']}" for f in refused[:5])
+            raise RequestValidationError(f"invalid body: {summary}", refused)
+        try:
+            created = await self._store.put(config)
+        except EntityTooLarge as exc:
+            # Checked before any write: the config as stored (defaults filled in, UTF-16 in Table
+            # storage) is over one property's 64 KiB. The caller's to shrink, so a 413, not our 500.
+            raise PayloadTooLarge(
+                "the config is too large to store: it must fit one Table property (64 KiB as UTF-16)",
+                details={"field": "body"},
+            ) from exc
+        return config, created
+
+    async def get(self, integration_id: str) -> IntegrationConfig:
+        config = await self._store.get(integration_id)
+        if config is None:
+            raise IntegrationNotFound(integration_id)
+        return config
+
+    async def delete(self, integration_id: str) -> None:
+        if not await self._store.delete(integration_id):
+            raise IntegrationNotFound(integration_id)
+
+    # Last: inside the class body, `list` names this method from here on.
+    async def list(self) -> list[IntegrationConfig]:
+        return [config async for config in self._store.list()]
+
+
+def egress_problems(config: IntegrationConfig, egress: EgressPolicy) -> list[FieldError]:
+    """Field errors for every endpoint destination or header reference the egress policy refuses."""
+    problems: list[FieldError] = []
+    for where, endpoint in (("endpoint", config.endpoint), ("fallback_endpoint", config.fallback_endpoint)):
+        problems += _endpoint_problems(where, endpoint, egress)
+    return problems
+
+
+def _endpoint_problems(where: str, endpoint: Endpoint | None, egress: EgressPolicy) -> list[FieldError]:
+    if not isinstance(endpoint, HttpEndpoint):
+        return []
+    problems: list[FieldError] = []
+    url_problem = egress.check_url(str(endpoint.url))
+    if url_problem is not None:
+        problems.append({"field": f"{where}.url", "message": url_problem})
+    for header, problem in egress.check_header_references(endpoint.headers):
+        problems.append({"field": f"{where}.headers.{header}", "message": problem})
+    return problems
