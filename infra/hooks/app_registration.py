@@ -41,7 +41,7 @@ from urllib.parse import quote
 GRAPH = "https://graph.microsoft.com/v1.0"
 CLIENT_ID_VARIABLE = "AZURE_AUTH_CLIENT_ID"
 INGEST_VARIABLE = "REBOUND_HTTP_INGEST_INTEGRATIONS"
-#: The same rule as shared.models.INTEGRATION_ID_PATTERN (a unit test keeps them equal); this script
+#: The same rule as shared.values.INTEGRATION_ID_PATTERN (a unit test keeps them equal); this script
 #: runs on the deployer's machine without the project's dependencies, so it cannot import it.
 INTEGRATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 #: Role ids must stay the same across runs (Graph refuses to change an enabled role's id): derived.

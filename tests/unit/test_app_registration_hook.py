@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from shared.auth import Role
-from shared.models import INTEGRATION_ID_PATTERN
+from shared.values import INTEGRATION_ID_PATTERN
 
 ROOT = Path(__file__).resolve().parents[2]
 HOOK = ROOT / "infra" / "hooks" / "app_registration.py"
