@@ -36,9 +36,9 @@ import schemathesis
 from schemathesis import Case, HookContext
 from schemathesis.core.parameters import ParameterLocation
 
+from blueprints.operability import api_document
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from shared.openapi import build_openapi
 from tests.e2e.app_host import FUNCTION_KEY, app_env, running_app, unique_prefix
 
 #: Cases per operation and phase: ~20 operations, the whole file well within 90 s on 2 cores. A deeper
@@ -64,7 +64,7 @@ CONFIG = schemathesis.Config.from_dict(
 # One worker runs every operation against one devhost; a slow 2-core CI gets room beyond the 60 s default.
 pytestmark = [pytest.mark.xdist_group("openapi_contract"), pytest.mark.timeout(300)]
 
-schema = schemathesis.openapi.from_dict(build_openapi(), config=CONFIG).exclude(path_regex="^/portal")
+schema = schemathesis.openapi.from_dict(api_document(), config=CONFIG).exclude(path_regex="^/portal")
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_served_document_is_the_one_under_test(host: DevhostProcess) -> None:
 
     # Then it is the document the contract test generates its cases from
     assert served.status_code == 200
-    assert served.json() == json.loads(json.dumps(build_openapi()))
+    assert served.json() == json.loads(json.dumps(api_document()))
 
 
 @schema.parametrize()
