@@ -10,6 +10,9 @@ from shared.errors import StorageError
 from shared.messages.ports import Payload
 from tests.twins.faults import Twin
 
+#: What Blob storage says of a blob written without a content type.
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
 
 @dataclass(frozen=True)
 class _Kept:
@@ -21,6 +24,7 @@ class _Kept:
 class MemoryPayloadStore(Twin):
     """Implements `shared.messages.ports.PayloadStore`.
 
+    A payload put without a content type reads back as `application/octet-stream`, as a blob does.
     Affordances: `touch(ref, at)` dates a payload (the retention's orphan sweep reads the write
     time), `keep(ref, error)` makes deleting one payload fail with `error`, `refs()` lists what is kept.
     """
@@ -33,7 +37,7 @@ class MemoryPayloadStore(Twin):
 
     async def put(self, ref: str, data: bytes, *, content_type: str | None) -> str:
         async with self.call("put"):
-            self._kept[ref] = _Kept(bytes(data), content_type, self._clock())
+            self._kept[ref] = _Kept(bytes(data), content_type or DEFAULT_CONTENT_TYPE, self._clock())
             return ref
 
     async def get(self, ref: str) -> Payload | None:
