@@ -22,6 +22,8 @@ class _Armed:
     error: BaseException
     #: Calls left that raise it; None: every call until disarmed (an outage).
     times: int | None
+    #: Calls left that still succeed before it starts raising.
+    after: int
 
 
 class Twin:
@@ -35,13 +37,14 @@ class Twin:
         self.most_in_flight: Counter[str] = Counter()
         self._in_flight: Counter[str] = Counter()
 
-    def arm(self, method: str, error: BaseException, *, times: int | None = 1) -> None:
-        """The next `times` calls of `method` raise `error` (every call when `times` is None)."""
+    def arm(self, method: str, error: BaseException, *, times: int | None = 1, after: int = 0) -> None:
+        """After `after` more calls succeed, the next `times` calls of `method` raise `error` (every call
+        from then on when `times` is None)."""
         if not callable(getattr(self, method, None)) or method.startswith("_"):
             raise AttributeError(f"{type(self).__name__} has no method {method!r} to arm")
-        if times is not None and times < 1:
-            raise ValueError("times must be at least 1, or None for every call")
-        self._armed[method] = _Armed(error, times)
+        if (times is not None and times < 1) or after < 0:
+            raise ValueError("times must be at least 1 (or None for every call), after at least 0")
+        self._armed[method] = _Armed(error, times, after)
 
     def disarm(self, method: str | None = None) -> None:
         """Clear the fault armed on `method` (every fault when None)."""
@@ -54,7 +57,9 @@ class Twin:
     async def call(self, method: str) -> AsyncIterator[None]:
         self.calls[method] += 1
         armed = self._armed.get(method)
-        if armed is not None:
+        if armed is not None and armed.after > 0:
+            armed.after -= 1
+        elif armed is not None:
             if armed.times is not None:
                 armed.times -= 1
                 if armed.times == 0:
