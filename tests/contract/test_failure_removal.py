@@ -119,6 +119,17 @@ async def test_remove_many_uncounts_each_group_by_its_removed_failures(failure_s
     assert (await failure_store.summary("orders")).by_origin == {"ingest": 1}
 
 
+async def test_remove_many_removes_failures_of_several_integrations(failure_store: FailureStore):
+    orders = await record(failure_store, BASE)
+    billing = await record(failure_store, BASE, integration="billing")
+
+    removal = await failure_store.remove_many([(orders, None), (billing, None)])
+
+    assert sorted(f.id for f in removal.removed) == sorted([orders.id, billing.id])
+    assert [(await failure_store.summary(name)).count for name in ("orders", "billing")] == [0, 0]
+    assert await failure_store.get("billing", billing.id) is None
+
+
 async def test_remove_many_takes_more_than_one_batch(failure_store: FailureStore):
     # Given more failures than one atomic batch removes
     total = failure_store.max_batch + 5

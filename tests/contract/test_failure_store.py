@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.errors import BadParameter
+from shared.errors import BadParameter, ConcurrencyConflict
 from shared.failures.models import Failure, FailureFilter, FailureOrigin, FailurePage
 from shared.failures.ports import FailureStore
 from shared.failures.records import new_failure
@@ -96,10 +96,38 @@ async def test_a_failure_reads_back_with_every_field_and_a_missing_one_is_none(f
 
 
 async def test_has_any_says_whether_an_integration_has_failures(failure_store: FailureStore):
-    await record(failure_store, BASE)
+    failure = await record(failure_store, BASE)
 
     assert await failure_store.has_any("orders") is True
     assert await failure_store.has_any("billing") is False
+    assert await failure_store.remove(failure) is True
+    assert await failure_store.has_any("orders") is False
+
+
+async def test_adding_a_failure_that_is_stored_already_is_a_conflict_and_counts_nothing_more(
+    failure_store: FailureStore,
+):
+    failure = await record(failure_store, BASE)
+
+    with pytest.raises(ConcurrencyConflict):
+        await failure_store.add(failure)
+
+    assert (await failure_store.summary("orders")).count == 1
+    assert await failure_store.count("orders", FailureFilter()) == 1
+
+
+async def test_a_header_too_long_for_the_store_reads_back_restorable_to_its_whole_value(failure_store: FailureStore):
+    # Given a failure whose message carried a 40 KB header (more than a Table property holds)
+    long_value = "v" * 40_000
+    stored = await record(failure_store, BASE, headers={"x-long": long_value})
+
+    # When it is read back and restored for a resend
+    found = await failure_store.get("orders", stored.id)
+    assert found is not None
+    restored = await failure_store.restore(found.failure)
+
+    # Then whatever the store shows, the resend gets the whole value
+    assert restored.headers == {"x-long": long_value}
 
 
 async def test_ping_answers(failure_store: FailureStore):
@@ -272,6 +300,19 @@ async def test_time_range_includes_both_ends_and_excludes_one_microsecond_outsid
     assert before_start.id not in inside and after_end.id not in inside
 
 
+async def test_time_bounds_far_outside_the_ids_span_select_everything_or_nothing(failure_store: FailureStore):
+    # Given failures now and then
+    seeded = [await record(failure_store, BASE + timedelta(days=d)) for d in (0, 400)]
+    every = FailureFilter(from_=datetime(1900, 1, 1, tzinfo=UTC), to=datetime(9999, 12, 31, tzinfo=UTC))
+    too_early = FailureFilter(to=datetime(1960, 1, 1, tzinfo=UTC))
+    too_late = FailureFilter(from_=datetime(2300, 1, 1, tzinfo=UTC))
+
+    # Then a range from 1900 to 9999 holds them all, one before 1970 or after 2286 holds none
+    assert [f.id for f in (await failure_store.page("orders", every, limit=50)).items] == [seeded[1].id, seeded[0].id]
+    assert (await failure_store.page("orders", too_early, limit=50)).items == []
+    assert (await failure_store.page("orders", too_late, limit=50)).items == []
+
+
 async def test_a_range_of_one_instant_selects_exactly_the_failures_at_that_instant(failure_store: FailureStore):
     # Given two failures at the same microsecond and neighbours one microsecond away
     moment = BASE + timedelta(microseconds=123456)
@@ -348,6 +389,28 @@ async def test_select_takes_nothing_newer_than_not_after_and_resumes_after_a_pos
     # Then minute 5 is left out (minute 4 itself is in), and the two reads cover the rest once, newest first
     assert [item.failure.id for item in first + rest] == [f.id for f in reversed(seeded[:5])]
     assert len(first) == 3 and all(item.version for item in first + rest)
+
+
+async def test_a_q_selection_read_a_few_at_a_time_resumes_after_its_last_match(failure_store: FailureStore):
+    # Given ten failures, every third of which times out
+    seeded = [
+        await record(failure_store, BASE + timedelta(seconds=i), reason="timeout" if i % 3 == 0 else f"HTTP 500 #{i}")
+        for i in range(10)
+    ]
+    selection = FailureFilter(q="TIMEOUT")
+
+    # When the selection is read two at a time, each read resuming after the previous one's last position
+    ids: list[str] = []
+    after: Cursor | None = None
+    for _ in range(5):
+        batch = [item async for item in failure_store.select("orders", selection, not_after=END, after=after, limit=2)]
+        ids += [item.failure.id for item in batch]
+        if len(batch) < 2:
+            break
+        after = batch[-1].position
+
+    # Then every match came once, newest first
+    assert ids == [f.id for f in reversed(seeded) if f.reason == "timeout"]
 
 
 async def test_count_with_not_after_leaves_out_newer_failures(failure_store: FailureStore):

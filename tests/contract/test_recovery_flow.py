@@ -54,6 +54,16 @@ async def test_a_sent_message_is_received_once_while_leased_and_gone_once_delete
     assert (await recovery_flow.status()).count == 0
 
 
+async def test_deleting_a_message_twice_is_harmless(recovery_flow: RecoveryFlow):
+    await recovery_flow.send("once", delay_s=0)
+    [message] = await recovery_flow.receive(10, lease_s=60)
+
+    await recovery_flow.delete(message)
+    await recovery_flow.delete(message)
+
+    assert (await recovery_flow.status()).count == 0
+
+
 async def test_a_delayed_message_waits_but_is_counted(recovery_flow: RecoveryFlow):
     await recovery_flow.send('{"n": 1}', delay_s=300)
 
