@@ -10,6 +10,7 @@ imported for the `azurite` parameter alone, so the memory half never needs them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ class Backend:
     edit_reason: Callable[[Failure, str], Awaitable[None]]
     #: Put a message on the poison queue of `inbound` or `jobs`, as the host does.
     poison: Callable[[Flow, str], Awaitable[None]]
+    #: Let `seconds` pass for the store (the twin's clock moves; Azurite's is the wall clock, so this waits).
+    elapse: Callable[[float], Awaitable[None]]
 
 
 def azure_differs(request: pytest.FixtureRequest, backend: Backend, reason: str) -> None:
@@ -46,13 +49,16 @@ def azure_differs(request: pytest.FixtureRequest, backend: Backend, reason: str)
 def memory_backend(clock: FakeTime) -> Backend:
     stores = MemoryStores(clock.now)
 
+    async def elapse(seconds: float) -> None:
+        clock.advance(seconds)
+
     async def edit_reason(failure: Failure, reason: str) -> None:
         stores.failures.edit(failure, reason=reason)
 
     async def poison(flow: Flow, text: str) -> None:
         (stores.inbound_poison if flow == "inbound" else stores.jobs_poison).put(text)
 
-    return Backend("memory", stores, stores.error_window, edit_reason, poison)
+    return Backend("memory", stores, stores.error_window, edit_reason, poison, elapse)
 
 
 @asynccontextmanager
@@ -76,8 +82,11 @@ async def azure_backend(environ: dict[str, str]) -> AsyncIterator[Backend]:
         queue = names.inbound if flow == "inbound" else names.jobs_queue
         await account.queues.send(poison_queue(queue), text)
 
+    async def elapse(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
     window = TableErrorWindow(account.tables.table(names.error_window), cache_ttl_s=0)
     try:
-        yield Backend("azurite", stores, window, edit_reason, poison)
+        yield Backend("azurite", stores, window, edit_reason, poison, elapse)
     finally:
         await stores.close()
