@@ -1,4 +1,4 @@
-"""FailureStore contract, part 3: the per-group counters behind the overview and the groups panel."""
+"""FailureStore contract, part 5: the per-group counters behind the overview and the groups panel."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from shared.failures.models import FailureOrigin
 from shared.failures.ports import FailureStore
-from tests.contract.test_failure_store import BASE, record
+from tests.contract.failure_data import BASE, record
 
 
 async def test_like_failures_share_a_group_counted_largest_first_with_their_time_span(failure_store: FailureStore):

@@ -1,4 +1,4 @@
-"""FailureStore contract, part 2: removing failures (versions, batches, the retention purge) and the
+"""FailureStore contract, part 4: removing failures (versions, batches, the retention purge) and the
 whole values of masked fields."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from shared.failures.ports import FailureStore
 from shared.messages.ports import PayloadStore
 from shared.sensitive import MASK
 from tests.contract.backends import Backend, azure_differs
-from tests.contract.test_failure_store import BASE, END, record
+from tests.contract.failure_data import BASE, END, record
 
 
 async def test_remove_with_the_version_read_removes_and_uncounts(failure_store: FailureStore):
