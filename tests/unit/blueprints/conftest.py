@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from blueprints import engine, ingest, jobs, portal_api, recovery
+from blueprints import engine, failures, ingest, integrations, jobs, operability, recovery
 from shared.services import Services
 from tests.twins.stores import MemoryStores
 from tests.unit.on_twins import services_on
@@ -14,6 +14,6 @@ from tests.unit.on_twins import services_on
 def services(stores: MemoryStores, monkeypatch: pytest.MonkeyPatch) -> Services:
     """The Services every handler gets from `get_services()` in this test: the app needs no test hook."""
     services = services_on(stores, RECOVERY_PARK_DELAY_S="0", MAX_MESSAGE_BYTES="2048")
-    for module in (engine, ingest, jobs, portal_api, recovery):
+    for module in (engine, failures, ingest, integrations, jobs, operability, recovery):
         monkeypatch.setattr(module, "get_services", lambda: services)
     return services

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from blueprints import portal_api
+from blueprints import integrations, operability
 from shared.errors import StorageUnavailable
 from tests.twins.stores import MemoryStores
 from tests.unit.blueprints.calls import body_of, request
@@ -18,7 +18,7 @@ def put(integration: str, body: object) -> object:
 
 
 async def test_health_reports_every_dependency_healthy(services):
-    response = await portal_api.health(request("GET", "health"))
+    response = await operability.health(request("GET", "health"))
 
     body = body_of(response)
     assert response.status_code == 200 and body["status"] == "healthy"
@@ -33,7 +33,7 @@ async def test_health_reports_every_dependency_healthy(services):
 async def test_health_is_503_naming_the_dependency_that_does_not_answer(services, stores: MemoryStores):
     stores.payloads.arm("ping", StorageUnavailable("https://account.blob.core.windows.net/?sig=secret"))
 
-    response = await portal_api.health(request("GET", "health"))
+    response = await operability.health(request("GET", "health"))
 
     body = body_of(response)
     assert response.status_code == 503 and body["status"] == "unhealthy"
@@ -42,9 +42,9 @@ async def test_health_is_503_naming_the_dependency_that_does_not_answer(services
 
 
 async def test_put_creates_then_replaces_and_get_returns_the_config(services):
-    first = await portal_api.put_integration(put("orders", CONFIG))
-    second = await portal_api.put_integration(put("orders", {**CONFIG, "retry": {"linear_count": 7}}))
-    got = await portal_api.get_integration(request("GET", "integrations/orders", integration="orders"))
+    first = await integrations.put_integration(put("orders", CONFIG))
+    second = await integrations.put_integration(put("orders", {**CONFIG, "retry": {"linear_count": 7}}))
+    got = await integrations.get_integration(request("GET", "integrations/orders", integration="orders"))
 
     assert (first.status_code, second.status_code, got.status_code) == (201, 200, 200)
     assert body_of(got)["retry"]["linear_count"] == 7
@@ -53,8 +53,8 @@ async def test_put_creates_then_replaces_and_get_returns_the_config(services):
 async def test_invalid_config_is_422_naming_the_field_and_nothing_is_stored(services, stores: MemoryStores):
     bad = {**CONFIG, "retry": {"mode": "linear", "linear_count": 12}}
 
-    response = await portal_api.put_integration(put("orders", bad))
-    missing = await portal_api.get_integration(request("GET", "integrations/orders", integration="orders"))
+    response = await integrations.put_integration(put("orders", bad))
+    missing = await integrations.get_integration(request("GET", "integrations/orders", integration="orders"))
 
     assert response.status_code == 422
     assert body_of(response)["error"]["details"]["fields"][0]["field"] == "retry.linear_count"
@@ -62,7 +62,7 @@ async def test_invalid_config_is_422_naming_the_field_and_nothing_is_stored(serv
 
 
 async def test_body_id_that_disagrees_with_the_route_is_422_on_id(services):
-    response = await portal_api.put_integration(put("orders", {**CONFIG, "id": "other"}))
+    response = await integrations.put_integration(put("orders", {**CONFIG, "id": "other"}))
 
     assert response.status_code == 422
     assert body_of(response)["error"]["details"]["fields"] == [
@@ -71,18 +71,18 @@ async def test_body_id_that_disagrees_with_the_route_is_422_on_id(services):
 
 
 async def test_malformed_json_is_400(services):
-    response = await portal_api.put_integration(put("orders", b"{nope"))
+    response = await integrations.put_integration(put("orders", b"{nope"))
 
     assert response.status_code == 400 and body_of(response)["error"]["code"] == "bad_request"
 
 
 async def test_list_and_delete(services):
-    await portal_api.put_integration(put("a", CONFIG))
-    await portal_api.put_integration(put("b", CONFIG))
+    await integrations.put_integration(put("a", CONFIG))
+    await integrations.put_integration(put("b", CONFIG))
 
-    deleted = await portal_api.delete_integration(request("DELETE", "integrations/a", integration="a"))
-    again = await portal_api.delete_integration(request("DELETE", "integrations/a", integration="a"))
-    listed = await portal_api.list_integrations(request("GET", "integrations"))
+    deleted = await integrations.delete_integration(request("DELETE", "integrations/a", integration="a"))
+    again = await integrations.delete_integration(request("DELETE", "integrations/a", integration="a"))
+    listed = await integrations.list_integrations(request("GET", "integrations"))
 
     assert (deleted.status_code, again.status_code) == (204, 404)
     assert [c["id"] for c in body_of(listed)["items"]] == ["b"]

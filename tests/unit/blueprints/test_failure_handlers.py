@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from blueprints import portal_api
+from blueprints import failures
 from shared.failures.models import Failure, FailureOrigin
 from shared.failures.records import new_failure
 from shared.messages.models import Envelope
@@ -52,7 +52,7 @@ async def test_filters_in_the_query_string_select_the_failures_newest_first(serv
 
     # When the list handler is asked with filters as a browser sends them (the function key included)
     params = {"sender": "webshop", "origin": "endpoint", "from": BASE.isoformat(), "code": "key"}
-    response = await portal_api.list_failures(list_request(params))
+    response = await failures.list_failures(list_request(params))
 
     # Then it returns exactly those, as JSON, with a null cursor
     body = body_of(response)
@@ -67,7 +67,7 @@ async def test_a_time_range_with_offsets_and_microseconds_includes_both_ends(ser
     await record(stores, end + timedelta(microseconds=1))
 
     params = {"from": "2026-03-01T12:00:00.000000Z", "to": "2026-03-01T14:00:00.000000+01:00"}
-    body = body_of(await portal_api.list_failures(list_request(params)))
+    body = body_of(await failures.list_failures(list_request(params)))
 
     assert [item["id"] for item in body["items"]] == [inside[1].id, inside[0].id]
 
@@ -80,7 +80,7 @@ async def test_paging_through_the_handler_follows_next_cursor(services, stores):
     pages = 0
     for pages in range(1, 11):  # noqa: B007 (the count of pages is the point)
         params = {"limit": "7", **({"cursor": cursor} if cursor else {})}
-        body = body_of(await portal_api.list_failures(list_request(params)))
+        body = body_of(await failures.list_failures(list_request(params)))
         ids += [item["id"] for item in body["items"]]
         cursor = body["next_cursor"]
         if cursor is None:
@@ -107,7 +107,7 @@ async def test_paging_through_the_handler_follows_next_cursor(services, stores):
     ],
 )
 async def test_an_invalid_parameter_is_a_400_naming_it(services, name, value):
-    response = await portal_api.list_failures(list_request({name: value}))
+    response = await failures.list_failures(list_request({name: value}))
 
     error = body_of(response)["error"]
     assert response.status_code == 400
@@ -117,8 +117,8 @@ async def test_an_invalid_parameter_is_a_400_naming_it(services, name, value):
 async def test_a_reversed_range_is_a_400_naming_to_for_the_list_and_the_count(services):
     params = {"from": "2026-03-02T00:00:00Z", "to": "2026-03-01T00:00:00Z"}
 
-    listed = await portal_api.list_failures(list_request(params))
-    counted = await portal_api.count_failures(
+    listed = await failures.list_failures(list_request(params))
+    counted = await failures.count_failures(
         request("GET", "integrations/orders/failures/count", params, integration="orders")
     )
 
@@ -131,7 +131,7 @@ async def test_detail_returns_the_failure_with_its_content(services, stores):
     await stores.payloads.put("m-1", json.dumps(document).encode(), content_type="application/json")
     failure = await record(stores, BASE, body_ref="m-1", content_type="application/json")
 
-    response = await portal_api.get_failure(
+    response = await failures.get_failure(
         request("GET", f"integrations/orders/failures/{failure.id}", integration="orders", failure_id=failure.id)
     )
 
@@ -145,7 +145,7 @@ async def test_detail_of_an_absent_failure_or_another_integrations_is_404(servic
     billing = await record(stores, BASE, integration="billing")
 
     for failure_id in ["0000000000000000-000000000000", billing.id]:
-        response = await portal_api.get_failure(
+        response = await failures.get_failure(
             request("GET", f"integrations/orders/failures/{failure_id}", integration="orders", failure_id=failure_id)
         )
 
@@ -159,14 +159,14 @@ async def test_groups_overview_and_count_answer_from_the_counters(services, stor
     await record(stores, BASE, integration="billing", sender="pos")
 
     groups = body_of(
-        await portal_api.failure_groups(request("GET", "integrations/orders/failure-groups", integration="orders"))
+        await failures.failure_groups(request("GET", "integrations/orders/failure-groups", integration="orders"))
     )
-    overview = body_of(await portal_api.failures_overview(request("GET", "failures")))
+    overview = body_of(await failures.failures_overview(request("GET", "failures")))
     everything = body_of(
-        await portal_api.count_failures(request("GET", "integrations/orders/failures/count", integration="orders"))
+        await failures.count_failures(request("GET", "integrations/orders/failures/count", integration="orders"))
     )
     by_pos = body_of(
-        await portal_api.count_failures(
+        await failures.count_failures(
             request("GET", "integrations/orders/failures/count", {"sender": "pos"}, integration="orders")
         )
     )
