@@ -20,12 +20,16 @@ from shared.delivery.ingest import Ingest
 from shared.delivery.retry import EndpointRetryPolicy
 from shared.failures.queries import FailureQueries
 from shared.failures.retention import Retention
+from shared.jobs.batches import JobBatches
+from shared.jobs.lifecycle import JobLifecycle
 from shared.jobs.models import JobLimits
-from shared.jobs.runner import JobService
+from shared.jobs.pages import JobPages
+from shared.jobs.runner import JobRunner
 from shared.operability.health import HealthCheck, check_health
 from shared.operability.metrics import Metrics
 from shared.operability.telemetry import configure_telemetry
-from shared.recovery.sweeper import Parker, RecoverySweeper
+from shared.recovery.parker import Parker
+from shared.recovery.sweeper import RecoverySweeper
 from shared.settings import Settings
 from shared.storage.azure import AzureStores
 from shared.stores import Stores
@@ -91,22 +95,35 @@ class Services:
         return FailureQueries(self.stores.failures, self.stores.payloads)
 
     @cached_property
-    def jobs(self) -> JobService:
-        settings, stores = self.settings, self.stores
-        return JobService(
+    def job_pages(self) -> JobPages:
+        settings = self.settings
+        limits = JobLimits(
+            page_size=settings.job_page_size,
+            rate_per_s=settings.job_rate_limit_per_s,
+            max_inbound_depth=settings.max_inbound_depth,
+        )
+        return JobPages(self.stores.job_pages, limits=limits)
+
+    @cached_property
+    def jobs(self) -> JobLifecycle:
+        stores = self.stores
+        return JobLifecycle(
+            jobs=stores.jobs, integrations=stores.integrations, failures=stores.failures, pages=self.job_pages
+        )
+
+    @cached_property
+    def job_runner(self) -> JobRunner:
+        stores = self.stores
+        batches = JobBatches(
+            failures=stores.failures, payloads=stores.payloads, inbound=stores.inbound, parker=self.parker
+        )
+        return JobRunner(
             jobs=stores.jobs,
-            integrations=stores.integrations,
             failures=stores.failures,
-            payloads=stores.payloads,
+            pages=self.job_pages,
+            batches=batches,
             inbound=stores.inbound,
-            job_pages=stores.job_pages,
-            limits=JobLimits(
-                page_size=settings.job_page_size,
-                rate_per_s=settings.job_rate_limit_per_s,
-                max_inbound_depth=settings.max_inbound_depth,
-            ),
             metrics=self.metrics,
-            parker=self.parker,
         )
 
     @cached_property
@@ -123,7 +140,7 @@ class Services:
             job_pages=stores.job_pages,
             payloads=stores.payloads,
             failures=stores.failures,
-            jobs=self.jobs,
+            jobs=self.job_runner,
             state=stores.sweep_state,
             main_flow=stores.main_flow,
             max_reinserts=settings.recovery_max_reinserts,

@@ -12,7 +12,7 @@ from shared.failures.models import FailureFilter, FailureOrigin
 from shared.failures.ports import FailureStore
 from shared.messages.ports import PayloadStore
 from shared.sensitive import MASK
-from tests.contract.backends import Backend, azure_differs
+from tests.contract.backends import Backend
 from tests.contract.failure_data import BASE, END, record
 
 
@@ -51,15 +51,7 @@ async def test_remove_with_a_stale_version_is_a_conflict_and_keeps_the_failure(b
     assert (await store.summary("orders")).count == 1
 
 
-async def test_removing_a_failure_that_is_already_gone_is_false_and_uncounts_nothing(
-    request: pytest.FixtureRequest, backend: Backend
-):
-    azure_differs(
-        request,
-        backend,
-        "TableFailureStore.remove deletes without reading first; Azurite answers 204 for a missing row, so it "
-        "returns True and uncounts the group again",
-    )
+async def test_removing_a_failure_that_is_already_gone_is_false_and_uncounts_nothing(backend: Backend):
     # Given two like-failures, one of them removed
     store = backend.stores.failures
     first = await record(store, BASE, reason="HTTP 500 for order 1")
@@ -173,13 +165,7 @@ async def test_purge_removes_at_most_limit_failures_older_than_the_cutoff_with_t
     assert [await failure_store.get("orders", f.id) for f in old] == [None] * 7
 
 
-async def test_purge_keeps_a_failure_from_exactly_the_cutoff(request: pytest.FixtureRequest, backend: Backend):
-    azure_differs(
-        request,
-        backend,
-        "purge_older_than queries RowKey ge id_prefix_at(cutoff), which includes failures AT the cutoff; "
-        "the Protocol says 'failed before cutoff'",
-    )
+async def test_purge_keeps_a_failure_from_exactly_the_cutoff(backend: Backend):
     store = backend.stores.failures
     at_cutoff = await record(store, BASE)
 

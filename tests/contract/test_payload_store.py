@@ -1,11 +1,18 @@
-"""PayloadStore contract: bodies by reference, byte-identical, deleted one by one or many at once."""
+"""PayloadStore contract: bodies by reference, byte-identical, deleted one by one or many at once, and
+the default content type the failure detail must not mistake for the message's."""
 
 from __future__ import annotations
 
 import os
 from datetime import timedelta
 
+from shared.failures.models import FailureOrigin
+from shared.failures.queries import FailureQueries
+from shared.failures.records import new_failure
+from shared.messages.models import Envelope
 from shared.messages.ports import Payload, PayloadStore
+from shared.values import utc_now
+from tests.contract.backends import Backend
 from tests.twins.clock import FakeTime
 
 
@@ -63,3 +70,23 @@ async def test_names_older_than_lists_payloads_written_before_the_cutoff_up_to_t
     assert sorted(later) == ["a", "b", "c"]
     assert len(limited) == 2 and set(limited) <= {"a", "b", "c"}
     assert earlier == []
+
+
+async def test_a_text_body_stored_without_a_content_type_shows_as_text_in_its_failure(backend: Backend):
+    # Given a failed message that came without a Content-Type, its body stored without one
+    payloads = backend.stores.payloads
+    await payloads.put("m-1", '{"order": "ä-1"}'.encode(), content_type=None)
+    envelope = Envelope(id="m-1", integration="orders", body_ref="m-1")
+    failure = new_failure(envelope, origin=FailureOrigin.ENDPOINT, reason="HTTP 503", now=utc_now(), body_ref="m-1")
+    stored = await backend.stores.failures.add(failure)
+
+    # When its detail is read
+    detail = await FailureQueries(backend.stores.failures, payloads).detail("orders", stored.id)
+
+    # Then the store's default type is not taken for the message's: it reads as the text it is
+    assert detail.content is not None
+    assert (detail.content.encoding, detail.content.data, detail.content.content_type) == (
+        "text",
+        '{"order": "ä-1"}',
+        None,
+    )

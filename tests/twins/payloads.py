@@ -7,11 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.errors import StorageError
-from shared.messages.ports import Payload
+from shared.messages.ports import STORED_WITHOUT_TYPE, Payload
 from tests.twins.faults import Twin
-
-#: What Blob storage says of a blob written without a content type.
-DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True)
@@ -37,7 +34,7 @@ class MemoryPayloadStore(Twin):
 
     async def put(self, ref: str, data: bytes, *, content_type: str | None) -> str:
         async with self.call("put"):
-            self._kept[ref] = _Kept(bytes(data), content_type or DEFAULT_CONTENT_TYPE, self._clock())
+            self._kept[ref] = _Kept(bytes(data), content_type or STORED_WITHOUT_TYPE, self._clock())
             return ref
 
     async def get(self, ref: str) -> Payload | None:

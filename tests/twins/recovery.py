@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from shared.errors import ReboundError, StorageError
+from shared.errors import ConcurrencyConflict, ReboundError, StorageError
 from shared.recovery.models import Flow, RecoveryQueueStatus, SweepResult
 from shared.recovery.ports import MessageSource, RecoveryMessage
 from tests.twins.faults import Twin
@@ -47,7 +47,7 @@ class MemorySource(Twin):
 
     A received message is invisible for `lease_s`; deleting it needs the handle of the latest
     receive (a lease that lapsed and was taken again by someone else leaves the old handle
-    useless, and deleting with it does nothing, as a stale pop receipt does). Affordances:
+    stale, and deleting with it is a `ConcurrencyConflict`, as a stale pop receipt is). Affordances:
     `put(text)` puts a message there (the host moving one to a poison queue), `texts()`.
     """
 
@@ -91,7 +91,12 @@ class MemorySource(Twin):
         async with self.call("delete"):
             handle = message.handle
             assert isinstance(handle, _Handle), "a message this source received"
-            self._waiting = [w for w in self._waiting if (w.id, w.receipts) != (handle.id, handle.receipt)]
+            waiting = next((w for w in self._waiting if w.id == handle.id), None)
+            if waiting is None:
+                return  # gone already: deleting twice is harmless
+            if waiting.receipts != handle.receipt:
+                raise ConcurrencyConflict(f"delete from {self._name}: the lease lapsed; another receiver holds it")
+            self._waiting.remove(waiting)
 
     async def status(self) -> RecoveryQueueStatus:
         async with self.call("status"):

@@ -7,7 +7,8 @@ real defaults, so the tests that need a fake clock build those two here from the
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
 from pydantic import AnyHttpUrl
 
@@ -16,8 +17,11 @@ from shared.delivery.engine import DeliveryEngine, Outcome
 from shared.delivery.retry import EndpointRetryPolicy
 from shared.failures.models import Failure, FailureOrigin
 from shared.failures.records import new_failure
+from shared.jobs.batches import JobBatches
+from shared.jobs.lifecycle import JobLifecycle
 from shared.jobs.models import JobLimits
-from shared.jobs.runner import JobService
+from shared.jobs.pages import JobPages
+from shared.jobs.runner import JobRunner
 from shared.messages.models import Envelope
 from shared.operability.metrics import Metrics
 from shared.recovery.ports import Parking
@@ -86,6 +90,13 @@ async def run_inbound(
     raise AssertionError(f"inbound never drained: {len(outcomes)} messages processed")
 
 
+class Jobs(NamedTuple):
+    """Both halves of jobs over the same stores: the API's (start, get, list, cancel) and the queue trigger's."""
+
+    lifecycle: JobLifecycle
+    runner: JobRunner
+
+
 def make_jobs(
     stores: MemoryStores,
     time: FakeTime,
@@ -95,23 +106,26 @@ def make_jobs(
     depth: int = 1000,
     parker: Parking | None = None,
     metrics: Metrics | None = None,
-) -> JobService:
-    return JobService(
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> Jobs:
+    """Wired as `Services` wires them, with the fake clock's sleep and monotonic time for the pacing."""
+    pages = JobPages(stores.job_pages, limits=JobLimits(page_size=page_size, rate_per_s=rate, max_inbound_depth=depth))
+    lifecycle = JobLifecycle(jobs=stores.jobs, integrations=stores.integrations, failures=stores.failures, pages=pages)
+    batches = JobBatches(failures=stores.failures, payloads=stores.payloads, inbound=stores.inbound, parker=parker)
+    runner = JobRunner(
         jobs=stores.jobs,
-        integrations=stores.integrations,
         failures=stores.failures,
-        payloads=stores.payloads,
+        pages=pages,
+        batches=batches,
         inbound=stores.inbound,
-        job_pages=stores.job_pages,
-        limits=JobLimits(page_size=page_size, rate_per_s=rate, max_inbound_depth=depth),
         metrics=metrics or Metrics(),
-        parker=parker,
-        sleep=time.sleep,
+        sleep=sleep or time.sleep,
         monotonic=time.monotonic,
     )
+    return Jobs(lifecycle, runner)
 
 
-async def run_job_pages(jobs: JobService, stores: MemoryStores, time: FakeTime, *, limit: int = 100) -> int:
+async def run_job_pages(runner: JobRunner, stores: MemoryStores, time: FakeTime, *, limit: int = 100) -> int:
     """Deliver the visible `jobs` queue messages to the runner like the host would; returns pages run."""
     pages = 0
     for _ in range(limit):
@@ -119,7 +133,7 @@ async def run_job_pages(jobs: JobService, stores: MemoryStores, time: FakeTime, 
         if not batch:
             return pages
         for message in batch:
-            if await jobs.run_page(message.body, message_id=message.id, now=time.now()) is not None:
+            if await runner.run_page(message.body, message_id=message.id, now=time.now()) is not None:
                 pages += 1
     raise AssertionError("the jobs queue never drained")
 

@@ -18,7 +18,7 @@ from shared.messages.models import Envelope
 from shared.messages.wire import MAX_INLINE_ENVELOPE_BYTES, pack
 from shared.operability.metrics import Counter, Metrics
 from shared.recovery.models import ParkedMessage
-from shared.recovery.sweeper import Parker
+from shared.recovery.parker import Parker
 from tests.twins.clock import FakeTime
 from tests.twins.senders import ScriptedSender, ok, status
 from tests.twins.stores import MemoryStores

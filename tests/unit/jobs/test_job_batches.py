@@ -16,7 +16,7 @@ from shared.jobs.models import JobAction, JobRequest, JobSelection, JobState
 from shared.messages.models import Envelope
 from shared.operability.metrics import Counter, Metrics
 from shared.recovery.models import ParkedMessage
-from shared.recovery.sweeper import Parker
+from shared.recovery.parker import Parker
 from shared.tokens import Version
 from tests.twins.clock import FakeTime
 from tests.twins.failures import MemoryFailureStore
@@ -56,11 +56,11 @@ async def test_delete_job_counts_a_failure_changed_mid_page_as_failed_and_leaves
     racing = ChangesOneFailureFirst(stores, victim_index=3)
     stores.failures = racing
     await seed_failures(stores, fake_time, 6)
-    jobs = make_jobs(stores, fake_time, page_size=10)
+    jobs, runner = make_jobs(stores, fake_time, page_size=10)
 
     # When a delete job runs
     job = await jobs.start("orders", request(JobAction.DELETE), now=fake_time.now())
-    await run_job_pages(jobs, stores, fake_time)
+    await run_job_pages(runner, stores, fake_time)
 
     # Then the changed one is counted as failed, named in last_error, and left in place
     done = await jobs.get("orders", job.id, now=fake_time.now())
@@ -72,10 +72,10 @@ async def test_delete_job_counts_a_failure_changed_mid_page_as_failed_and_leaves
 async def test_retry_page_enqueues_concurrently_but_bounded_then_counts_items(stores, fake_time):
     failures = await seed_failures(stores, fake_time, 40)
     metrics = Metrics()
-    jobs = make_jobs(stores, fake_time, page_size=40, metrics=metrics)
+    jobs, runner = make_jobs(stores, fake_time, page_size=40, metrics=metrics)
 
     await jobs.start("orders", request(JobAction.RETRY), now=fake_time.now())
-    await run_job_pages(jobs, stores, fake_time)
+    await run_job_pages(runner, stores, fake_time)
 
     assert 1 < stores.inbound.most_in_flight["send"] <= 16
     assert await remaining_ids(stores) == []
@@ -88,11 +88,11 @@ async def test_a_q_filtered_job_pages_through_matches_only(stores, fake_time):
     wanted = failures[::3]
     for failure in wanted:
         stores.failures.edit(failure, reason=f"upstream TIMEOUT #{failure.id}")
-    jobs = make_jobs(stores, fake_time, page_size=2)
+    jobs, runner = make_jobs(stores, fake_time, page_size=2)
 
     # When a delete job with q runs, two per page
     job = await jobs.start("orders", request(JobAction.DELETE, filter={"q": "timeout"}), now=fake_time.now())
-    await run_job_pages(jobs, stores, fake_time)
+    await run_job_pages(runner, stores, fake_time)
 
     # Then exactly the matches went
     done = await jobs.get("orders", job.id, now=fake_time.now())
@@ -105,11 +105,11 @@ async def test_a_delete_whose_content_cannot_be_removed_counts_that_failure_as_f
     failures = await seed_failures(stores, fake_time, 3)
     stuck = failures[1]
     stores.payloads.keep(stuck.body_ref or "", StorageError("delete refused"))
-    jobs = make_jobs(stores, fake_time)
+    jobs, runner = make_jobs(stores, fake_time)
 
     # When a delete job runs
     job = await jobs.start("orders", request(JobAction.DELETE), now=fake_time.now())
-    await run_job_pages(jobs, stores, fake_time)
+    await run_job_pages(runner, stores, fake_time)
 
     # Then every failure is gone, and the one whose content stayed is counted as failed
     done = await jobs.get("orders", job.id, now=fake_time.now())
@@ -122,11 +122,11 @@ async def test_a_retry_job_parks_a_message_it_cannot_enqueue_and_still_completes
     # Given a failure and an inbound queue that is down
     [failure] = await seed_failures(stores, fake_time, 1)
     stores.inbound.arm("send", StorageUnavailable("inbound down"), times=None)
-    jobs = make_jobs(stores, fake_time, parker=Parker(stores.recovery, delay_s=0, metrics=Metrics()))
+    jobs, runner = make_jobs(stores, fake_time, parker=Parker(stores.recovery, delay_s=0, metrics=Metrics()))
 
     # When a retry job runs
     job = await jobs.start("orders", request(JobAction.RETRY), now=fake_time.now())
-    await run_job_pages(jobs, stores, fake_time)
+    await run_job_pages(runner, stores, fake_time)
 
     # Then the message waits on the recovery flow, the failure is gone and the job completed
     assert (await jobs.get("orders", job.id, now=fake_time.now())).state is JobState.COMPLETED
@@ -142,11 +142,11 @@ async def test_a_retry_resends_the_masked_headers_whole(stores, fake_time):
     await stores.failures.add(
         new_failure(envelope, origin=FailureOrigin.ENDPOINT, reason="r", now=fake_time.now(), body_ref=envelope.id)
     )
-    jobs = make_jobs(stores, fake_time)
+    jobs, runner = make_jobs(stores, fake_time)
 
     # When it is retried
     await jobs.start("orders", request(JobAction.RETRY), now=fake_time.now())
-    await run_job_pages(jobs, stores, fake_time)
+    await run_job_pages(runner, stores, fake_time)
 
     # Then the resent message carries the whole value again, and the kept whole values are gone
     [resent] = stores.inbound.drain()

@@ -15,11 +15,12 @@ from shared.errors import StorageUnavailable
 from shared.failures.models import Failure, FailureFilter, FailureOrigin
 from shared.failures.records import new_failure
 from shared.jobs.models import JobAction, JobRequest, JobSelection, JobState
-from shared.jobs.runner import JobService
+from shared.jobs.ports import JobControl
 from shared.messages.models import Envelope
 from shared.messages.wire import pack
 from shared.operability.metrics import Metrics
-from shared.recovery.sweeper import SWEEP_LEASE_S, Parker, RecoverySweeper
+from shared.recovery.parker import Parker
+from shared.recovery.sweeper import SWEEP_LEASE_S, RecoverySweeper
 from tests.twins.clock import FakeTime
 from tests.twins.recovery import MemoryRecoveryFlow
 from tests.twins.stores import MemoryStores
@@ -30,7 +31,7 @@ MAX_REINSERTS = 2
 
 
 def make_sweeper(
-    stores: MemoryStores, time: FakeTime, jobs: JobService, *, batch_size: int = 500, depth: int = 1000
+    stores: MemoryStores, time: FakeTime, jobs: JobControl, *, batch_size: int = 500, depth: int = 1000
 ) -> RecoverySweeper:
     return RecoverySweeper(
         flow=stores.recovery,
@@ -57,7 +58,7 @@ def parker(stores, fake_time) -> Parker:
 
 @pytest.fixture
 def sweeper(stores, fake_time) -> RecoverySweeper:
-    return make_sweeper(stores, fake_time, make_jobs(stores, fake_time))
+    return make_sweeper(stores, fake_time, make_jobs(stores, fake_time).runner)
 
 
 async def failures_of(stores: MemoryStores, integration: str = "orders") -> list[Failure]:
@@ -165,7 +166,9 @@ async def test_a_sweep_moves_at_most_its_batch_size(stores, fake_time, parker):
     for number in range(12):
         await parker.park_envelope(Envelope(integration="orders", body_text=str(number)), "test")
 
-    result = await make_sweeper(stores, fake_time, make_jobs(stores, fake_time), batch_size=5).sweep(trigger="timer")
+    result = await make_sweeper(stores, fake_time, make_jobs(stores, fake_time).runner, batch_size=5).sweep(
+        trigger="timer"
+    )
 
     assert result.reinserted == 5
     assert (await stores.recovery.status()).count == 7
@@ -176,7 +179,7 @@ async def test_sweep_pauses_while_inbound_is_deep(stores, fake_time, parker):
         await stores.inbound.send("{}")
     await parker.park_envelope(Envelope(integration="orders", body_text="x"), "test")
 
-    result = await make_sweeper(stores, fake_time, make_jobs(stores, fake_time), depth=2).sweep(trigger="timer")
+    result = await make_sweeper(stores, fake_time, make_jobs(stores, fake_time).runner, depth=2).sweep(trigger="timer")
 
     assert result.reinserted == 0
     assert result.reason is not None and "backpressure" in result.reason
@@ -245,8 +248,8 @@ async def test_poisoned_job_page_is_reinserted_and_past_the_limit_fails_the_job(
     await stores.failures.add(
         new_failure(envelope, origin=FailureOrigin.ENDPOINT, reason="r", now=fake_time.now(), body_ref=envelope.id)
     )
-    jobs = make_jobs(stores, fake_time)
-    sweeper = make_sweeper(stores, fake_time, jobs)
+    jobs, runner = make_jobs(stores, fake_time)
+    sweeper = make_sweeper(stores, fake_time, runner)
     delete_all = JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True))
     job = await jobs.start("orders", delete_all, now=fake_time.now())
     stores.job_pages.clear()
@@ -274,13 +277,13 @@ async def test_the_sweep_resumes_stalled_jobs(stores, fake_time):
             origin=FailureOrigin.ENDPOINT, reason="r", now=fake_time.now(), body_ref=None,
         )
     )  # fmt: skip
-    jobs = make_jobs(stores, fake_time)
+    jobs, runner = make_jobs(stores, fake_time)
     delete_all = JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True))
     await jobs.start("orders", delete_all, now=fake_time.now())
     stores.job_pages.clear()
-    fake_time.advance(jobs.claim_timeout.total_seconds() + 1)
+    fake_time.advance(runner.pages.claim_timeout.total_seconds() + 1)
 
-    result = await make_sweeper(stores, fake_time, jobs).sweep(trigger="timer")
+    result = await make_sweeper(stores, fake_time, runner).sweep(trigger="timer")
 
     assert result.jobs_resumed == 1 and len(stores.job_pages.peek()) == 1
 
