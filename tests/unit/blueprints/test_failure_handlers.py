@@ -1,8 +1,7 @@
 """The failure handlers on the twins: filters and paging through the query string, 400s naming the
 parameter, the detail, groups, overview and count.
 
-Ported from the handler half of tests/integration/test_failure_queries.py (the store half is the
-contract suite's).
+What the failure store does under them is the contract suite's (tests/contract/test_failure_*.py).
 """
 
 from __future__ import annotations

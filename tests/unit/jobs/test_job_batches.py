@@ -1,7 +1,5 @@
 """Jobs remove failures in batches on the twins: a row changed mid-page, bounded concurrent resends,
 `q` selections, metrics, parking what cannot be resent.
-
-Ported from tests/integration/test_job_batches.py and the job case of tests/integration/test_recovery.py.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Retry and delete jobs on the twins: the lock, paging, checkpoints, cancel, pacing, crashes, the watchdog.
 
-Ported from tests/integration/test_jobs.py; the pacing is asserted on the fake clock's sleeps.
+The pacing is asserted on the fake clock's sleeps; tests/integration/test_jobs.py runs two jobs on Azure.
 """
 
 from __future__ import annotations

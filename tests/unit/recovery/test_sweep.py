@@ -1,7 +1,7 @@
 """The recovery sweep on the twins: reinsert, give up, pause, skip while unhealthy, status, job pages, leases.
 
-Ported from tests/integration/test_recovery.py (which keeps what needs Azure: overlapping sweeps on
-real leases, parking with dead storage, a large body on the Storage flow, the Service Bus backend).
+tests/integration/test_recovery.py keeps what needs Azure: overlapping sweeps on real leases,
+parking with dead storage, a large body on the Storage flow.
 """
 
 from __future__ import annotations
