@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from blueprints import engine, ingest, jobs, portal_api, recovery, ui
+from blueprints import engine, ingest, jobs, pickup, portal_api, recovery, ui
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(portal_api.bp)
@@ -10,4 +10,5 @@ app.register_functions(ingest.bp)
 app.register_functions(engine.bp)
 app.register_functions(jobs.bp)
 app.register_functions(recovery.bp)
+app.register_functions(pickup.bp)
 app.register_functions(ui.bp)

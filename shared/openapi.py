@@ -24,6 +24,7 @@ from shared.ids import RECORD_ID_PATTERN
 from shared.jobs.models import Job, JobRequest
 from shared.operability.health import HealthReport
 from shared.operability.metrics import MAX_WINDOW_MINUTES, MetricsSnapshot
+from shared.pickup.models import PickupStatus
 from shared.recovery.models import RecoveryStatus, SweepResult
 from shared.values import ENVELOPE_INTEGRATION_PATTERN, INTEGRATION_ID_PATTERN
 
@@ -457,6 +458,35 @@ ROUTES: tuple[Route, ...] = (
         "Run the recovery sweep now",
         "recovery",
         {"200": Reply("what the sweep did", SweepResult), "400": _400},
+    ),
+    # --- pickup
+    Route(
+        "get",
+        "/integrations/{integration}/pickup",
+        "get_pickup",
+        "The pickup source's status: its last run, failures in a row, items picked, the next run",
+        "pickup",
+        {
+            "200": Reply("the status", PickupStatus),
+            "400": _400,
+            "404": Reply("the integration does not exist, or has no `source`", Error),
+        },
+        (_CONFIG_INTEGRATION,),
+    ),
+    Route(
+        "post",
+        "/integrations/{integration}/pickup/run",
+        "run_pickup",
+        "Pick up now: run the source at once, without waiting for its interval",
+        "pickup",
+        {
+            "202": Reply("the run has started (GET the status for its outcome)", PickupStatus),
+            "400": _400,
+            "404": Reply("the integration does not exist, or has no `source`", Error),
+            "409": Reply("the source is disabled (`enabled: false`)", Error),
+        },
+        (_CONFIG_INTEGRATION,),
+        description="When another run holds the source, this one runs once that has ended (the next timer tick).",
     ),
     # --- operability
     Route(

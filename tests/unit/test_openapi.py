@@ -321,7 +321,7 @@ def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):
                 if parameter["in"] != "path" or parameter["name"] == "asset":
                     continue
                 name = parameter["name"]
-                config_route = path == "/integrations/{integration}" or path.endswith("/messages")
+                config_route = path == "/integrations/{integration}" or path.endswith(("/messages", "/pickup", "/run"))
                 shape = (CONFIG_ID if config_route else FAILURES_INTEGRATION).pattern
                 assert parameter["schema"]["pattern"] == expected.get(name, shape), f"{method} {path} {name}"
 
