@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import asyncssh
 import pytest
 
@@ -22,7 +24,9 @@ FINGERPRINT = ED25519.get_fingerprint("sha256")
 ENDPOINT = {"kind": "http", "url": "https://shop.example/in"}
 
 
-def service(*, allow_private: bool = False, secrets: frozenset[str] = frozenset(), min_s: int = 60) -> IntegrationConfigs:
+def service(
+    *, allow_private: bool = False, secrets: frozenset[str] = frozenset(), min_s: int = 60
+) -> IntegrationConfigs:
     settings = Settings.from_env({})
     rules = SourceRules(min_interval_s=min_s, own=own_names(settings))
     return IntegrationConfigs(
@@ -37,11 +41,11 @@ def sftp(**fields: object) -> dict[str, object]:
             "host_key": HOST_KEY, **fields}  # fmt: skip
 
 
-async def save(configs: IntegrationConfigs, source: dict[str, object]) -> None:
+async def save(configs: IntegrationConfigs, source: Mapping[str, object]) -> None:
     await configs.save("orders", {"name": "Orders", "endpoint": ENDPOINT, "source": source})
 
 
-async def refused_fields(configs: IntegrationConfigs, source: dict[str, object]) -> dict[str, str]:
+async def refused_fields(configs: IntegrationConfigs, source: Mapping[str, object]) -> dict[str, str]:
     with pytest.raises(RequestValidationError) as caught:
         await save(configs, source)
     return {f["field"]: f["message"] for f in caught.value.fields}
@@ -136,7 +140,8 @@ async def test_a_source_may_not_drain_reboundss_own_queues_or_containers(source,
 
 async def test_a_blob_move_target_inside_the_prefix_is_refused():
     fields = await refused_fields(
-        service(), {"kind": "blob", "connection": "Up", "container": "drop", "prefix": "in/x", "after": "move", "move_to": "in/"}
+        service(),
+        {"kind": "blob", "connection": "Up", "container": "drop", "prefix": "in/x", "after": "move", "move_to": "in/"},
     )
 
     assert "move_to" in fields["source"]
