@@ -255,6 +255,8 @@ class PickupStatus(BaseModel):
 
     integration: str
     kind: str
+    #: Where the source reads, without credentials (`sftp rebound@sftp.example:22/out/*.xml`).
+    target: str
     enabled: bool
     interval_seconds: int
     last_run_at: UtcDatetime | None

@@ -11,7 +11,7 @@ from shared.config.models import IntegrationConfig
 from shared.config.ports import IntegrationStore
 from shared.errors import ConcurrencyConflict, IntegrationNotFound, SourceDisabled, SourceNotFound
 from shared.logs import log_event
-from shared.pickup.models import PickupState, PickupStatus, Source
+from shared.pickup.models import PickupState, PickupStatus, Source, describe
 from shared.pickup.ports import PickupStates
 from shared.pickup.runner import PickupRunner, RunReport
 from shared.values import utc_now
@@ -98,6 +98,7 @@ class PickupService:
         return PickupStatus(
             integration=config.id,
             kind=source.kind,
+            target=describe(source),
             enabled=source.enabled,
             interval_seconds=source.interval_seconds,
             last_run_at=state.last_run_at,
