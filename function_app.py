@@ -2,10 +2,13 @@
 
 import azure.functions as func
 
-from blueprints import engine, ingest, jobs, pickup, portal_api, recovery, ui
+from blueprints import engine, failures, ingest, integrations, jobs, operability, pickup, recovery, ui
 
+# Every HTTP route states its own level (blueprints/api.py); this is the fallback, the strict one.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-app.register_functions(portal_api.bp)
+app.register_functions(operability.bp)
+app.register_functions(integrations.bp)
+app.register_functions(failures.bp)
 app.register_functions(ingest.bp)
 app.register_functions(engine.bp)
 app.register_functions(jobs.bp)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from blueprints.http import handles_errors, json_response, query_params
+from blueprints.api import HttpApi, Reply
+from blueprints.http import json_response, query_params
+from blueprints.schemas import BAD_PARAMETER
+from shared.auth import Role, RouteKind
+from shared.recovery.models import RecoveryStatus, SweepResult
 from shared.services import get_services
 from shared.values import utc_now
 
 bp = func.Blueprint()
+api = HttpApi(bp, tag="recovery")
 
 
 @bp.function_name("recovery_sweep")
@@ -23,17 +28,24 @@ async def retention_purge(timer: func.TimerRequest) -> None:
     await get_services().retention.purge(now=utc_now())
 
 
-@bp.function_name("recovery_status")
-@bp.route(route="recovery", methods=["GET"])
-@handles_errors
+# `# fmt: skip` keeps name, route, method, kind and role on one line: they are read together.
+
+
+@api.route(
+    "recovery_status", "recovery", "GET", kind=RouteKind.API, role=Role.READER,
+    summary="Recovery counts",
+    responses={200: Reply("parked and poisoned messages, and the last sweep", RecoveryStatus), 400: BAD_PARAMETER},
+)  # fmt: skip
 async def recovery_status(req: func.HttpRequest) -> func.HttpResponse:
     query_params(req)
     return json_response(await get_services().sweeper.status())
 
 
-@bp.function_name("recovery_replay")
-@bp.route(route="recovery/replay", methods=["POST"])
-@handles_errors
+@api.route(
+    "recovery_replay", "recovery/replay", "POST", kind=RouteKind.API, role=Role.OPERATOR,
+    summary="Run the recovery sweep now",
+    responses={200: Reply("what the sweep did", SweepResult), 400: BAD_PARAMETER},
+)  # fmt: skip
 async def recovery_replay(req: func.HttpRequest) -> func.HttpResponse:
     query_params(req)
     return json_response(await get_services().sweeper.sweep(trigger="manual"))

@@ -15,10 +15,14 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from blueprints.http import error_response, handles_errors
+from blueprints.api import HttpApi, Param, Reply
+from blueprints.http import error_response
+from blueprints.schemas import NOT_MODIFIED, Error
+from shared.auth import RouteKind
 from shared.errors import NotFound
 
 bp = func.Blueprint()
+api = HttpApi(bp, tag="portal")
 
 PORTAL_DIR = Path(__file__).resolve().parent.parent / "portal"
 
@@ -104,9 +108,22 @@ def without_trailing_slash(url: str) -> str | None:
     return parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "")
 
 
-@bp.function_name("portal")
-@bp.route(route="portal", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@handles_errors
+_ASSET = Param("asset", "path", "path under portal/, e.g. `js/main.js` (a catch-all: may contain `/`)", required=True)
+
+# `# fmt: skip` keeps name, route, method, kind and role on one line: they are read together.
+
+
+@api.route(
+    "portal", "portal", "GET", kind=RouteKind.PUBLIC, role=None,
+    summary="The Failures page",
+    description="Anonymous: the page holds no data; it asks for the function key and sends it with every "
+    "API call. `?code=<key>` in the page URL is taken as that key and removed from the address bar.",
+    responses={
+        200: Reply("the portal page", media_type="text/html", schema={"type": "string"}),
+        304: NOT_MODIFIED,
+        308: Reply("`/portal/` redirects to `/portal` (the page's relative links need it)"),
+    },
+)  # fmt: skip
 async def portal(req: func.HttpRequest) -> func.HttpResponse:
     location = without_trailing_slash(req.url)
     if location is not None:
@@ -116,9 +133,16 @@ async def portal(req: func.HttpRequest) -> func.HttpResponse:
     return static_response(page, req.headers.get("if-none-match"), headers)
 
 
-@bp.function_name("portal_asset")
-@bp.route(route="portal/{*asset}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@handles_errors
+@api.route(
+    "portal_asset", "portal/{*asset}", "GET", kind=RouteKind.PUBLIC, role=None,
+    summary="A static file of the Failures page (script, style, icon)",
+    params=(_ASSET,),
+    responses={
+        200: Reply("the file, with its content type", media_type="*/*", schema={"type": "string"}),
+        304: NOT_MODIFIED,
+        404: Reply("no such file (or a path that leaves portal/)", Error),
+    },
+)  # fmt: skip
 async def portal_asset(req: func.HttpRequest) -> func.HttpResponse:
     asset = req.route_params.get("asset", "")
     path = resolve_asset(PORTAL_DIR, asset)

@@ -13,7 +13,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from blueprints import portal_api
+from blueprints import failures
 from shared.failures.models import Failure, FailureFilter, FailureOrigin, FailurePage
 from shared.failures.records import new_failure
 from shared.messages.models import Envelope
@@ -176,7 +176,7 @@ async def test_filters_through_the_handler_match_the_query_function(services, da
     params = {"sender": "webshop", "origin": "endpoint", "from": (BASE + timedelta(minutes=5)).isoformat()}
 
     # When the list handler answers
-    response = await portal_api.list_failures(
+    response = await failures.list_failures(
         request("integrations/orders/failures", {**params, "code": "key"}, integration="orders")
     )
 
@@ -220,7 +220,7 @@ async def test_paging_through_the_handler_follows_next_cursor(services):
     for _ in range(10):
         params = {"limit": "7", **({"cursor": cursor} if cursor else {})}
         body = body_of(
-            await portal_api.list_failures(request("integrations/orders/failures", params, integration="orders"))
+            await failures.list_failures(request("integrations/orders/failures", params, integration="orders"))
         )
         ids += [item["id"] for item in body["items"]]
         cursor = body["next_cursor"]
@@ -251,7 +251,7 @@ async def test_time_range_includes_both_ends_and_excludes_one_microsecond_outsid
     # When the range is queried directly and through the handler (ISO 8601 with microseconds)
     page = await services.failures.page("orders", FailureFilter(from_=start, to=end))
     handler = body_of(
-        await portal_api.list_failures(
+        await failures.list_failures(
             request(
                 "integrations/orders/failures",
                 {"from": "2026-03-01T12:00:00.000000Z", "to": "2026-03-01T14:00:00.000000+01:00"},
@@ -296,9 +296,7 @@ async def test_odata_in_a_filter_value_is_matched_literally_and_never_widens_the
     by_receiver = await services.failures.page("orders", FailureFilter(receiver=attack))
     counted = await services.stores.failures.count("orders", FailureFilter(sender=attack))
     through_handler = body_of(
-        await portal_api.list_failures(
-            request("integrations/orders/failures", {"sender": attack}, integration="orders")
-        )
+        await failures.list_failures(request("integrations/orders/failures", {"sender": attack}, integration="orders"))
     )
 
     # Then no row matches: not this integration's, not another partition's
@@ -363,7 +361,7 @@ async def test_an_invalid_parameter_is_a_400_naming_it(name, value):
     req = request("integrations/orders/failures", {name: value}, integration="orders")
 
     # When the list handler answers
-    response = await portal_api.list_failures(req)
+    response = await failures.list_failures(req)
 
     # Then it is a 400 that names the parameter
     error = body_of(response)["error"]
@@ -377,10 +375,8 @@ async def test_a_reversed_range_is_a_400_naming_to():
     params = {"from": "2026-03-02T00:00:00Z", "to": "2026-03-01T00:00:00Z"}
 
     # When the list and count handlers answer
-    listed = await portal_api.list_failures(request("integrations/orders/failures", params, integration="orders"))
-    counted = await portal_api.count_failures(
-        request("integrations/orders/failures/count", params, integration="orders")
-    )
+    listed = await failures.list_failures(request("integrations/orders/failures", params, integration="orders"))
+    counted = await failures.count_failures(request("integrations/orders/failures/count", params, integration="orders"))
 
     # Then both are 400 naming `to`
     assert (listed.status_code, counted.status_code) == (400, 400)
@@ -400,7 +396,7 @@ async def test_detail_returns_json_content_as_text_that_round_trips(services):
 
     # When the detail is read directly and through the handler
     detail = await services.failures.detail("orders", failure.id)
-    response = await portal_api.get_failure(
+    response = await failures.get_failure(
         request(f"integrations/orders/failures/{failure.id}", integration="orders", failure_id=failure.id)
     )
 
@@ -423,7 +419,7 @@ async def test_detail_returns_binary_content_as_base64_that_decodes_byte_identic
     failure = await record(services, BASE, body_ref="orders-msg-2", content_type="application/octet-stream")
 
     # When the detail handler answers
-    response = await portal_api.get_failure(
+    response = await failures.get_failure(
         request(f"integrations/orders/failures/{failure.id}", integration="orders", failure_id=failure.id)
     )
 
@@ -439,7 +435,7 @@ async def test_detail_of_an_absent_failure_is_404(services, dataset):
     # Given an id that does not exist in `orders` (one from billing included)
     for failure_id in ["0000000000000000-000000000000", dataset["billing"].id]:
         # When the detail handler is asked for it
-        response = await portal_api.get_failure(
+        response = await failures.get_failure(
             request(f"integrations/orders/failures/{failure_id}", integration="orders", failure_id=failure_id)
         )
 
@@ -469,7 +465,7 @@ async def test_like_failures_share_a_group_with_the_right_count(services):
 
     # When the groups are read directly and through the handler
     groups = await services.stores.failures.groups("orders")
-    response = await portal_api.failure_groups(request("integrations/orders/failure-groups", integration="orders"))
+    response = await failures.failure_groups(request("integrations/orders/failure-groups", integration="orders"))
 
     # Then the like-failures are one group of 3, largest first, with their time span
     assert len({f.group for f in like}) == 1
@@ -506,7 +502,7 @@ async def test_overview_counts_per_integration_and_origin_most_recent_first(serv
     await record(services, BASE + timedelta(minutes=5), integration="crm", origin=FailureOrigin.CONFIG, status=None)
 
     # When the overview handler answers
-    response = await portal_api.failures_overview(request("failures"))
+    response = await failures.failures_overview(request("failures"))
 
     # Then each integration has its count, time span and counts by origin, most recent failure first
     items = body_of(response)["items"]
@@ -522,7 +518,7 @@ async def test_overview_counts_per_integration_and_origin_most_recent_first(serv
 async def test_count_is_right_with_and_without_a_filter(services, dataset):
     # Given the data set (eight `orders` failures, four from webshop)
     async def count(params: dict[str, str]) -> int:
-        response = await portal_api.count_failures(
+        response = await failures.count_failures(
             request("integrations/orders/failures/count", params, integration="orders")
         )
         assert response.status_code == 200
@@ -554,8 +550,8 @@ async def test_unfiltered_count_comes_from_the_counters_and_filtered_count_from_
     await azure.account.tables.table(azure.names.failures).insert(failure_to_row(stray))
 
     # When counted without a filter and with one that matches every row
-    unfiltered = await portal_api.count_failures(request("integrations/orders/failures/count", integration="orders"))
-    filtered = await portal_api.count_failures(
+    unfiltered = await failures.count_failures(request("integrations/orders/failures/count", integration="orders"))
+    filtered = await failures.count_failures(
         request("integrations/orders/failures/count", {"sender": "webshop"}, integration="orders")
     )
 

@@ -1,8 +1,8 @@
-"""The OpenAPI document: structurally valid 3.1, and in step with the functions the app registers.
+"""The OpenAPI document: structurally valid 3.1, in step with the functions the app registers, and
+unchanged from main's before it was generated from the routes (tests/unit/openapi_snapshot.json).
 
-No OpenAPI validator is installed (openapi-spec-validator is not a dependency), so the
-structure is checked here: every $ref resolves, path templates and path parameters agree,
-operationIds are unique, the object fields are the ones OpenAPI 3.1 defines.
+Besides openapi-spec-validator, the structure is checked here: every $ref resolves, path templates
+and path parameters agree, operationIds are unique, the object fields are the ones OpenAPI 3.1 defines.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from blueprints import portal_api
+from blueprints import operability
+from blueprints.api import openapi_path
+from blueprints.openapi import SECURITY_SCHEMES
+from blueprints.operability import api_document
+from shared.auth import Role
 from shared.failures.models import FailureFilter
-from shared.openapi import ROUTES, SECURITY_SCHEMES, build_openapi
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -34,11 +37,12 @@ COMPONENT_NAME = re.compile(r"^[a-zA-Z0-9.\-_]+$")
 STATUS_KEY = re.compile(r"^([1-5][0-9][0-9]|[1-5]XX|default)$")
 TEMPLATE_PARAM = re.compile(r"\{([^}]+)\}")
 ANONYMOUS_OPERATIONS = {"health", "openapi_document", "portal", "portal_asset"}
+SNAPSHOT = Path(__file__).with_name("openapi_snapshot.json")
 
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    return build_openapi()
+    return api_document()
 
 
 def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -92,13 +96,8 @@ def registered_http_routes() -> dict[tuple[str, str], func.Function]:
         methods = getattr(trigger, "methods", None)
         assert methods, f"{function.get_function_name()} must declare its methods"
         for method in methods:
-            routes[(str(getattr(method, "value", method)).lower(), "/" + normalise(trigger.route))] = function
+            routes[(str(getattr(method, "value", method)).lower(), openapi_path(trigger.route))] = function
     return routes
-
-
-def normalise(route: str) -> str:
-    """`{id:int}`, `{id?}`, `{*rest}` → `{id}`, `{rest}`: OpenAPI templates carry names only."""
-    return TEMPLATE_PARAM.sub(lambda m: "{" + m.group(1).lstrip("*").split(":")[0].rstrip("?") + "}", route)
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +177,8 @@ def test_operation_ids_are_unique_and_operations_are_well_formed(document):
     # Given every operation
     ids = [operation["operationId"] for _, _, operation in operations(document)]
 
-    # Then ids are unique, one per table route, and each operation has described responses
+    # Then ids are unique, and each operation has described responses
     assert len(ids) == len(set(ids))
-    assert sorted(ids) == sorted(route.operation_id for route in ROUTES)
     for path, method, operation in operations(document):
         assert path.startswith("/") and not path.startswith("/api/"), path
         assert set(operation) <= OPERATION_KEYS, f"{method} {path}"
@@ -243,40 +241,59 @@ def test_request_bodies_use_validation_schemas(document):
 # --- in step with the app -----------------------------------------------------------------------
 
 
-def test_every_registered_http_function_is_documented_with_its_route_and_method(document, registered):
-    # Given the documented (method, path) → operationId
-    documented = {(method, path): operation["operationId"] for path, method, operation in operations(document)}
-
-    # Then each registered HTTP function is documented at its route, under its own name
-    undocumented = sorted(f"{m.upper()} /api{p}" for m, p in registered if (m, p) not in documented)
-    assert not undocumented, f"add these routes to shared/openapi.py ROUTES: {undocumented}"
-    misnamed = {
-        f"{m.upper()} {p}": (documented[(m, p)], f.get_function_name())
-        for (m, p), f in registered.items()
-        if documented[(m, p)] != f.get_function_name()
+def test_documented_operations_are_exactly_the_registered_http_functions(document, registered):
+    # Given the documented operations and the app's HTTP functions, each as (METHOD /route, name)
+    documented = {
+        (f"{method.upper()} {path}", operation["operationId"]) for path, method, operation in operations(document)
     }
-    assert not misnamed, f"operationId must be the function name (documented, registered): {misnamed}"
+    functions = {(f"{method.upper()} {path}", f.get_function_name()) for (method, path), f in registered.items()}
+
+    # Then they are the same: every function is documented at its route under its own name, and
+    # nothing is documented that the app does not serve
+    assert sorted(functions - documented) == [], "registered but not documented (or under another name)"
+    assert sorted(documented - functions) == [], "documented but not registered"
 
 
-def test_only_planned_routes_may_be_missing_from_the_app(document, registered):
-    # Given the table's routes that the app does not register
-    missing = {(route.method, route.path) for route in ROUTES} - set(registered)
-    planned = {(route.method, route.path) for route in ROUTES if route.planned}
-
-    # Then every one of them is marked planned (jobs, recovery, portal being built)
-    assert missing <= planned, f"documented but not registered, and not planned: {sorted(missing - planned)}"
-
-
-def test_security_is_absent_exactly_on_health_and_openapi(document):
+def test_security_is_absent_exactly_on_the_public_routes(document):
     # Given the operations without a security requirement
     anonymous = {operation["operationId"] for _, _, operation in operations(document) if "security" not in operation}
 
-    # Then they are health and the document itself; the rest take the key in header or query
+    # Then they are health, the document itself and the portal's files; the rest take the key in header or query
     assert anonymous == ANONYMOUS_OPERATIONS
     assert document["components"]["securitySchemes"] == SECURITY_SCHEMES
     for _, _, operation in operations(document):
         if "security" in operation:
-            assert operation["security"] == [{"functionKeyHeader": []}, {"functionKeyQuery": []}]
+            assert [list(requirement) for requirement in operation["security"]] == [
+                ["functionKeyHeader"],
+                ["functionKeyQuery"],
+            ]
+            assert "401" in operation["responses"]
+
+
+#: Issue 17: a Reader reads everything; an Operator also starts and cancels jobs and replays recovery;
+#: an Admin also changes integration configs. Ingest is for senders (a function key, no role).
+ROLES = {
+    "put_integration": Role.ADMIN,
+    "delete_integration": Role.ADMIN,
+    "start_job": Role.OPERATOR,
+    "cancel_job": Role.OPERATOR,
+    "recovery_replay": Role.OPERATOR,
+    "run_pickup": Role.OPERATOR,
+    "ingest_message": None,
+}
+
+
+def test_each_keyed_operation_names_the_role_it_is_for(document):
+    for path, method, operation in operations(document):
+        if "security" not in operation:
+            continue
+        # Given the roles listed in its security requirements
+        listed = {tuple(roles) for requirement in operation["security"] for roles in requirement.values()}
+        name = operation["operationId"]
+        role = ROLES.get(name, Role.READER)
+
+        # Then every alternative lists the one role issue 17 gives it (none on ingest)
+        assert listed == {(role.value,) if role else ()}, f"{method.upper()} {path}"
 
 
 def test_documented_security_matches_the_registered_auth_levels(document, registered):
@@ -288,7 +305,47 @@ def test_documented_security_matches_the_registered_auth_levels(document, regist
     }
 
     # Then exactly those are documented without security
-    assert anonymous == ANONYMOUS_OPERATIONS
+    assert anonymous == {op["operationId"] for _, _, op in operations(document) if "security" not in op}
+
+
+def test_the_document_is_mains_but_for_the_listed_changes(document):
+    # Given main's document as it was served before it was generated from the routes, with the
+    # deliberate changes applied to it
+    expected = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    # 1. Security per operation: each keyed requirement lists the role the route is for, and the
+    #    key schemes say what the listed role means.
+    for _, _, operation in operations(expected):
+        role = ROLES.get(operation["operationId"], Role.READER)
+        for requirement in operation.get("security", []):
+            for scheme in requirement:
+                requirement[scheme] = [role.value] if role else []
+    for name, scheme in expected["components"]["securitySchemes"].items():
+        scheme["description"] = SECURITY_SCHEMES[name]["description"]
+    # 2. Ingest's answer documents `parked`, which it always sent (the handler now returns the model).
+    accepted = expected["components"]["schemas"]["MessageAccepted"]
+    accepted["properties"]["parked"] = document["components"]["schemas"]["MessageAccepted"]["properties"]["parked"]
+    accepted["required"].append("parked")
+    # 3. Issue 16, pickup: its two routes under their own tag, an optional `source` on the config (a union
+    #    of five source models), the status model, and the failure origin `pickup`; nothing else moves.
+    generated = document["components"]["schemas"]
+    pickup_paths = ("/integrations/{integration}/pickup", "/integrations/{integration}/pickup/run")
+    expected["paths"].update({path: document["paths"][path] for path in pickup_paths})
+    expected["tags"].insert(expected["tags"].index({"name": "recovery"}) + 1, {"name": "pickup"})
+    for name in ("BlobSource", "SftpSource", "StorageQueueSource", "ServiceBusSource", "HttpPollSource"):
+        expected["components"]["schemas"][name] = generated[name]
+    for name in ("PickupStatus", "PickupOutcome"):
+        expected["components"]["schemas"][name] = generated[name]
+    for name in ("IntegrationConfig", "IntegrationConfigBody"):
+        source = generated[name]["properties"]["source"]
+        assert {ref["$ref"].rsplit("/", 1)[1] for ref in source["anyOf"][0]["oneOf"]} == {
+            "BlobSource", "SftpSource", "StorageQueueSource", "ServiceBusSource", "HttpPollSource"
+        } and source["anyOf"][1] == {"type": "null"} and source["default"] is None  # fmt: skip
+        expected["components"]["schemas"][name]["properties"]["source"] = source
+    expected["components"]["schemas"]["FailureOrigin"]["enum"].append("pickup")
+    expected["components"]["schemas"] = dict(sorted(expected["components"]["schemas"].items()))
+
+    # Then the generated document is exactly that
+    assert json.loads(json.dumps(document)) == expected
 
 
 async def test_the_handler_serves_the_document_as_json():
@@ -296,18 +353,18 @@ async def test_the_handler_serves_the_document_as_json():
     request = func.HttpRequest("GET", "http://localhost/api/openapi.json", body=b"")
 
     # When the handler answers
-    response = await portal_api.openapi_document(request)
+    response = await operability.openapi_document(request)
 
     # Then it is the document, as JSON
     assert response.status_code == 200
     assert response.mimetype == "application/json"
-    assert json.loads(response.get_body()) == json.loads(json.dumps(build_openapi()))
+    assert json.loads(response.get_body()) == json.loads(json.dumps(api_document()))
 
 
 def test_document_passes_the_openapi_3_1_validator():
     from openapi_spec_validator import validate
 
-    validate(build_openapi())
+    validate(api_document())
 
 
 def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):

@@ -1,0 +1,147 @@
+"""What the routes share in their contract: answer shapes with no domain model, parameters, common answers.
+
+The list and count shapes are what the handlers return (`json_response(FailureList(...))`), so the
+documented schema and the served body come from one model.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from blueprints.api import Param, Reply
+from blueprints.http import CONFIG_ID, FAILURES_INTEGRATION, RECORD_ID, IdShape
+from shared.config.models import IntegrationConfig
+from shared.failures.models import Failure, FailureGroup, FailureSummary
+from shared.failures.queries import DEFAULT_LIMIT, MAX_LIMIT
+from shared.jobs.models import Job
+
+# --- answer shapes ----------------------------------------------------------------------------
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. `bad_parameter`, `job_active`")
+    message: str = Field(description="human-readable explanation")
+    details: dict[str, Any] = Field(
+        description="structured context: `parameter` (400), `fields` (422), `active_job_id` (409), ..."
+    )
+
+
+class Error(BaseModel):
+    """Every error answer: `{"error": {"code", "message", "details"}}`."""
+
+    error: ErrorInfo
+
+
+class IntegrationList(BaseModel):
+    items: list[IntegrationConfig]
+
+
+class FailureOverview(BaseModel):
+    items: list[FailureSummary]
+
+
+class FailureList(BaseModel):
+    items: list[Failure] = Field(description="newest first")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null only when nothing more can match"
+    )
+
+
+class FailureCount(BaseModel):
+    count: Annotated[int, Field(ge=0)]
+
+
+class FailureGroupList(BaseModel):
+    items: list[FailureGroup] = Field(description="largest group first")
+
+
+class JobList(BaseModel):
+    items: list[Job]
+
+
+class MessageAccepted(BaseModel):
+    id: str = Field(description="the message id (X-Message-Id when given)")
+    correlation_id: str | None = Field(description="X-Correlation-Id when given, else the message id")
+    parked: bool = Field(
+        description="true when `inbound` could not take it: it waits in the recovery flow and is delivered "
+        "once storage is back"
+    )
+
+
+# --- parameters -------------------------------------------------------------------------------
+
+
+def _path_id(name: str, description: str, shape: IdShape) -> Param:
+    # The pattern is the one blueprints.http.route_id checks, so the document and the check agree.
+    return Param(name, "path", description, {"type": "string", "pattern": shape.pattern}, required=True)
+
+
+#: A config's id (config routes and ingest).
+CONFIG_INTEGRATION = _path_id("integration", "integration id", CONFIG_ID)
+#: An integration whose failures and jobs are read: a config id or `_unknown`.
+FAILURE_INTEGRATION = _path_id("integration", "integration id", FAILURES_INTEGRATION)
+FAILURE_ID = _path_id("failure_id", "a failure's `id` (stable; sorts newest first)", RECORD_ID)
+JOB_ID = _path_id("job_id", "a job's `id`", RECORD_ID)
+
+#: Query-string descriptions of the FailureFilter fields; their schemas come from the model.
+FILTER_DESCRIPTIONS: dict[str, str] = {
+    "from": "failed at or after this instant (ISO 8601; no offset means UTC)",
+    "to": "failed at or before this instant (ISO 8601); must not be before `from`",
+    "q": "the reason contains this text, case-insensitive (applied while scanning: a page may be short)",
+    "sender": "exact sender",
+    "receiver": "exact receiver",
+    "origin": "where the failure arose",
+    "group": "a failure group's fingerprint (see failure-groups)",
+}
+PAGING = (
+    Param(
+        "limit",
+        "query",
+        "page size",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+    ),
+    Param(
+        "cursor",
+        "query",
+        "the `next_cursor` of the previous page (opaque; any other value is a 400)",
+        {"type": "string", "minLength": 1, "maxLength": 2048},
+    ),
+)
+INGEST_HEADERS = (
+    Param("X-Sender", "header", "the sending system; defaults to the config's sender"),
+    Param(
+        "X-Correlation-Id",
+        "header",
+        "traces the message end to end; defaults to the message id",
+        {"type": "string", "maxLength": 256},
+    ),
+    Param(
+        "X-Message-Id",
+        "header",
+        "the message id, sent on as Idempotency-Key: a retried POST with the same id reaches the receiver "
+        "under the same key, so it can drop the duplicate; generated when absent",
+        {"type": "string", "pattern": r"^[A-Za-z0-9._:-]+$", "maxLength": 128},
+    ),
+)
+
+# --- common answers ---------------------------------------------------------------------------
+
+BAD_PARAMETER = Reply(
+    "a path or query parameter is invalid (malformed, empty, or not one this route takes); "
+    "`details.parameter` names it",
+    Error,
+)
+BAD_BODY = Reply(
+    "a path or query parameter is invalid (`details.parameter` names it), or the body is not JSON "
+    "(`details.field` is `body`: empty, malformed, NaN/Infinity, nested too deeply)",
+    Error,
+)
+NO_INTEGRATION = Reply("the integration does not exist", Error)
+NO_JOB = Reply("no such job", Error)
+NOT_JSON = Reply("the Content-Type is not `application/json` (absent is taken as JSON)", Error)
+INVALID = Reply("the body does not validate; `details.fields` lists `{field, message}`", Error)
+NOT_MODIFIED = Reply("unchanged since the ETag in If-None-Match")
+#: Every route that can fail answers this too; `build_openapi` adds it as `default`.
+UNEXPECTED = Reply("unexpected error, e.g. 503 when storage is unavailable", Error)
