@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--messages", type=int, default=2_000, help="messages per engine throughput run")
     parser.add_argument("--captures", type=int, default=300, help="failed messages for the capture cost")
     parser.add_argument("--parked", type=int, default=2_000, help="messages parked for the recovery sweep")
-    parser.add_argument("--pickup-files", type=int, default=1_000, help="files a blob pickup source takes")
+    parser.add_argument("--pickup-files", type=int, default=2_000, help="files a blob pickup source takes")
     parser.add_argument(
         "--raw-sample", type=int, default=10_000, help="items in the raw baseline of each job (at most --failures)"
     )

@@ -155,7 +155,12 @@ class PickupRunner:
 
     async def run_due(self) -> list[RunReport]:
         """The timer: run every enabled source that is due (or asked for), a few at a time."""
-        configs = [config async for config in self._configs.list() if config.source and config.source.enabled]
+        try:
+            configs = [config async for config in self._configs.list() if config.source and config.source.enabled]
+        except StorageUnavailable as exc:
+            # Nothing can be taken safely without our own storage; the next tick looks again.
+            log_event(logger, "pickup.configs_unavailable", level=logging.WARNING, error=exc.code)
+            return []
         semaphore = asyncio.Semaphore(SOURCES_AT_ONCE)
 
         async def one(config: IntegrationConfig) -> RunReport | None:

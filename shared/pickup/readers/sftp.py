@@ -15,6 +15,7 @@ can carry on where it broke.
 from __future__ import annotations
 
 import asyncio
+import logging
 import posixpath
 import socket
 import stat
@@ -30,6 +31,10 @@ from shared.pickup.models import SftpSource, describe
 from shared.pickup.ports import ItemContent, SourceItem
 
 T = TypeVar("T")
+
+# asyncssh logs every connection, channel and SFTP request at INFO: with a source run every minute
+# that would drown the app's own lines. Its warnings and errors still come through.
+logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 #: Looks up an app setting by name; None when it is not set.
 SettingResolver = Callable[[str], str | None]
