@@ -77,8 +77,8 @@ export function mountIntegration(main, route) {
   }
 
   function refresh() {
-    head.load();
-    pickupPanel.load();
+    // The pickup panel asks for a status only when the config has a source.
+    head.load().then((config) => pickupPanel.show(config));
     loadGroups();
     jobsPanel.load();
     showFailures();

@@ -1,5 +1,5 @@
 // The pickup panel of an integration's page: where its source reads, how its runs went, and
-// "Pick up now". Hidden when the integration has no source. After "Pick up now" it polls the
+// "Pick up now". Hidden when the integration has no source (`show(config)` asks for nothing then). After "Pick up now" it polls the
 // status until the requested run has ended (or a while has passed), then tells the page, which
 // refreshes its failures (a run that keeps failing records a `pickup` failure).
 
@@ -48,6 +48,17 @@ export function createPickupPanel(integration, { onRun } = {}) {
     button.title = status.enabled ? "" : "The source is disabled in the configuration";
   }
 
+  /** Show the panel for this config: its source's status, or nothing when it has no source. */
+  async function show(config) {
+    if (disposed) return;
+    if (!config?.source) {
+      clearTimeout(timer);
+      element.hidden = true;
+      return;
+    }
+    await load();
+  }
+
   async function load() {
     try {
       const status = await api.pickup(integration);
@@ -55,7 +66,7 @@ export function createPickupPanel(integration, { onRun } = {}) {
       return status;
     } catch (err) {
       if (disposed) return null;
-      if (err.status === 404) element.hidden = true; // no source (or no config): nothing to show
+      if (err.status === 404) element.hidden = true; // the source was removed meanwhile
       else {
         element.hidden = false;
         replace(facts);
@@ -100,7 +111,7 @@ export function createPickupPanel(integration, { onRun } = {}) {
 
   return {
     element,
-    load,
+    show,
     destroy() {
       disposed = true;
       clearTimeout(timer);
