@@ -24,12 +24,18 @@ from shared.pickup.models import PickupState, Source
 from shared.pickup.ports import ItemContent, SourceItem, StoredPickupState
 from shared.recovery.models import Flow
 from shared.tokens import Version
+from tests.twins.faults import Twin
 
 
-class MemoryPickupStates:
-    """Implements `shared.pickup.ports.PickupStates`."""
+class MemoryPickupStates(Twin):
+    """Implements `shared.pickup.ports.PickupStates` (the twin of `TablePickupStates`).
+
+    `down = True` (or `arm(...)`) makes every call raise StorageUnavailable, as a table that cannot
+    be reached does.
+    """
 
     def __init__(self) -> None:
+        super().__init__()
         self._rows: dict[str, tuple[str, str]] = {}
         self._versions = itertools.count(1)
         self.down = False
@@ -39,22 +45,25 @@ class MemoryPickupStates:
             raise StorageUnavailable("pickups: down")
 
     async def get(self, integration: str) -> StoredPickupState | None:
-        self._check()
-        row = self._rows.get(integration)
-        return None if row is None else StoredPickupState(PickupState.model_validate_json(row[0]), Version(row[1]))
+        async with self.call("get"):
+            self._check()
+            row = self._rows.get(integration)
+            return None if row is None else StoredPickupState(PickupState.model_validate_json(row[0]), Version(row[1]))
 
     async def create(self, integration: str, state: PickupState) -> Version:
-        self._check()
-        if integration in self._rows:
-            raise ConcurrencyConflict(f"pickups: {integration} exists")
-        return self._write(integration, state)
+        async with self.call("create"):
+            self._check()
+            if integration in self._rows:
+                raise ConcurrencyConflict(f"pickups: {integration} exists")
+            return self._write(integration, state)
 
     async def replace(self, integration: str, state: PickupState, *, version: Version) -> Version:
-        self._check()
-        row = self._rows.get(integration)
-        if row is None or row[1] != version:
-            raise ConcurrencyConflict(f"pickups: {integration} changed")
-        return self._write(integration, state)
+        async with self.call("replace"):
+            self._check()
+            row = self._rows.get(integration)
+            if row is None or row[1] != version:
+                raise ConcurrencyConflict(f"pickups: {integration} changed")
+            return self._write(integration, state)
 
     def _write(self, integration: str, state: PickupState) -> Version:
         version = str(next(self._versions))
@@ -65,29 +74,35 @@ class MemoryPickupStates:
         return PickupState.model_validate_json(self._rows[integration][0])
 
 
-class MemorySeenItems:
-    """Implements `shared.pickup.ports.SeenItems`."""
+class MemorySeenItems(Twin):
+    """Implements `shared.pickup.ports.SeenItems` (the twin of `TableSeenItems`); `down` as above."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.items: dict[tuple[str, str], tuple[datetime, str]] = {}
         self.down = False
 
     async def picked_at(self, integration: str, key: str) -> datetime | None:
-        if self.down:
-            raise StorageUnavailable("pickupseen: down")
-        found = self.items.get((integration, key))
-        return None if found is None else found[0]
+        async with self.call("picked_at"):
+            if self.down:
+                raise StorageUnavailable("pickupseen: down")
+            found = self.items.get((integration, key))
+            return None if found is None else found[0]
 
     async def remember(self, integration: str, key: str, *, message_id: str, at: datetime) -> None:
-        if self.down:
-            raise StorageUnavailable("pickupseen: down")
-        self.items[(integration, key)] = (at, message_id)
+        async with self.call("remember"):
+            if self.down:
+                raise StorageUnavailable("pickupseen: down")
+            self.items[(integration, key)] = (at, message_id)
 
     async def forget_before(self, integration: str, cutoff: datetime, *, limit: int) -> int:
-        old = [k for k, (at, _) in self.items.items() if k[0] == integration and at < cutoff][:limit]
-        for key in old:
-            del self.items[key]
-        return len(old)
+        async with self.call("forget_before"):
+            if self.down:
+                raise StorageUnavailable("pickupseen: down")
+            old = [k for k, (at, _) in self.items.items() if k[0] == integration and at < cutoff][:limit]
+            for key in old:
+                del self.items[key]
+            return len(old)
 
 
 @dataclass
