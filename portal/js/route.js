@@ -6,7 +6,7 @@
 /** The filter bar's fields, in the API's query parameter names. */
 export const FILTER_KEYS = ["from", "to", "q", "sender", "receiver", "origin", "group"];
 
-export const ORIGINS = ["endpoint", "engine", "ingest", "catastrophic", "config"];
+export const ORIGINS = ["endpoint", "engine", "ingest", "catastrophic", "config", "pickup"];
 
 export function isRoute(hash) {
   return hash === "" || hash === "#" || hash.startsWith("#/");

@@ -93,8 +93,11 @@ class QueueGateway:
         return await self._on_queue(queue, "send to", call)
 
     async def receive(
-        self, queue: str, *, max_messages: int = 32, visibility_timeout_s: int = 30
+        self, queue: str, *, max_messages: int = 32, visibility_timeout_s: int = 30, create_missing: bool = True
     ) -> list[QueueMessage]:
+        """Up to `max_messages`, hidden for `visibility_timeout_s`. With `create_missing=False` (someone
+        else's queue) a missing queue raises the SDK's ResourceNotFoundError instead of being created."""
+
         async def call(client: QueueClient) -> list[QueueMessage]:
             batch = client.receive_messages(
                 messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=visibility_timeout_s
@@ -110,6 +113,9 @@ class QueueGateway:
                 async for m in batch
             ]
 
+        if not create_missing:
+            async with storage_call(f"receive from {queue}", self._timeout_s):
+                return await call(self._client(queue))
         return await self._on_queue(queue, "receive from", call)
 
     async def delete(self, queue: str, message: QueueMessage) -> None:

@@ -17,6 +17,7 @@ from tests.twins.failures import MemoryFailureStore
 from tests.twins.integrations import MemoryIntegrationStore
 from tests.twins.jobs import MemoryJobStore
 from tests.twins.payloads import MemoryPayloadStore
+from tests.twins.pickups import MemoryPickupStates, MemorySeenItems
 from tests.twins.queues import MemoryQueue
 from tests.twins.recovery import FlowProbeStub, MemoryRecoveryFlow, MemorySource, MemorySweepState
 
@@ -39,6 +40,8 @@ class MemoryStores:
         self.jobs_poison = MemorySource("jobs-poison", "poison", "jobs", clock)
         self.poison: Sequence[MemorySource] = (self.inbound_poison, self.jobs_poison)
         self.sweep_state = MemorySweepState()
+        self.pickups = MemoryPickupStates()
+        self.pickup_seen = MemorySeenItems()
         self.main_flow = FlowProbeStub()
         self.closed = False
 

@@ -278,6 +278,7 @@ ROLES = {
     "start_job": Role.OPERATOR,
     "cancel_job": Role.OPERATOR,
     "recovery_replay": Role.OPERATOR,
+    "run_pickup": Role.OPERATOR,
     "ingest_message": None,
 }
 
@@ -324,6 +325,24 @@ def test_the_document_is_mains_but_for_the_listed_changes(document):
     accepted = expected["components"]["schemas"]["MessageAccepted"]
     accepted["properties"]["parked"] = document["components"]["schemas"]["MessageAccepted"]["properties"]["parked"]
     accepted["required"].append("parked")
+    # 3. Issue 16, pickup: its two routes under their own tag, an optional `source` on the config (a union
+    #    of five source models), the status model, and the failure origin `pickup`; nothing else moves.
+    generated = document["components"]["schemas"]
+    pickup_paths = ("/integrations/{integration}/pickup", "/integrations/{integration}/pickup/run")
+    expected["paths"].update({path: document["paths"][path] for path in pickup_paths})
+    expected["tags"].insert(expected["tags"].index({"name": "recovery"}) + 1, {"name": "pickup"})
+    for name in ("BlobSource", "SftpSource", "StorageQueueSource", "ServiceBusSource", "HttpPollSource"):
+        expected["components"]["schemas"][name] = generated[name]
+    for name in ("PickupStatus", "PickupOutcome"):
+        expected["components"]["schemas"][name] = generated[name]
+    for name in ("IntegrationConfig", "IntegrationConfigBody"):
+        source = generated[name]["properties"]["source"]
+        assert {ref["$ref"].rsplit("/", 1)[1] for ref in source["anyOf"][0]["oneOf"]} == {
+            "BlobSource", "SftpSource", "StorageQueueSource", "ServiceBusSource", "HttpPollSource"
+        } and source["anyOf"][1] == {"type": "null"} and source["default"] is None  # fmt: skip
+        expected["components"]["schemas"][name]["properties"]["source"] = source
+    expected["components"]["schemas"]["FailureOrigin"]["enum"].append("pickup")
+    expected["components"]["schemas"] = dict(sorted(expected["components"]["schemas"].items()))
 
     # Then the generated document is exactly that
     assert json.loads(json.dumps(document)) == expected
@@ -359,7 +378,7 @@ def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):
                 if parameter["in"] != "path" or parameter["name"] == "asset":
                     continue
                 name = parameter["name"]
-                config_route = path == "/integrations/{integration}" or path.endswith("/messages")
+                config_route = path == "/integrations/{integration}" or path.endswith(("/messages", "/pickup", "/run"))
                 shape = (CONFIG_ID if config_route else FAILURES_INTEGRATION).pattern
                 assert parameter["schema"]["pattern"] == expected.get(name, shape), f"{method} {path} {name}"
 
