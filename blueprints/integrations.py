@@ -15,6 +15,7 @@ from blueprints.schemas import (
     NOT_JSON,
     Error,
     IntegrationList,
+    IntegrationView,
 )
 from shared.auth import Role, RouteKind
 from shared.config.models import IntegrationConfig
@@ -33,19 +34,24 @@ api = HttpApi(bp, tag="integrations")
 )  # fmt: skip
 async def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
     query_params(req)
-    return json_response(IntegrationList(items=await get_services().integrations.list()))
+    services = get_services()
+    states = await services.control.states()
+    configs = await services.integrations.list()
+    return json_response(IntegrationList(items=[IntegrationView.of(c, states.get(c.id)) for c in configs]))
 
 
 @api.route(
     "get_integration", "integrations/{integration}", "GET", kind=RouteKind.API, role=Role.READER,
     summary="Read a config",
     params=(CONFIG_INTEGRATION,),
-    responses={200: Reply("the config", IntegrationConfig), 400: BAD_PARAMETER, 404: NO_INTEGRATION},
+    responses={200: Reply("the config", IntegrationView), 400: BAD_PARAMETER, 404: NO_INTEGRATION},
 )  # fmt: skip
 async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
-    return json_response(await get_services().integrations.get(integration))
+    services = get_services()
+    config = await services.integrations.get(integration)
+    return json_response(IntegrationView.of(config, await services.control.state_of(integration)))
 
 
 @api.route(
@@ -53,7 +59,8 @@ async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
     summary="Create or replace a config",
     params=(CONFIG_INTEGRATION,),
     body=Body(
-        "the config; `id` may be omitted (the route gives it) and must equal the route when present",
+        "the config; `id` may be omitted (the route gives it) and must equal the route when present; "
+        "`paused` (as GET shows it) is ignored",
         IntegrationConfig,
         schema_name="IntegrationConfigBody",
         optional_fields=("id",),

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from blueprints.api import Param, Reply
 from blueprints.http import CONFIG_ID, FAILURES_INTEGRATION, RECORD_ID, IdShape
 from shared.config.models import IntegrationConfig
+from shared.control.models import ControlState, PauseInfo
 from shared.failures.models import Failure, FailureGroup, FailureSummary
 from shared.failures.queries import DEFAULT_LIMIT, MAX_LIMIT
 from shared.jobs.models import Job
@@ -34,8 +35,20 @@ class Error(BaseModel):
     error: ErrorInfo
 
 
+class IntegrationView(IntegrationConfig):
+    """A config as read: the config, and whether it is paused (read-only; a PUT ignores it)."""
+
+    paused: PauseInfo | None = Field(
+        default=None, description="set while the integration is paused (by a person, or its circuit breaker)"
+    )
+
+    @classmethod
+    def of(cls, config: IntegrationConfig, state: ControlState | None) -> IntegrationView:
+        return cls.model_validate({**config.model_dump(mode="json"), "paused": state.paused if state else None})
+
+
 class IntegrationList(BaseModel):
-    items: list[IntegrationConfig]
+    items: list[IntegrationView]
 
 
 class FailureOverview(BaseModel):

@@ -14,6 +14,10 @@ from functools import cached_property
 
 from shared.config.cache import ConfigCache
 from shared.config.service import IntegrationConfigs
+from shared.control.drain import HeldDrainer
+from shared.control.gate import DeliveryControl
+from shared.control.limiter import RateLimiter
+from shared.control.service import IntegrationControl
 from shared.delivery.adapters.registry import SenderRegistry
 from shared.delivery.engine import DeliveryEngine
 from shared.delivery.ingest import Ingest
@@ -134,6 +138,48 @@ class Services:
             endpoint_policy=self.endpoint_policy,
             metrics=self.metrics,
             parker=self.parker,
+            gate=self.delivery_control,
+        )
+
+    @cached_property
+    def delivery_control(self) -> DeliveryControl:
+        """The engine's gate: pause, circuit breaker, rate limit (one per instance: its state cache)."""
+        stores = self.stores
+        return DeliveryControl(
+            states=stores.control_states,
+            held=stores.held,
+            payloads=stores.payloads,
+            circuit_window=stores.circuit_window,
+            limiter=RateLimiter(stores.rate_slots),
+            metrics=self.metrics,
+            refresh_s=self.settings.control_refresh_s,
+        )
+
+    @cached_property
+    def drainer(self) -> HeldDrainer:
+        stores = self.stores
+        engine = self.engine
+        return HeldDrainer(
+            control=self.delivery_control,
+            states=stores.control_states,
+            held=stores.held,
+            requests=stores.drain_requests,
+            process=lambda envelope, release: engine.process(envelope, release=release),
+            metrics=self.metrics,
+            refresh_s=self.settings.control_refresh_s,
+        )
+
+    @cached_property
+    def control(self) -> IntegrationControl:
+        stores = self.stores
+        return IntegrationControl(
+            integrations=stores.integrations,
+            states=stores.control_states,
+            held=stores.held,
+            control=self.delivery_control,
+            drainer=self.drainer,
+            circuit_window=stores.circuit_window,
+            refresh_s=self.settings.control_refresh_s,
         )
 
     @cached_property
@@ -223,8 +269,8 @@ class Services:
 def own_names(settings: Settings) -> frozenset[tuple[str, str, str]]:
     """The queues, containers and Service Bus queue Rebound itself uses: no pickup source may drain them."""
     names = StorageNames(settings.prefix)
-    queues = [names.inbound, names.jobs_queue, names.recovery, names.health_probe]
-    queues += [poison_queue(q) for q in (names.inbound, names.jobs_queue)]
+    queues = [names.inbound, names.jobs_queue, names.recovery, names.health_probe, names.drain_queue]
+    queues += [poison_queue(q) for q in (names.inbound, names.jobs_queue, names.drain_queue)]
     # The Functions host's own containers, besides ours.
     containers = [names.payloads, names.recovery_payloads, "azure-webjobs-hosts", "azure-webjobs-secrets"]
     own = {

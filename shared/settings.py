@@ -192,6 +192,12 @@ class Settings(BaseSettings):
         default=5, validation_alias="PICKUP_MAX_CONSECUTIVE_FAILURES"
     )
 
+    #: How old an instance's view of an integration's control state (paused, breaker) may get; a pause
+    #: answers after this long, when every instance honours it (issue 18).
+    control_refresh_s: Annotated[float, Field(ge=0.1, le=60)] = Field(default=2.0, validation_alias="CONTROL_REFRESH_S")
+    #: NCRONTAB of the control timer: breakers whose cooldown is over probe, stalled drains start again.
+    control_schedule: str = Field(default="*/10 * * * * *", validation_alias="CONTROL_SCHEDULE")
+
     _environ: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("endpoint_secret_settings", mode="before")

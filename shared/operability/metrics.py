@@ -43,6 +43,12 @@ class Counter(StrEnum):
     PARKED = "parked"
     REINSERTED = "reinserted"
     JOB_ITEMS = "job_items"
+    #: Messages put in the hold of a paused integration (not attempted), and handed back by its drain.
+    HELD = "held"
+    RELEASED = "released"
+    #: Messages sent back to `inbound` for a while because the rate limit had no turn for them soon.
+    RATE_DEFERRED = "rate_deferred"
+    CIRCUIT_OPENED = "circuit_opened"
 
     @classmethod
     def failure(cls, origin: str) -> Counter:

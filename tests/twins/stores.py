@@ -12,6 +12,7 @@ from datetime import datetime
 
 from shared.operability.health import HealthProbe
 from shared.stores import Stores
+from tests.twins.control import MemoryControlStates, MemoryHeldMessages, MemoryRateSlots
 from tests.twins.error_window import MemoryErrorWindow
 from tests.twins.failures import MemoryFailureStore
 from tests.twins.integrations import MemoryIntegrationStore
@@ -43,6 +44,11 @@ class MemoryStores:
         self.pickups = MemoryPickupStates()
         self.pickup_seen = MemorySeenItems()
         self.main_flow = FlowProbeStub()
+        self.control_states = MemoryControlStates()
+        self.held = MemoryHeldMessages()
+        self.rate_slots = MemoryRateSlots()
+        self.circuit_window = MemoryErrorWindow()
+        self.drain_requests = MemoryQueue("drain", clock)
         self.closed = False
 
     @property

@@ -41,6 +41,11 @@ def test_app_registers_exactly_the_expected_functions():
         "pickup_sources",
         "get_pickup",
         "run_pickup",
+        "pause_integration",
+        "resume_integration",
+        "get_control",
+        "drain_held",
+        "control_tick",
     }
 
 

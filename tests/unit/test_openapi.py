@@ -279,6 +279,8 @@ ROLES = {
     "cancel_job": Role.OPERATOR,
     "recovery_replay": Role.OPERATOR,
     "run_pickup": Role.OPERATOR,
+    "pause_integration": Role.OPERATOR,
+    "resume_integration": Role.OPERATOR,
     "ingest_message": None,
 }
 
@@ -342,6 +344,29 @@ def test_the_document_is_mains_but_for_the_listed_changes(document):
         } and source["anyOf"][1] == {"type": "null"} and source["default"] is None  # fmt: skip
         expected["components"]["schemas"][name]["properties"]["source"] = source
     expected["components"]["schemas"]["FailureOrigin"]["enum"].append("pickup")
+    # 4. Issue 18, control: pause, resume and the status under their own tag; `circuit_breaker` and
+    #    `rate_limit` on the config; a config as read (and listed) shows `paused`.
+    control_paths = [path for path in document["paths"] if path.endswith(("/pause", "/resume", "/control"))]
+    assert len(control_paths) == 3
+    expected["paths"].update({path: document["paths"][path] for path in control_paths})
+    expected["tags"].insert(expected["tags"].index({"name": "integrations"}) + 1, {"name": "control"})
+    for name in (
+        "PauseRequest", "PauseInfo", "ControlStatus", "BreakerStatus", "BreakerPhase", "CircuitBreakerPolicy",
+        "RateLimitPolicy", "IntegrationView",
+    ):  # fmt: skip
+        expected["components"]["schemas"][name] = generated[name]
+    for name in ("IntegrationConfig", "IntegrationConfigBody"):
+        for field in ("circuit_breaker", "rate_limit"):
+            expected["components"]["schemas"][name]["properties"][field] = generated[name]["properties"][field]
+    put_integration = expected["paths"]["/integrations/{integration}"]["put"]
+    put_integration["requestBody"]["description"] += "; `paused` (as GET shows it) is ignored"
+    get_integration = expected["paths"]["/integrations/{integration}"]["get"]
+    get_integration["responses"]["200"]["content"]["application/json"]["schema"] = {
+        "$ref": "#/components/schemas/IntegrationView"
+    }
+    expected["components"]["schemas"]["IntegrationList"]["properties"]["items"]["items"] = {
+        "$ref": "#/components/schemas/IntegrationView"
+    }
     expected["components"]["schemas"] = dict(sorted(expected["components"]["schemas"].items()))
 
     # Then the generated document is exactly that
@@ -378,7 +403,9 @@ def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):
                 if parameter["in"] != "path" or parameter["name"] == "asset":
                     continue
                 name = parameter["name"]
-                config_route = path == "/integrations/{integration}" or path.endswith(("/messages", "/pickup", "/run"))
+                config_route = path == "/integrations/{integration}" or path.endswith(
+                    ("/messages", "/pickup", "/run", "/pause", "/resume", "/control")
+                )
                 shape = (CONFIG_ID if config_route else FAILURES_INTEGRATION).pattern
                 assert parameter["schema"]["pattern"] == expected.get(name, shape), f"{method} {path} {name}"
 
