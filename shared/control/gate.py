@@ -76,7 +76,7 @@ class Pacer:
         if self._prepaid:
             self._prepaid = False
             return
-        await self._limiter.acquire(self._integration, self._policy, max_wait_s=math.inf)
+        await self._limiter.wait_turn(self._integration, self._policy)
 
     def wrap(self, sender: Sender) -> Sender:
         return PacedSender(sender, self)

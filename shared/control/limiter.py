@@ -61,6 +61,16 @@ class RateLimiter:
             await self._sleep(wait_s)
         return wait_s
 
+    async def wait_turn(self, integration: str, policy: RateLimitPolicy) -> float:
+        """Wait however long it takes for a token (an attempt already under way: endpoint retries); seconds waited."""
+        waited = 0.0
+        while True:
+            got = await self.acquire(integration, policy, max_wait_s=MAX_SLOTS_AHEAD * policy.slot_s)
+            if got is not None:
+                return waited + got
+            await self._sleep(policy.slot_s)
+            waited += policy.slot_s
+
     async def _next_token(self, integration: str, policy: RateLimitPolicy, max_wait_s: float) -> _Token | None:
         tokens = self._tokens.setdefault(integration, deque())
         now = self._clock()

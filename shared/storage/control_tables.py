@@ -77,6 +77,10 @@ class TableHeldMessages:
         return [_held(row) for row in page.items[:limit]]
 
     async def release(self, integration: str, item: HeldItem) -> bool:
+        # Azurite answers 204 for deleting a row that is gone, even with an ETag: read first to know.
+        row = await self._table.get(integration, item.position)
+        if row is None or version_of(row) != item.version:
+            return False
         try:
             return await self._table.delete(integration, item.position, etag=item.version)
         except ConcurrencyConflict:
