@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from blueprints import control, engine, failures, ingest, integrations, jobs, operability, pickup, recovery, ui
+from blueprints import alerts, control, engine, failures, ingest, integrations, jobs, operability, pickup, recovery, ui
 
 # Every HTTP route states its own level (blueprints/api.py); this is the fallback, the strict one.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -15,4 +15,5 @@ app.register_functions(jobs.bp)
 app.register_functions(recovery.bp)
 app.register_functions(pickup.bp)
 app.register_functions(control.bp)
+app.register_functions(alerts.bp)
 app.register_functions(ui.bp)

@@ -12,7 +12,7 @@ from typing import Any
 
 import azure.functions as func
 
-from blueprints import control, failures, ingest, integrations, jobs, pickup, recovery, ui
+from blueprints import alerts, control, failures, ingest, integrations, jobs, pickup, recovery, ui
 from blueprints.api import HttpApi, Param, Reply
 from blueprints.http import int_param, json_response, query_params
 from blueprints.openapi import build_openapi
@@ -32,7 +32,17 @@ api = HttpApi(bp, tag="operability")
 
 def api_document() -> dict[str, Any]:
     """The OpenAPI document of every HTTP route the app registers, tags in this order."""
-    surfaces = (ui.api, integrations.api, control.api, ingest.api, failures.api, jobs.api, recovery.api, pickup.api)
+    surfaces = (
+        ui.api,
+        integrations.api,
+        control.api,
+        ingest.api,
+        failures.api,
+        jobs.api,
+        recovery.api,
+        pickup.api,
+        alerts.api,
+    )
     return build_openapi([health_api, meta_api, *surfaces, api])
 
 

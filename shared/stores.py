@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from shared.alerts.ports import AlertLog, AlertRules
 from shared.config.ports import IntegrationStore
 from shared.control.ports import ControlStates, HeldMessages, RateSlots
 from shared.delivery.ports import ErrorWindow
@@ -85,6 +86,19 @@ class Stores(Protocol):
     @property
     def drain_requests(self) -> MessageQueue:
         """The `drain` queue: one message per page of a hold being drained."""
+        ...
+
+    @property
+    def alert_rules(self) -> AlertRules: ...
+
+    @property
+    def alert_log(self) -> AlertLog:
+        """The alerts that fired."""
+        ...
+
+    @property
+    def alert_events(self) -> MessageQueue:
+        """The `alert-events` queue: events that ask for an evaluation."""
         ...
 
     @property

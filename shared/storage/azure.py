@@ -16,6 +16,7 @@ from shared.operability.health import HealthProbe
 from shared.recovery.ports import MessageSource, RecoveryFlow
 from shared.settings import RecoveryBackend, Settings
 from shared.storage.account import StorageAccount
+from shared.storage.alert_tables import TableAlertLog, TableAlertRules
 from shared.storage.clients import build_service_bus_client
 from shared.storage.control_tables import TableControlStates, TableHeldMessages, TableRateSlots
 from shared.storage.error_window_table import TableErrorWindow
@@ -119,6 +120,18 @@ class AzureStores:
     @cached_property
     def drain_requests(self) -> StorageMessageQueue:
         return StorageMessageQueue(self.account.queues, self.names.drain_queue)
+
+    @cached_property
+    def alert_rules(self) -> TableAlertRules:
+        return TableAlertRules(self.account.tables.table(self.names.alert_rules))
+
+    @cached_property
+    def alert_log(self) -> TableAlertLog:
+        return TableAlertLog(self.account.tables.table(self.names.alerts))
+
+    @cached_property
+    def alert_events(self) -> StorageMessageQueue:
+        return StorageMessageQueue(self.account.queues, self.names.alert_events)
 
     @cached_property
     def poison(self) -> Sequence[MessageSource]:

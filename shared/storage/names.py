@@ -35,6 +35,11 @@ class StorageNames:
         return f"{self.prefix}drain"
 
     @property
+    def alert_events(self) -> str:
+        """Events that ask for an alert evaluation (issue 18)."""
+        return f"{self.prefix}alert-events"
+
+    @property
     def recovery(self) -> str:
         """On RecoveryStorage: the separate failure domain."""
         return f"{self.prefix}recovery"
@@ -94,6 +99,16 @@ class StorageNames:
     def circuit_window(self) -> str:
         """Table: transient failures per integration per interval (the circuit breakers' error window)."""
         return f"{self.prefix}circuitwindow"
+
+    @property
+    def alert_rules(self) -> str:
+        """Table: alert rules and their evaluation state."""
+        return f"{self.prefix}alertrules"
+
+    @property
+    def alerts(self) -> str:
+        """Table: the alerts that fired."""
+        return f"{self.prefix}alerts"
 
     @property
     def health_probe(self) -> str:

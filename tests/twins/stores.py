@@ -12,6 +12,7 @@ from datetime import datetime
 
 from shared.operability.health import HealthProbe
 from shared.stores import Stores
+from tests.twins.alerts import MemoryAlertLog, MemoryAlertRules
 from tests.twins.control import MemoryControlStates, MemoryHeldMessages, MemoryRateSlots
 from tests.twins.error_window import MemoryErrorWindow
 from tests.twins.failures import MemoryFailureStore
@@ -49,6 +50,9 @@ class MemoryStores:
         self.rate_slots = MemoryRateSlots()
         self.circuit_window = MemoryErrorWindow()
         self.drain_requests = MemoryQueue("drain", clock)
+        self.alert_rules = MemoryAlertRules()
+        self.alert_log = MemoryAlertLog()
+        self.alert_events = MemoryQueue("alert-events", clock)
         self.closed = False
 
     @property

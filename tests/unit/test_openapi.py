@@ -281,6 +281,9 @@ ROLES = {
     "run_pickup": Role.OPERATOR,
     "pause_integration": Role.OPERATOR,
     "resume_integration": Role.OPERATOR,
+    "put_alert_rule": Role.ADMIN,
+    "delete_alert_rule": Role.ADMIN,
+    "test_alert_rule": Role.ADMIN,
     "ingest_message": None,
 }
 
@@ -367,6 +370,17 @@ def test_the_document_is_mains_but_for_the_listed_changes(document):
     expected["components"]["schemas"]["IntegrationList"]["properties"]["items"]["items"] = {
         "$ref": "#/components/schemas/IntegrationView"
     }
+    # 5. Issue 18, alerts: the rule routes, the alert list, "send test alert", under their own tag, and
+    #    their models.
+    alert_paths = [path for path in document["paths"] if path.startswith(("/alert-rules", "/alerts"))]
+    assert sorted(alert_paths) == ["/alert-rules", "/alert-rules/{rule_id}", "/alert-rules/{rule_id}/test", "/alerts"]
+    expected["paths"].update({path: document["paths"][path] for path in alert_paths})
+    expected["tags"].insert(expected["tags"].index({"name": "operability"}), {"name": "alerts"})
+    for name in (
+        "AlertRule", "AlertRuleBody", "AlertKind", "WebhookChannel", "TeamsChannel", "EmailChannel", "RuleState",
+        "RuleView", "RuleList", "Alert", "AlertList", "AlertSample", "NoticeStatus",
+    ):  # fmt: skip
+        expected["components"]["schemas"][name] = generated[name]
     expected["components"]["schemas"] = dict(sorted(expected["components"]["schemas"].items()))
 
     # Then the generated document is exactly that
@@ -396,7 +410,7 @@ def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):
     # The handlers refuse ids with blueprints.http.route_id; the document must say the same.
     from blueprints.http import CONFIG_ID, FAILURES_INTEGRATION, RECORD_ID
 
-    expected = {"failure_id": RECORD_ID.pattern, "job_id": RECORD_ID.pattern}
+    expected = {"failure_id": RECORD_ID.pattern, "job_id": RECORD_ID.pattern, "rule_id": CONFIG_ID.pattern}
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             for parameter in operation.get("parameters", []):
