@@ -18,6 +18,7 @@ from shared.failures.models import Failure, FailureFilter, FailureOrigin
 from shared.failures.ports import FailureStore
 from shared.jobs.models import JobState
 from shared.jobs.ports import JobStore
+from shared.pickup.models import PickupOutcome
 from shared.pickup.ports import PickupStates
 from shared.recovery.ports import MessageSource
 
@@ -124,21 +125,21 @@ class AlertSources:
         return Measurement(count=count, samples=samples[:MAX_SAMPLES])
 
     async def _failing_sources(self, integration: str | None) -> Measurement:
-        worst = 0
+        """Sources whose last run failed (their failed runs in a row restart from 0 once a `pickup` failure is
+        recorded, so the last outcome is what stays true while a source keeps failing)."""
+        failing = 0
         samples: list[AlertSample] = []
         async for config in self._integrations.list():
             if config.source is None or (integration is not None and config.id != integration):
                 continue
             stored = await self._pickups.get(config.id)
-            if stored is None or stored.state.consecutive_failures == 0:
+            if stored is None or stored.state.last_outcome is not PickupOutcome.FAILED:
                 continue
             state = stored.state
-            worst = max(worst, state.consecutive_failures)
-            summary = f"{state.consecutive_failures} failed runs in a row"
-            if state.last_error:
-                summary += f": {state.last_error[:_REASON_CHARS]}"
+            failing += 1
+            summary = f"last run failed: {(state.last_error or 'no reason given')[:_REASON_CHARS]}"
             samples.append(AlertSample(integration=config.id, at=state.last_run_at, summary=summary))
-        return Measurement(count=worst, samples=samples[:MAX_SAMPLES])
+        return Measurement(count=failing, samples=samples[:MAX_SAMPLES])
 
     async def _known_integrations(self) -> list[str]:
         names = {config.id async for config in self._integrations.list()}

@@ -10,7 +10,7 @@ means, per kind:
 | `circuit_open` | circuit breakers open or half-open ≥ threshold | no |
 | `job_failed` | jobs that ended in the window failed, or with failed items, ≥ threshold | yes |
 | `recovery_backlog` | messages waiting in the recovery flow and the poison queues ≥ threshold | no |
-| `pickup_failing` | a pickup source has failed ≥ threshold runs in a row | no |
+| `pickup_failing` | pickup sources whose last run failed ≥ threshold | no |
 
 `integration` narrows a rule to one integration (null: all of them); `recovery_backlog` is app-wide.
 """

@@ -16,7 +16,7 @@ from shared.alerts.signals import AlertSignals, SignallingFailures, parse_signal
 from shared.control.models import BreakerPhase, BreakerState, ControlState
 from shared.failures.models import FailureOrigin
 from shared.jobs.models import Job, JobAction, JobSelection, JobState
-from shared.pickup.models import PickupState
+from shared.pickup.models import PickupOutcome, PickupState
 from tests.twins.clock import FakeTime
 from tests.twins.stores import MemoryStores
 from tests.unit.on_twins import make_config, seed_failures
@@ -176,15 +176,20 @@ async def test_recovery_backlog_counts_parked_and_poisoned_messages(stores, fake
     assert channels.sent[0].alert.count == 2
 
 
-async def test_pickup_failing_fires_on_runs_failed_in_a_row(stores, fake_time, channels):
+async def test_pickup_failing_fires_while_a_sources_last_run_failed_and_resolves_after_a_good_run(
+    stores, fake_time, channels
+):
     source = {"kind": "http_poll", "url": "https://upstream.example/out", "interval_seconds": 60}
     await stores.integrations.put(make_config("orders", source=source))
-    await stores.alert_rules.put(rule("pickup", AlertKind.PICKUP_FAILING, threshold=3))
+    await stores.alert_rules.put(rule("pickup", AlertKind.PICKUP_FAILING))
     alerts = evaluator(stores, fake_time, channels)
-    await stores.pickups.create("orders", PickupState(consecutive_failures=3, last_error="connection refused"))
+    failed = PickupState(last_outcome=PickupOutcome.FAILED, consecutive_failures=0, last_error="connection refused")
+    version = await stores.pickups.create("orders", failed)
 
     assert (await alerts.evaluate_all()).fired == ["pickup"]
     assert "connection refused" in channels.sent[0].alert.samples[0].summary
+    await stores.pickups.replace("orders", PickupState(last_outcome=PickupOutcome.OK), version=version)
+    assert (await alerts.evaluate_all()).resolved == ["pickup"]
 
 
 async def test_of_two_instances_evaluating_at_once_only_one_alerts(stores, fake_time, channels):
