@@ -98,4 +98,6 @@ async def metrics(req: func.HttpRequest) -> func.HttpResponse:
     window = int_param(params, "window_minutes", services.settings.metrics_window_minutes)
     if not 1 <= window <= MAX_WINDOW_MINUTES:
         raise BadParameter("window_minutes", f"must be between 1 and {MAX_WINDOW_MINUTES}")
-    return json_response(services.metrics.snapshot(window_minutes=window))
+    snapshot = services.metrics.snapshot(window_minutes=window)
+    snapshot.held = await services.control.held_counts()
+    return json_response(snapshot)

@@ -51,8 +51,27 @@ class IntegrationList(BaseModel):
     items: list[IntegrationView]
 
 
+class OverviewItem(FailureSummary):
+    """An integration in the overview: its failures, and what its hold keeps while it is paused (issue 18)."""
+
+    held: Annotated[int, Field(ge=0)] = Field(default=0, description="messages waiting in the hold (paused)")
+
+
 class FailureOverview(BaseModel):
-    items: list[FailureSummary]
+    items: list[OverviewItem] = Field(
+        description="integrations with failures or held messages, most recent failure first"
+    )
+
+    @classmethod
+    def of(cls, summaries: list[FailureSummary], held: dict[str, int]) -> FailureOverview:
+        items = [OverviewItem(**summary.model_dump(), held=held.get(summary.integration, 0)) for summary in summaries]
+        listed = {item.integration for item in items}
+        items += [
+            OverviewItem(integration=name, count=0, first_failed_at=None, last_failed_at=None, by_origin={}, held=count)
+            for name, count in sorted(held.items())
+            if name not in listed
+        ]
+        return cls(items=items)
 
 
 class FailureList(BaseModel):

@@ -7,6 +7,7 @@ import { h, replace } from "./dom.js";
 import { forgetKey, getKey, setKey, takeKeyFromUrl } from "./key.js";
 import { clearNotices } from "./notices.js";
 import { isRoute, overviewHref, parseRoute } from "./route.js";
+import { mountAlerts } from "./views/alerts.js";
 import { mountIntegration } from "./views/integration.js";
 import { mountOverview } from "./views/overview.js";
 import { mountSettings } from "./views/settings.js";
@@ -14,6 +15,7 @@ import { mountSettings } from "./views/settings.js";
 const main = document.getElementById("main");
 const keyStatus = document.getElementById("key-status");
 const navFailures = document.getElementById("nav-failures");
+const navAlerts = document.getElementById("nav-alerts");
 
 let view = null;
 let asking = false;
@@ -34,7 +36,9 @@ function show(initial = false) {
   unmount();
   clearNotices();
   navFailures.setAttribute("aria-current", route.view === "overview" ? "page" : "false");
+  navAlerts.setAttribute("aria-current", route.view === "alerts" ? "page" : "false");
   if (route.view === "overview") view = mountOverview(main);
+  else if (route.view === "alerts") view = mountAlerts(main);
   else if (route.view === "integration") view = mountIntegration(main, route);
   else if (route.view === "settings") view = mountSettings(main, route);
   else view = mountNotFound(route);

@@ -19,6 +19,7 @@ export function parseRoute(hash) {
   const parts = path.split("/").filter(Boolean).map(safeDecode);
   const filters = filtersFrom(new URLSearchParams(query));
   if (parts.length === 0) return { view: "overview" };
+  if (parts.length === 1 && parts[0] === "alerts") return { view: "alerts" };
   if (parts[0] === "integrations" && parts.length === 2) return { view: "integration", integration: parts[1], filters };
   if (parts[0] === "integrations" && parts.length === 3 && parts[2] === "settings") {
     return { view: "settings", integration: parts[1] };
@@ -44,6 +45,10 @@ export function integrationHref(integration, filters = {}) {
   for (const key of FILTER_KEYS) if (filters[key]) query.set(key, filters[key]);
   const suffix = query.toString();
   return `#/integrations/${encodeURIComponent(integration)}${suffix ? `?${suffix}` : ""}`;
+}
+
+export function alertsHref() {
+  return "#/alerts";
 }
 
 export function settingsHref(integration) {

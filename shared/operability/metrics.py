@@ -65,6 +65,8 @@ class MetricsSnapshot(BaseModel):
     window_minutes: int
     total: CounterSnapshot
     integrations: dict[str, CounterSnapshot]
+    #: Messages waiting in the hold per paused integration: shared by every instance, read from storage.
+    held: dict[str, int] = {}
 
 
 class _Series:

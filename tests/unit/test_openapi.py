@@ -370,6 +370,13 @@ def test_the_document_is_mains_but_for_the_listed_changes(document):
     expected["components"]["schemas"]["IntegrationList"]["properties"]["items"]["items"] = {
         "$ref": "#/components/schemas/IntegrationView"
     }
+    #    The overview lists OverviewItem (a summary and its `held`), the metrics their `held` per integration.
+    expected["components"]["schemas"].pop("FailureSummary")
+    expected["components"]["schemas"]["OverviewItem"] = generated["OverviewItem"]
+    expected["components"]["schemas"]["FailureOverview"] = generated["FailureOverview"]
+    expected["components"]["schemas"]["MetricsSnapshot"]["properties"]["held"] = generated["MetricsSnapshot"][
+        "properties"
+    ]["held"]
     # 5. Issue 18, alerts: the rule routes, the alert list, "send test alert", under their own tag, and
     #    their models.
     alert_paths = [path for path in document["paths"] if path.startswith(("/alert-rules", "/alerts"))]
