@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from blueprints import engine, failures, ingest, integrations, jobs, operability, recovery, ui
+from blueprints import audit, engine, failures, identity, ingest, integrations, jobs, operability, recovery, ui
 
 # Every HTTP route states its own level (blueprints/api.py); this is the fallback, the strict one.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -14,3 +14,5 @@ app.register_functions(engine.bp)
 app.register_functions(jobs.bp)
 app.register_functions(recovery.bp)
 app.register_functions(ui.bp)
+app.register_functions(identity.bp)
+app.register_functions(audit.bp)

@@ -12,6 +12,7 @@ import asyncio
 import weakref
 from functools import cached_property
 
+from shared.audit.service import AuditTrail
 from shared.config.cache import ConfigCache
 from shared.config.service import IntegrationConfigs
 from shared.delivery.adapters.registry import SenderRegistry
@@ -53,8 +54,12 @@ class Services:
         return SenderRegistry(self.settings, egress=self.egress)
 
     @cached_property
+    def audit(self) -> AuditTrail:
+        return AuditTrail(self.stores.audit, retention_days=self.settings.audit_retention_days)
+
+    @cached_property
     def integrations(self) -> IntegrationConfigs:
-        return IntegrationConfigs(self.stores.integrations, egress=self.egress)
+        return IntegrationConfigs(self.stores.integrations, egress=self.egress, audit=self.audit)
 
     @cached_property
     def ingest(self) -> Ingest:
@@ -106,6 +111,7 @@ class Services:
                 max_inbound_depth=settings.max_inbound_depth,
             ),
             metrics=self.metrics,
+            audit=self.audit,
             parker=self.parker,
         )
 
@@ -130,6 +136,7 @@ class Services:
             batch_size=settings.recovery_batch_size,
             max_inbound_depth=settings.max_inbound_depth,
             metrics=self.metrics,
+            audit=self.audit,
         )
 
     @cached_property

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from shared.audit.ports import AuditStore
 from shared.config.ports import IntegrationStore
 from shared.delivery.ports import ErrorWindow
 from shared.failures.ports import FailureStore
@@ -33,6 +34,9 @@ class Stores(Protocol):
 
     @property
     def error_window(self) -> ErrorWindow: ...
+
+    @property
+    def audit(self) -> AuditStore: ...
 
     @property
     def payloads(self) -> PayloadStore: ...

@@ -11,11 +11,16 @@ and only then removes the failure: a crash in between can send a message twice (
 deduplicate on Idempotency-Key, which is that same id), never lose it. A removed failure is
 never selected again, so a page that runs twice never re-sends what it already removed.
 Delete removes the failure, then its content. The batches themselves are `shared.jobs.batches`.
+
+The audit trail gets `job.start` (the starter as actor) before the first page is queued, `job.cancel`
+when a cancel is asked for, and `job.finish` (the starter again) before a job's final state is saved,
+so a job that ends is recorded even when the save that ends it has to be done again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -25,6 +30,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from shared.audit.models import SYSTEM_ACTOR, Actor, AuditAction
+from shared.audit.service import AuditTrail
 from shared.config.ports import IntegrationStore
 from shared.errors import (
     BadParameter,
@@ -38,7 +45,7 @@ from shared.failures.models import FailureFilter
 from shared.failures.ports import FailureStore
 from shared.ids import newest_first_id
 from shared.jobs.batches import Batch, BatchItem, JobBatches
-from shared.jobs.models import Job, JobAction, JobLimits, JobRequest, JobState
+from shared.jobs.models import Job, JobAction, JobLimits, JobRequest, JobState, selection_summary
 from shared.jobs.ports import Checkpoint, JobRecord, JobStore
 from shared.logs import log_event
 from shared.messages.ports import MessageQueue, PayloadStore
@@ -69,6 +76,7 @@ class JobService:
         job_pages: MessageQueue,
         limits: JobLimits,
         metrics: Metrics,
+        audit: AuditTrail,
         parker: Parking | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -80,14 +88,19 @@ class JobService:
         self._job_pages = job_pages
         self._limits = limits
         self._metrics = metrics
+        self._audit = audit
         self._batches = JobBatches(failures=failures, payloads=payloads, inbound=inbound, parker=parker)
         self._sleep = sleep
         self._monotonic = monotonic
 
     # --- API ---------------------------------------------------------------------------------
 
-    async def start(self, integration: str, request: JobRequest, *, now: datetime) -> Job:
-        """202 material: the job is stored, holds the lock, and its first page is queued."""
+    async def start(self, integration: str, request: JobRequest, *, actor: Actor, now: datetime) -> Job:
+        """202 material: the job is stored, holds the lock, is in the audit trail, and its first page is queued.
+
+        Recorded before the first page is queued, so no item is handled for a job the trail does not
+        know; when the entry or the page cannot be written the job ends as failed and frees the lock.
+        """
         await self._require_integration(integration)
         if request.selection.all:
             total: int | None = (await self._failures.summary(integration)).count
@@ -102,22 +115,45 @@ class JobService:
             selection=request.selection,
             created_at=now,
             total=total,
+            created_by=actor,
         )
         await self._jobs.create(job)
+        details = {"action": job.action.value, "selection": selection_summary(job.selection), "total": total}
+        recorded = False
         try:
+            await self._audit.record(
+                actor, AuditAction.JOB_START, integration=integration, target=job.id, details=details, at=now
+            )
+            recorded = True
             await self._enqueue_page(job)
         except ReboundError:
             # Without its first page the job would hold the lock forever.
-            record = await self._jobs.get(integration, job.id)
-            if record is not None:
-                failed = job.model_copy(
-                    update={"state": JobState.FAILED, "finished_at": now, "last_error": "could not queue the job"}
-                )
-                await self._jobs.save(record, failed, Checkpoint(), now=now)
-            await self._jobs.release_lock(integration, job.id)
+            reason = "could not queue the job" if recorded else "could not record the job in the audit trail"
+            await self._end_unstarted(job, reason, recorded=recorded, now=now)
             raise
         log_event(logger, "job.started", integration=integration, job_id=job.id, action=job.action.value, total=total)
         return job
+
+    async def _end_unstarted(self, job: Job, reason: str, *, recorded: bool, now: datetime) -> None:
+        failed = job.model_copy(update={"state": JobState.FAILED, "finished_at": now, "last_error": reason})
+        if recorded:
+            # Its start is in the trail: so is its end, if the trail takes it (the caller's error stands anyway).
+            with contextlib.suppress(ReboundError):
+                await self._record_finish(failed, now)
+        record = await self._jobs.get(job.integration, job.id)
+        if record is not None:
+            await self._jobs.save(record, failed, Checkpoint(), now=now)
+        await self._jobs.release_lock(job.integration, job.id)
+
+    async def _record_finish(self, job: Job, now: datetime) -> None:
+        details = {
+            "state": job.state.value, "total": job.total, "processed": job.processed, "succeeded": job.succeeded,
+            "failed": job.failed, "skipped": job.skipped, "last_error": job.last_error,
+        }  # fmt: skip
+        await self._audit.record(
+            job.created_by or SYSTEM_ACTOR, AuditAction.JOB_FINISH, integration=job.integration, target=job.id,
+            details=details, at=now,
+        )  # fmt: skip
 
     async def _require_integration(self, integration: str) -> None:
         """A job needs an integration to work on: one with a config, or one with failures recorded under
@@ -140,7 +176,7 @@ class JobService:
                     await self._resume_if_stalled(record, now)
         return jobs
 
-    async def cancel(self, integration: str, job_id: str, *, now: datetime) -> Job:
+    async def cancel(self, integration: str, job_id: str, *, actor: Actor, now: datetime) -> Job:
         """Ask the runner to stop at the next page boundary; 409 when the job already ended."""
         for _ in range(5):
             record = await self._load(integration, job_id)
@@ -155,6 +191,7 @@ class JobService:
                     continue
                 raise
             log_event(logger, "job.cancel_requested", integration=integration, job_id=job_id)
+            await self._audit.record(actor, AuditAction.JOB_CANCEL, integration=integration, target=job_id, at=now)
             return saved.job
         raise Conflict(f"job {job_id!r} is changing too fast to cancel; try again")
 
@@ -248,6 +285,7 @@ class JobService:
         if record is None or not record.job.state.is_active:
             return
         job = record.job.model_copy(update={"state": JobState.FAILED, "finished_at": now, "last_error": reason[:500]})
+        await self._record_finish(job, now)
         await self._jobs.save(record, job, replace(record.checkpoint, claim=None, claimed_at=None), now=now)
         await self._jobs.release_lock(integration, job_id)
         log_event(logger, "job.failed", level=logging.WARNING, integration=integration, job_id=job_id, reason=reason)
@@ -294,6 +332,8 @@ class JobService:
 
     async def _finish(self, record: JobRecord, state: JobState, now: datetime) -> Job:
         job = record.job.model_copy(update={"state": state, "finished_at": now})
+        # Before the save that ends it: a crash in between finishes (and records) the job again.
+        await self._record_finish(job, now)
         await self._jobs.save(record, job, replace(record.checkpoint, claim=None, claimed_at=None), now=now)
         await self._jobs.release_lock(job.integration, job.id)
         # Repairs counter drift from crashes between a failure and its counter.

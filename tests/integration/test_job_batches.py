@@ -14,6 +14,7 @@ from shared.services import Services
 from shared.storage.failure_table import TableFailureStore
 from shared.tokens import Version
 from tests.integration.test_jobs import make_service, run_until_done, seed
+from tests.support.auth import TESTER
 from tests.support.stores import azure_stores, selected_failures
 from tests.twins.clock import FakeTime
 
@@ -114,7 +115,7 @@ async def test_delete_job_counts_a_row_changed_mid_page_as_failed_and_leaves_it(
     service = make_service(services, time, page_size=10, failures=racing)
 
     job = await service.start(
-        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), now=time.now()
+        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), actor=TESTER, now=time.now()
     )
     await run_until_done(services, service, time)
 
@@ -152,7 +153,9 @@ async def test_retry_page_enqueues_concurrently_but_bounded_then_counts_items(se
     before = services.metrics.snapshot().integrations.get("orders")
     items_before = before.since_start.get(Counter.JOB_ITEMS.value, 0) if before else 0
 
-    await service.start("orders", JobRequest(action=JobAction.RETRY, selection=JobSelection(all=True)), now=time.now())
+    await service.start(
+        "orders", JobRequest(action=JobAction.RETRY, selection=JobSelection(all=True)), actor=TESTER, now=time.now()
+    )
     await run_until_done(services, service, time)
 
     assert 1 < inbound.most <= 16
@@ -170,7 +173,9 @@ async def test_a_q_filtered_job_pages_through_matches_only(services, time):
     service = make_service(services, time, page_size=2)
 
     selection = JobSelection.model_validate({"filter": {"q": "timeout"}})
-    job = await service.start("orders", JobRequest(action=JobAction.DELETE, selection=selection), now=time.now())
+    job = await service.start(
+        "orders", JobRequest(action=JobAction.DELETE, selection=selection), actor=TESTER, now=time.now()
+    )
     await run_until_done(services, service, time)
 
     done = await service.get("orders", job.id, now=time.now())

@@ -20,6 +20,7 @@ from shared.jobs.runner import JobService
 from shared.messages.models import Envelope
 from shared.messages.ports import MessageQueue
 from shared.services import Services
+from tests.support.auth import TESTER
 from tests.support.stores import azure_stores, stored_failures
 from tests.twins.clock import FakeTime
 
@@ -49,6 +50,7 @@ def make_service(
         job_pages=stores.job_pages,
         limits=JobLimits(page_size=page_size, rate_per_s=rate, max_inbound_depth=depth),
         metrics=services.metrics,
+        audit=services.audit,
         sleep=time.sleep,
         monotonic=time.monotonic,
     )
@@ -116,7 +118,7 @@ async def test_retry_all_resends_every_failure_once_and_completes(services, time
     service = make_service(services, time)
 
     # When a retry job runs to the end
-    job = await service.start("orders", retry_all(), now=time.now())
+    job = await service.start("orders", retry_all(), actor=TESTER, now=time.now())
     pages = await run_until_done(services, service, time)
 
     # Then each message is back on inbound once, with resend_count+1 and counters reset
@@ -130,7 +132,7 @@ async def test_retry_all_resends_every_failure_once_and_completes(services, time
     assert (done.state, done.total, done.processed, done.succeeded, done.failed) == (JobState.COMPLETED, 12, 12, 12, 0)
     assert pages == 3
     assert (await services.stores.failures.summary("orders")).count == 0
-    await service.start("orders", retry_all(), now=time.now())
+    await service.start("orders", retry_all(), actor=TESTER, now=time.now())
 
 
 async def test_a_job_on_an_integration_with_neither_config_nor_failures_is_not_found_and_takes_no_lock(services, time):
@@ -139,7 +141,7 @@ async def test_a_job_on_an_integration_with_neither_config_nor_failures_is_not_f
 
     # When a job is started for it
     with pytest.raises(IntegrationNotFound) as caught:
-        await service.start("nobody", retry_all(), now=time.now())
+        await service.start("nobody", retry_all(), actor=TESTER, now=time.now())
 
     # Then it is a 404, and no job row, lock or page message was written
     assert caught.value.http_status == 404
@@ -155,7 +157,7 @@ async def test_a_job_on_failures_whose_config_is_gone_is_accepted(services, time
 
     # When a delete job is started for them
     job = await make_service(services, time).start(
-        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), now=time.now()
+        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), actor=TESTER, now=time.now()
     )
 
     # Then it is accepted: the failures can still be cleaned up
@@ -165,11 +167,14 @@ async def test_a_job_on_failures_whose_config_is_gone_is_accepted(services, time
 async def test_second_job_while_one_is_active_is_refused_with_its_id(services, time):
     await seed(services, time, 2)
     service = make_service(services, time)
-    first = await service.start("orders", retry_all(), now=time.now())
+    first = await service.start("orders", retry_all(), actor=TESTER, now=time.now())
 
     with pytest.raises(JobAlreadyActive) as caught:
         await service.start(
-            "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), now=time.now()
+            "orders",
+            JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)),
+            actor=TESTER,
+            now=time.now(),
         )
 
     assert caught.value.active_job_id == first.id
@@ -181,7 +186,7 @@ async def test_twenty_concurrent_starts_admit_exactly_one(services, time):
     service = make_service(services, time)
 
     results = await asyncio.gather(
-        *(service.start("orders", retry_all(), now=time.now()) for _ in range(20)), return_exceptions=True
+        *(service.start("orders", retry_all(), actor=TESTER, now=time.now()) for _ in range(20)), return_exceptions=True
     )
 
     started = [r for r in results if not isinstance(r, BaseException)]
@@ -197,7 +202,9 @@ async def test_delete_with_a_filter_removes_only_matches_and_their_content(servi
     service = make_service(services, time)
 
     selection = JobSelection.model_validate({"filter": {"sender": "shop"}})
-    job = await service.start("orders", JobRequest(action=JobAction.DELETE, selection=selection), now=time.now())
+    job = await service.start(
+        "orders", JobRequest(action=JobAction.DELETE, selection=selection), actor=TESTER, now=time.now()
+    )
     await run_until_done(services, service, time)
 
     remaining = await stored_failures(services.stores.failures, "orders")
@@ -215,7 +222,7 @@ async def test_ids_selection_handles_exactly_those_and_skips_unknown_ids(service
     chosen = [failures[0].id, failures[3].id, "0000000000000000-0000000000ff"]
 
     job = await service.start(
-        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(ids=chosen)), now=time.now()
+        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(ids=chosen)), actor=TESTER, now=time.now()
     )
     await run_until_done(services, service, time)
 
@@ -228,7 +235,7 @@ async def test_ids_selection_handles_exactly_those_and_skips_unknown_ids(service
 async def test_failures_newer_than_the_job_are_left_alone(services, time):
     await seed(services, time, 3)
     service = make_service(services, time)
-    job = await service.start("orders", retry_all(), now=time.now())
+    job = await service.start("orders", retry_all(), actor=TESTER, now=time.now())
 
     # A failure arrives after the job was created, before it runs
     time.advance(5)
@@ -243,14 +250,14 @@ async def test_failures_newer_than_the_job_are_left_alone(services, time):
 async def test_cancel_stops_at_the_next_page_boundary(services, time):
     await seed(services, time, 10)
     service = make_service(services, time, page_size=3)
-    job = await service.start("orders", retry_all(), now=time.now())
+    job = await service.start("orders", retry_all(), actor=TESTER, now=time.now())
 
     # When the first page runs, then cancel is requested
     azure = azure_stores(services)
     [message] = await azure.account.queues.receive(azure.names.jobs_queue)
     await service.run_page(message.body, message_id=message.id, now=time.now())
     await azure.account.queues.delete(azure.names.jobs_queue, message)
-    await service.cancel("orders", job.id, now=time.now())
+    await service.cancel("orders", job.id, actor=TESTER, now=time.now())
     await run_until_done(services, service, time)
 
     # Then one page was handled and the rest stays for later
@@ -258,14 +265,16 @@ async def test_cancel_stops_at_the_next_page_boundary(services, time):
     assert (done.state, done.processed) == (JobState.CANCELLED, 3)
     assert (await services.stores.failures.summary("orders")).count == 7
     with pytest.raises(Conflict):
-        await service.cancel("orders", job.id, now=time.now())
+        await service.cancel("orders", job.id, actor=TESTER, now=time.now())
 
 
 async def test_rate_limit_paces_items(services, time):
     await seed(services, time, 6)
     service = make_service(services, time, page_size=10, rate=2.0)
 
-    await service.start("orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), now=time.now())
+    await service.start(
+        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), actor=TESTER, now=time.now()
+    )
     slept_before = sum(time.sleeps)
     await run_until_done(services, service, time)
 
@@ -280,7 +289,7 @@ async def test_backpressure_defers_a_retry_page_while_inbound_is_deep(services, 
         await azure.account.queues.send(azure.names.inbound, "{}")
     service = make_service(services, time, depth=2)
 
-    await service.start("orders", retry_all(), now=time.now())
+    await service.start("orders", retry_all(), actor=TESTER, now=time.now())
     [message] = await azure.account.queues.receive(azure.names.jobs_queue)
     outcome = await service.run_page(message.body, message_id=message.id, now=time.now())
     await azure.account.queues.delete(azure.names.jobs_queue, message)
@@ -314,7 +323,7 @@ async def test_page_that_crashes_midway_and_reruns_never_resends_what_it_removed
     azure = azure_stores(services)
     flaky = FlakyInbound(services.stores.inbound, fail_after=3)
     service = make_service(services, time, page_size=5, inbound=flaky)
-    await service.start("orders", retry_all(), now=time.now())
+    await service.start("orders", retry_all(), actor=TESTER, now=time.now())
     [message] = await azure.account.queues.receive(azure.names.jobs_queue, visibility_timeout_s=1)
     with pytest.raises(StorageUnavailable):
         await service.run_page(message.body, message_id=message.id, now=time.now())
@@ -331,7 +340,7 @@ async def test_page_that_crashes_midway_and_reruns_never_resends_what_it_removed
 async def test_duplicate_page_message_does_not_run_a_claimed_page(services, time):
     await seed(services, time, 2)
     service = make_service(services, time)
-    job = await service.start("orders", retry_all(), now=time.now())
+    job = await service.start("orders", retry_all(), actor=TESTER, now=time.now())
     store = services.stores.jobs
     record = await store.get("orders", job.id)
     assert record is not None
@@ -348,7 +357,7 @@ async def test_duplicate_page_message_does_not_run_a_claimed_page(services, time
 async def test_watchdog_resumes_a_job_whose_page_message_was_lost(services, time):
     await seed(services, time, 2)
     service = make_service(services, time)
-    job = await service.start("orders", retry_all(), now=time.now())
+    job = await service.start("orders", retry_all(), actor=TESTER, now=time.now())
     azure = azure_stores(services)
     await azure.account.queues.clear(azure.names.jobs_queue)  # the page message is lost
 
@@ -372,7 +381,7 @@ async def test_cancel_while_a_page_runs_keeps_that_pages_counts(services, time):
     await seed(services, time, 6)
     service = make_service(services, time, page_size=6, rate=2.0)
     job = await service.start(
-        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), now=time.now()
+        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), actor=TESTER, now=time.now()
     )
     cancelled = False
 
@@ -382,7 +391,7 @@ async def test_cancel_while_a_page_runs_keeps_that_pages_counts(services, time):
         await time.sleep(seconds)
         if not cancelled:
             cancelled = True
-            await service.cancel("orders", job.id, now=time.now())
+            await service.cancel("orders", job.id, actor=TESTER, now=time.now())
 
     service._sleep = sleep_then_cancel
     azure = azure_stores(services)

@@ -27,6 +27,7 @@ from shared.recovery.models import ParkedMessage
 from shared.services import Services
 from shared.settings import Settings
 from shared.values import utc_now
+from tests.support.auth import TESTER
 from tests.support.stores import azure_stores, stored_failures
 from tests.twins.clock import FakeTime
 from tests.twins.senders import OneSender, ScriptedSender, ok
@@ -311,13 +312,13 @@ async def test_retry_job_parks_a_message_it_cannot_enqueue_and_still_completes(s
             page_size=settings.job_page_size, rate_per_s=settings.job_rate_limit_per_s,
             max_inbound_depth=settings.max_inbound_depth,
         ),
-        metrics=services.metrics, parker=services.parker,
+        metrics=services.metrics, audit=services.audit, parker=services.parker,
     )  # fmt: skip
     azure = azure_stores(services)
 
     # When a retry job runs
     job = await jobs.start(
-        "orders", JobRequest(action=JobAction.RETRY, selection=JobSelection(all=True)), now=time.now()
+        "orders", JobRequest(action=JobAction.RETRY, selection=JobSelection(all=True)), actor=TESTER, now=time.now()
     )
     [message] = await azure.account.queues.receive(azure.names.jobs_queue)
     await jobs.run_page(message.body, message_id=message.id, now=time.now())
@@ -336,7 +337,7 @@ async def test_poisoned_job_page_is_reinserted_and_past_the_limit_fails_the_job(
         new_failure(envelope, origin=FailureOrigin.ENDPOINT, reason="r", now=time.now(), body_ref=envelope.id)
     )
     job = await services.jobs.start(
-        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), now=time.now()
+        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), actor=TESTER, now=time.now()
     )
     azure = azure_stores(services)
     await azure.account.queues.clear(azure.names.jobs_queue)
@@ -353,7 +354,7 @@ async def test_poisoned_job_page_is_reinserted_and_past_the_limit_fails_the_job(
     ended = await services.jobs.get("orders", job.id, now=time.now())
     assert ended.state is JobState.FAILED and "gave up" in (ended.last_error or "")
     await services.jobs.start(
-        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), now=time.now()
+        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), actor=TESTER, now=time.now()
     )
 
 
@@ -425,7 +426,7 @@ async def test_service_bus_backend_sweeps_the_flow_and_its_dead_letters_back_to_
         flow=flow, poison=stores.poison, inbound=stores.inbound, job_pages=stores.job_pages,
         payloads=stores.payloads, failures=stores.failures, jobs=services.jobs, state=stores.sweep_state,
         main_flow=stores.main_flow, max_reinserts=3, batch_size=100, max_inbound_depth=1000,
-        metrics=services.metrics,
+        metrics=services.metrics, audit=services.audit,
     )  # fmt: skip
 
     # When it sweeps
