@@ -19,6 +19,7 @@ from shared.failures.records import new_failure
 from shared.messages.models import Envelope
 from shared.services import Services, reset_services
 from shared.storage.failure_rows import failure_to_row
+from tests.support.auth import ADMIN_HEADERS, as_devhost
 from tests.support.stores import azure_stores
 
 BASE = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -30,6 +31,8 @@ async def app_env(monkeypatch: pytest.MonkeyPatch, storage_env: dict[str, str]) 
     """The handlers build their own Services from the environment: the same Azurite and prefix."""
     for name, value in storage_env.items():
         monkeypatch.setenv(name, value)
+    # Called as devhost would call them, for its admin (who may call is tests/unit/blueprints/test_api.py's).
+    as_devhost(monkeypatch)
     yield
     await reset_services()
 
@@ -57,7 +60,12 @@ async def record(
 
 def request(path: str, params: dict[str, str] | None = None, **route_params: str) -> func.HttpRequest:
     return func.HttpRequest(
-        "GET", f"http://localhost/api/{path}", body=b"", params=params or {}, route_params=route_params
+        "GET",
+        f"http://localhost/api/{path}",
+        body=b"",
+        params=params or {},
+        route_params=route_params,
+        headers=ADMIN_HEADERS,
     )
 
 
