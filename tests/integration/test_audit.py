@@ -136,7 +136,7 @@ async def test_a_job_whose_start_cannot_be_recorded_never_runs_and_frees_the_int
     # Given failures, and an audit trail that cannot be written
     await seed(services, time, 2)
     service = make_service(services, time)
-    service._audit = AuditTrail(DownAuditStore(), retention_days=365)  # type: ignore[arg-type]
+    service._audit = AuditTrail(DownAuditStore(), retention_days=365)
     request = JobRequest(action=JobAction.RETRY, selection=JobSelection(all=True))
 
     # When a job is started
@@ -154,7 +154,7 @@ async def test_a_job_whose_start_cannot_be_recorded_never_runs_and_frees_the_int
 
 async def test_a_config_whose_change_cannot_be_recorded_answers_the_error(services):
     # Given an audit trail that cannot be written
-    services.integrations._audit = AuditTrail(DownAuditStore(), retention_days=365)  # type: ignore[arg-type]
+    services.integrations._audit = AuditTrail(DownAuditStore(), retention_days=365)
 
     # When / Then: the caller is told (the change itself stands; the log keeps audit.unrecorded)
     with pytest.raises(StorageUnavailable):

@@ -139,7 +139,7 @@ async def test_a_cursor_the_store_did_not_issue_is_refused(audit_store):
     # When / Then
     for cursor in ("nonsense", "eyJhZnRlciI6IDF9", "memory-audit:1"):
         with pytest.raises(BadParameter) as refused:
-            await audit_store.page(AuditFilter(), limit=1, cursor=cursor)  # type: ignore[arg-type]
+            await audit_store.page(AuditFilter(), limit=1, cursor=cursor)
         assert refused.value.parameter == "cursor"
 
 

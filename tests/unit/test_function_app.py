@@ -59,9 +59,9 @@ def test_every_binding_names_a_parameter_of_its_function():
 def test_each_http_function_has_the_level_its_kind_takes_in_the_mode_the_app_was_loaded_in():
     # Given the app's HTTP functions and their declared operations
     levels = {
-        f.get_function_name(): f.get_trigger().auth_level
+        f.get_function_name(): getattr(f.get_trigger(), "auth_level", None)
         for f in _functions()
-        if getattr(f.get_trigger(), "auth_level", None) is not None
+        if f.is_http_function()
     }
     operations = registered_operations()
 
