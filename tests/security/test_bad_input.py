@@ -51,9 +51,7 @@ def app(azurite: AzuriteProcess) -> Iterator[App]:
     env = app_env(azurite, prefix, STORAGE_TIMEOUT_S="30", **QUIET_TIMERS)
     with (
         running_app(env) as host,
-        httpx.Client(
-            base_url=host.base_url, headers=DEFAULT_HEADERS, timeout=60, trust_env=False
-        ) as http,
+        httpx.Client(base_url=host.base_url, headers=DEFAULT_HEADERS, timeout=60, trust_env=False) as http,
     ):
         assert http.put(f"/integrations/{KNOWN}", json=CONFIG).status_code in (200, 201)
         yield App(host, http, azurite.connection_string, prefix)
