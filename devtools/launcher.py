@@ -11,9 +11,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 
@@ -116,7 +118,7 @@ class Access:
         return headers
 
 
-def seed(base_url: str, access: Access, demo: dict[str, object] = DEMO_INTEGRATION) -> None:
+def seed(base_url: str, access: Access, demo: Mapping[str, Any] = DEMO_INTEGRATION) -> None:
     if access.mode == "dev" and access.admin is None:
         raise RuntimeError("AUTH_MODE=dev, but DEVHOST_USERS defines no user with Rebound.Admin to seed the demo")
     if access.mode not in ("dev", "key"):
