@@ -62,7 +62,9 @@ class AuditTrail:
         details: Mapping[str, Any] | None = None,
         at: datetime | None = None,
     ) -> AuditEntry:
-        """Append one entry; raises what the store raises (the caller's action then fails too)."""
+        """Append one entry, stamped now by the trail's clock (`at` only where a test sets the time), so the
+        trail's order is the order in which the entries were written; raises what the store raises (the
+        caller's action then fails too)."""
         when = at or self._clock()
         entry = AuditEntry(
             id=newest_first_id(when),

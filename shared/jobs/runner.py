@@ -122,7 +122,7 @@ class JobService:
         recorded = False
         try:
             await self._audit.record(
-                actor, AuditAction.JOB_START, integration=integration, target=job.id, details=details, at=now
+                actor, AuditAction.JOB_START, integration=integration, target=job.id, details=details
             )
             recorded = True
             await self._enqueue_page(job)
@@ -139,20 +139,20 @@ class JobService:
         if recorded:
             # Its start is in the trail: so is its end, if the trail takes it (the caller's error stands anyway).
             with contextlib.suppress(ReboundError):
-                await self._record_finish(failed, now)
+                await self._record_finish(failed)
         record = await self._jobs.get(job.integration, job.id)
         if record is not None:
             await self._jobs.save(record, failed, Checkpoint(), now=now)
         await self._jobs.release_lock(job.integration, job.id)
 
-    async def _record_finish(self, job: Job, now: datetime) -> None:
+    async def _record_finish(self, job: Job) -> None:
         details = {
             "state": job.state.value, "total": job.total, "processed": job.processed, "succeeded": job.succeeded,
             "failed": job.failed, "skipped": job.skipped, "last_error": job.last_error,
         }  # fmt: skip
         await self._audit.record(
             job.created_by or SYSTEM_ACTOR, AuditAction.JOB_FINISH, integration=job.integration, target=job.id,
-            details=details, at=now,
+            details=details,
         )  # fmt: skip
 
     async def _require_integration(self, integration: str) -> None:
@@ -191,7 +191,7 @@ class JobService:
                     continue
                 raise
             log_event(logger, "job.cancel_requested", integration=integration, job_id=job_id)
-            await self._audit.record(actor, AuditAction.JOB_CANCEL, integration=integration, target=job_id, at=now)
+            await self._audit.record(actor, AuditAction.JOB_CANCEL, integration=integration, target=job_id)
             return saved.job
         raise Conflict(f"job {job_id!r} is changing too fast to cancel; try again")
 
@@ -285,7 +285,7 @@ class JobService:
         if record is None or not record.job.state.is_active:
             return
         job = record.job.model_copy(update={"state": JobState.FAILED, "finished_at": now, "last_error": reason[:500]})
-        await self._record_finish(job, now)
+        await self._record_finish(job)
         await self._jobs.save(record, job, replace(record.checkpoint, claim=None, claimed_at=None), now=now)
         await self._jobs.release_lock(integration, job_id)
         log_event(logger, "job.failed", level=logging.WARNING, integration=integration, job_id=job_id, reason=reason)
@@ -333,7 +333,7 @@ class JobService:
     async def _finish(self, record: JobRecord, state: JobState, now: datetime) -> Job:
         job = record.job.model_copy(update={"state": state, "finished_at": now})
         # Before the save that ends it: a crash in between finishes (and records) the job again.
-        await self._record_finish(job, now)
+        await self._record_finish(job)
         await self._jobs.save(record, job, replace(record.checkpoint, claim=None, claimed_at=None), now=now)
         await self._jobs.release_lock(job.integration, job.id)
         # Repairs counter drift from crashes between a failure and its counter.

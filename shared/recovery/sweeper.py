@@ -145,7 +145,7 @@ class RecoverySweeper:
         result = await self.sweep(trigger="manual")
         details = result.model_dump(mode="json", include={"healthy", "reinserted", "gave_up", "errors", "by_queue"})
         details["jobs_resumed"], details["reason"] = result.jobs_resumed, result.reason
-        await self._audit.record(actor, AuditAction.RECOVERY_REPLAY, details=details, at=result.finished_at)
+        await self._audit.record(actor, AuditAction.RECOVERY_REPLAY, details=details)
         return result
 
     async def sweep(self, *, trigger: Literal["timer", "manual"]) -> SweepResult:
