@@ -7,28 +7,39 @@ import azure.functions as func
 from blueprints.api import HttpApi, Param, Reply
 from blueprints.http import int_param, json_response, query_params
 from blueprints.schemas import BAD_PARAMETER, PAGING, AuditList
-from shared.audit.models import AuditAction
+from shared.audit.models import AuditFilter
 from shared.audit.service import DEFAULT_LIMIT, FILTER_PARAMETERS, PAGE_PARAMETERS, parse_audit_filter
 from shared.auth import Principal, Role, RouteKind
 from shared.services import get_services
-from shared.values import API_DATETIME_PATTERN, ENVELOPE_INTEGRATION_PATTERN
 
 bp = func.Blueprint()
 api = HttpApi(bp, tag="audit")
 
-_INSTANT = {"type": "string", "pattern": API_DATETIME_PATTERN}
-FILTERS = (
-    Param(
-        "integration",
-        "query",
-        "entries about this integration",
-        {"type": "string", "pattern": ENVELOPE_INTEGRATION_PATTERN},
-    ),
-    Param("actor", "query", "the actor's name or id, exactly", {"type": "string", "minLength": 1, "maxLength": 256}),
-    Param("action", "query", "one action", {"type": "string", "enum": [action.value for action in AuditAction]}),
-    Param("from", "query", "at or after this instant (ISO 8601; no offset means UTC)", _INSTANT),
-    Param("to", "query", "at or before this instant (ISO 8601); must not be before `from`", _INSTANT),
-)
+#: Query-string descriptions of the AuditFilter fields; their schemas come from the model.
+FILTER_DESCRIPTIONS = {
+    "integration": "entries about this integration",
+    "actor": "the actor's name or id, exactly",
+    "action": "one action",
+    "from": "at or after this instant (ISO 8601; no offset means UTC)",
+    "to": "at or before this instant (ISO 8601); must not be before `from`",
+}
+
+
+def _filter_params() -> tuple[Param, ...]:
+    """The AuditFilter fields as optional query parameters, with the model's own schemas (null dropped)."""
+    schema = AuditFilter.model_json_schema()
+    definitions = schema.get("$defs", {})
+    params = []
+    for name, field in schema["properties"].items():
+        [option] = [item for item in field.get("anyOf", [field]) if item.get("type") != "null"]
+        if "$ref" in option:
+            option = definitions[option["$ref"].rsplit("/", 1)[1]]
+        param_schema = {key: value for key, value in option.items() if key not in ("title", "description")}
+        params.append(Param(name, "query", FILTER_DESCRIPTIONS[name], param_schema))
+    return tuple(params)
+
+
+FILTERS = _filter_params()
 
 
 # `# fmt: skip` keeps name, route, method, kind and role on one line: they are read together.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from shared.audit.models import Actor, AuditAction
 from shared.audit.service import AuditTrail
 from shared.config.models import Endpoint, HttpEndpoint, IntegrationConfig
@@ -44,7 +46,12 @@ class IntegrationConfigs:
         if refused:
             summary = "; ".join(f"{f['field']}: {f['message']}" for f in refused[:5])
             raise RequestValidationError(f"invalid body: {summary}", refused)
-        before = await self._store.get(integration_id)
+        try:
+            before: IntegrationConfig | None = await self._store.get(integration_id)
+            readable = True
+        except ValidationError:
+            # A config stored by an older version that this one cannot read: replacing it is the remedy.
+            before, readable = None, False
         try:
             created = await self._store.put(config)
         except EntityTooLarge as exc:
@@ -54,11 +61,13 @@ class IntegrationConfigs:
                 "the config is too large to store: it must fit one Table property (64 KiB as UTF-16)",
                 details={"field": "body"},
             ) from exc
-        previous = None if before is None else before.model_dump(mode="json")
-        changed = changed_fields(previous, config.model_dump(mode="json"))
-        await self._audit.record(
-            actor, AuditAction.CONFIG_PUT, integration=integration_id, details={"created": created, "changed": changed}
-        )
+        details: dict[str, Any] = {"created": created}
+        if readable:
+            previous = None if before is None else before.model_dump(mode="json")
+            details["changed"] = changed_fields(previous, config.model_dump(mode="json"))
+        else:
+            details["previous_unreadable"] = True
+        await self._audit.record(actor, AuditAction.CONFIG_PUT, integration=integration_id, details=details)
         return config, created
 
     async def get(self, integration_id: str) -> IntegrationConfig:

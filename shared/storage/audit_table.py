@@ -31,6 +31,8 @@ GLOBAL = "a|"
 CLOCK_SKEW = timedelta(days=1)
 #: Rows asked of the service per page when the filters are applied by the service.
 SERVER_PAGE = 500
+#: Months one page request walks at most; a sparse filter over a long trail goes on from the cursor.
+MONTHS_PER_PAGE = 24
 _BUCKET = re.compile(r"^[0-9]{6}$")
 
 
@@ -62,21 +64,28 @@ class TableAuditStore:
         await self._table.transact([BatchOperation.upsert(row) for row in rows])
 
     async def page(self, selection: AuditFilter, *, limit: int, cursor: Cursor | None) -> AuditPage:
+        """Newest month first; within a month, the trail's key range. At most MONTHS_PER_PAGE months a
+        request: a page cut short there (perhaps empty) carries the cursor of the next month."""
         start, after = _position(cursor)
         newest = bucket_of(min(selection.to or datetime.max.replace(tzinfo=UTC), self._clock() + CLOCK_SKEW))
         bucket = start if start is not None else newest
-        oldest = bucket_of(selection.from_) if selection.from_ is not None else await self._oldest_bucket()
+        oldest = await self._oldest_bucket()
+        if oldest is not None and selection.from_ is not None:
+            oldest = max(oldest, bucket_of(selection.from_))
         items: list[AuditEntry] = []
-        while oldest is not None and bucket >= oldest:
+        for _ in range(MONTHS_PER_PAGE):
+            if oldest is None or bucket < oldest:
+                return AuditPage(items, None)
             text, parameters = _query(selection, bucket, after)
             rows = self._table.query(text, parameters, page_size=min(SERVER_PAGE, limit + 1))
             async for row in rows:
                 if len(items) == limit:
                     await rows.aclose()
-                    return AuditPage(items, _cursor(bucket, items[-1], selection))
+                    return AuditPage(items, _cursor(bucket, trail_prefix(selection.integration) + items[-1].id))
                 items.append(_entry_of(row))
             bucket, after = previous_bucket(bucket), None
-        return AuditPage(items, None)
+        more = oldest is not None and bucket >= oldest
+        return AuditPage(items, _cursor(bucket, None) if more else None)
 
     async def _oldest_bucket(self) -> str | None:
         # Rows come in key order: the first row of the table is in its oldest month.
@@ -136,16 +145,18 @@ def _position(cursor: Cursor | None) -> tuple[str | None, str | None]:
         return None, None
     token = decode_cursor(cursor) or {}
     bucket, after = token.get("month"), token.get("after")
-    if not isinstance(bucket, str) or not _BUCKET.match(bucket) or not isinstance(after, str):
+    if not isinstance(bucket, str) or not _BUCKET.match(bucket) or not (after is None or isinstance(after, str)):
         raise BadParameter("cursor", "is not a cursor this API returned")
-    entry_id = after.rpartition("|")[2]
-    if not after.startswith(("a|", "i|")) or re.fullmatch(RECORD_ID_PATTERN, entry_id) is None:
-        raise BadParameter("cursor", "is not a cursor this API returned")
+    if after is not None:
+        entry_id = after.rpartition("|")[2]
+        if not after.startswith(("a|", "i|")) or re.fullmatch(RECORD_ID_PATTERN, entry_id) is None:
+            raise BadParameter("cursor", "is not a cursor this API returned")
     return bucket, after
 
 
-def _cursor(bucket: str, last: AuditEntry, selection: AuditFilter) -> Cursor:
-    return Cursor(encode_cursor({"month": bucket, "after": trail_prefix(selection.integration) + last.id}) or "")
+def _cursor(bucket: str, after: str | None) -> Cursor:
+    """Where the next page starts: in `bucket`, after the row `after` (or at the month's newest)."""
+    return Cursor(encode_cursor({"month": bucket, "after": after}) or "")
 
 
 def _row_of(entry: AuditEntry, bucket: str, prefix: str) -> Entity:

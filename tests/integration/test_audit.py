@@ -175,3 +175,19 @@ async def test_the_retention_timer_purges_entries_past_audit_retention_days(serv
     assert services.settings.audit_retention_days == 365
     assert removed == 1
     assert await trail(services) == [kept]
+
+
+async def test_a_stored_config_this_version_cannot_read_can_still_be_replaced_and_the_trail_says_so(services):
+    # Given a config row an older version stored and this one cannot read (min delay over the default max)
+    azure = azure_stores(services)
+    table = azure.account.tables.table(azure.names.integrations)
+    unreadable = {**CONFIG, "id": "orders", "retry": {"backoff": {"requeue_min_delay_seconds": 90}}}
+    await table.upsert({"PartitionKey": "config", "RowKey": "orders", "Config": json.dumps(unreadable)})
+
+    # When an admin replaces it
+    config, created = await services.integrations.save("orders", CONFIG, actor=ADA)
+
+    # Then it is replaced, and the entry says the previous config could not be read
+    assert created is False and config.name == "Orders"
+    [put] = await trail(services, integration="orders")
+    assert put.details == {"created": False, "previous_unreadable": True}

@@ -172,3 +172,18 @@ async def test_the_purge_removes_only_entries_older_than_the_cutoff_in_every_tra
     assert [item.id for item in await everything(audit_store, AuditFilter(integration="orders"))] == [
         item.id for item in reversed(kept)
     ]
+
+
+async def test_a_trail_over_years_lists_whole_even_when_a_page_stops_early(audit_store):
+    # Given entries a month apart over three years, and a filter only the oldest matches
+    written = [entry(BASE - timedelta(days=31 * i), actor=BOB if i == 35 else ADA) for i in range(36)]
+    for item in written:
+        await audit_store.append(item)
+
+    # When listed whole, and by that filter (a page may stop early, with a cursor to go on from)
+    listed = await everything(audit_store)
+    bobs = await everything(audit_store, AuditFilter(actor="bob"))
+
+    # Then every entry comes once, newest first, and the filter finds the oldest
+    assert [item.id for item in listed] == [item.id for item in written]
+    assert [item.id for item in bobs] == [written[-1].id]
