@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from blueprints import audit, engine, failures, identity, ingest, integrations, jobs, operability, recovery, ui
+from blueprints import audit, engine, failures, identity, ingest, integrations, jobs, operability, pickup, recovery, ui
 
 # Every HTTP route states its own level (blueprints/api.py); this is the fallback, the strict one.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -13,6 +13,7 @@ app.register_functions(ingest.bp)
 app.register_functions(engine.bp)
 app.register_functions(jobs.bp)
 app.register_functions(recovery.bp)
+app.register_functions(pickup.bp)
 app.register_functions(ui.bp)
 app.register_functions(identity.bp)
 app.register_functions(audit.bp)

@@ -87,7 +87,7 @@ async def run_job_to_end(services: Services, job: Job) -> JobRun:
             await asyncio.sleep(0.1)  # a deferred page is invisible for a few seconds
             continue
         for message in messages:
-            outcome = await services.jobs.run_page(message.body, message_id=message.id, now=utc_now())
+            outcome = await services.job_runner.run_page(message.body, message_id=message.id, now=utc_now())
             if outcome is None:
                 deferred += 1
             else:

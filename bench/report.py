@@ -133,6 +133,7 @@ def write_report(path: Path, results: list[Result], *, options: Options, minutes
         f"--messages {options.messages}",
         f"--captures {options.captures}",
         f"--parked {options.parked}",
+        f"--pickup-files {options.pickup_files}",
         f"--raw-sample {options.raw_sample}",
         f"--list-repeats {options.list_repeats}",
         f"--actions {','.join(a.value for a in options.actions)}",

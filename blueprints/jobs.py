@@ -100,4 +100,4 @@ async def cancel_job(req: func.HttpRequest, caller: Principal) -> func.HttpRespo
 @bp.function_name("run_job_page")
 @bp.queue_trigger(arg_name="msg", queue_name="%REBOUND_PREFIX%jobs", connection="AzureWebJobsStorage")
 async def run_job_page(msg: func.QueueMessage) -> None:
-    await get_services().jobs.run_page(msg.get_body(), message_id=msg.id or "", now=utc_now())
+    await get_services().job_runner.run_page(msg.get_body(), message_id=msg.id or "", now=utc_now())

@@ -12,7 +12,7 @@ from typing import Any
 
 import azure.functions as func
 
-from blueprints import audit, failures, identity, ingest, integrations, jobs, recovery, ui
+from blueprints import audit, failures, identity, ingest, integrations, jobs, pickup, recovery, ui
 from blueprints.api import HttpApi, Operation, Param, Reply
 from blueprints.http import int_param, json_response, query_params
 from blueprints.openapi import build_openapi
@@ -32,8 +32,8 @@ api = HttpApi(bp, tag="operability")
 
 def _surfaces() -> list[HttpApi]:
     """Every surface's routes, in the order the document lists their tags."""
-    others = (ui.api, identity.api, integrations.api, ingest.api, failures.api, jobs.api, recovery.api, audit.api)
-    return [health_api, meta_api, *others, api]
+    others = [ui.api, identity.api, integrations.api, ingest.api, failures.api, jobs.api, recovery.api, pickup.api]
+    return [health_api, meta_api, *others, audit.api, api]
 
 
 def api_document() -> dict[str, Any]:

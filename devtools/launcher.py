@@ -156,9 +156,11 @@ def main() -> None:
     # The demo receiver is on 127.0.0.1: a local.settings.json copied before ALLOW_PRIVATE_ENDPOINTS
     # existed must still run the demo; one that sets it keeps its value (and then the demo PUT says why).
     allow_private = settings.get("ALLOW_PRIVATE_ENDPOINTS", "true")
+    # Likewise the pickup timer's schedule: without it the host cannot start the timer (or the app).
+    pickup_schedule = settings.get("PICKUP_SCHEDULE") or "*/15 * * * * *"
     devhost = DevhostProcess(
         PROJECT_DIR,
-        env={"DEVHOST_FUNCTION_KEY": key, "ALLOW_PRIVATE_ENDPOINTS": allow_private},
+        env={"DEVHOST_FUNCTION_KEY": key, "ALLOW_PRIVATE_ENDPOINTS": allow_private, "PICKUP_SCHEDULE": pickup_schedule},
         port=DEVHOST_PORT,
         log_path=STATE_DIR / "devhost.log",
     )

@@ -50,6 +50,14 @@ param retentionSchedule string = '0 17 * * * *'
 @description('RECOVERY_SCHEDULE: six-field NCRONTAB of the recovery sweep.')
 param recoverySchedule string = '0 */5 * * * *'
 
+@description('PICKUP_SCHEDULE: six-field NCRONTAB of the timer that runs the pickup sources that are due (each source keeps its own interval_seconds).')
+param pickupSchedule string = '*/15 * * * * *'
+
+@minValue(1)
+@maxValue(86400)
+@description('MIN_PICKUP_INTERVAL_S: the shortest interval_seconds a pickup source may ask for.')
+param minPickupIntervalSeconds int = 60
+
 @description('Deploy a Service Bus namespace (Standard) with the recovery queue and use it as the recovery flow (RECOVERY_BACKEND=servicebus). Off: the recovery queue lives on the recovery storage account.')
 param deployServiceBus bool = false
 
@@ -332,6 +340,11 @@ var appBehaviourSettings = {
   JOB_RATE_LIMIT_PER_S: '50'
   JOB_PAGE_SIZE: '100'
   METRICS_WINDOW_MINUTES: '3'
+  // Pickup (docs/pickup.md): sources run on this timer, each at its own interval.
+  PICKUP_SCHEDULE: pickupSchedule
+  MIN_PICKUP_INTERVAL_S: string(minPickupIntervalSeconds)
+  PICKUP_DEDUP_DAYS: '5'
+  PICKUP_MAX_CONSECUTIVE_FAILURES: '5'
   // Endpoints must be public addresses in Azure: no loopback, private, link-local or platform
   // addresses (metadata is refused regardless). Set true only with VNet integration and a reason.
   ALLOW_PRIVATE_ENDPOINTS: 'false'

@@ -14,13 +14,19 @@
     │   ├── NotFound                     404
     │   │   ├── IntegrationNotFound
     │   │   ├── FailureNotFound
-    │   │   └── JobNotFound
+    │   │   ├── JobNotFound
+    │   │   └── SourceNotFound           the integration has no pickup source
     │   └── Conflict                     409
-    │       └── JobAlreadyActive         carries the active job's id
+    │       ├── JobAlreadyActive         carries the active job's id
+    │       ├── SourceDisabled           "pick up now" on a source with `enabled: false`
+    │       └── NothingToResend          a failure that holds no message (origin `pickup`)
     ├── DeliveryError                    a receiver did not take a message
     │   ├── TransientDeliveryError       endpoint retry, then engine retry
     │   │   └── ThrottledDeliveryError   endpoint retry only (408/429/504)
     │   └── PermanentDeliveryError       no retry
+    ├── PickupError                      a pickup source did not give up its items
+    │   ├── TransientPickupError         endpoint retry, then the next interval
+    │   └── PermanentPickupError         no endpoint retry (a refused host key or credential, a missing container)
     └── StorageError                     our own storage misbehaved
         ├── ConcurrencyConflict          an ETag no longer matches (412)
         ├── EntityTooLarge               the real Table limits, enforced here because Azurite does not
@@ -51,14 +57,20 @@ __all__ = [
     "JobAlreadyActive",
     "JobNotFound",
     "NotFound",
+    "NothingToResend",
     "PayloadTooLarge",
     "PermanentDeliveryError",
+    "PermanentPickupError",
+    "PickupError",
     "ReboundError",
     "RequestValidationError",
     "StorageError",
+    "SourceDisabled",
+    "SourceNotFound",
     "StorageUnavailable",
     "ThrottledDeliveryError",
     "TransientDeliveryError",
+    "TransientPickupError",
     "Unauthenticated",
     "UnsupportedMediaType",
 ]
@@ -172,6 +184,13 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class SourceNotFound(NotFound):
+    code = "source_not_found"
+
+    def __init__(self, integration: str) -> None:
+        super().__init__(f"integration {integration!r} has no pickup source", details={"integration": integration})
+
+
 class Conflict(InputError):
     code = "conflict"
     http_status = 409
@@ -186,6 +205,22 @@ class JobAlreadyActive(Conflict):
             details={"active_job_id": active_job_id},
         )
         self.active_job_id = active_job_id
+
+
+class SourceDisabled(Conflict):
+    code = "source_disabled"
+
+    def __init__(self, integration: str) -> None:
+        super().__init__(
+            f"the pickup source of integration {integration!r} is disabled; enable it in the config first",
+            details={"integration": integration},
+        )
+
+
+class NothingToResend(Conflict):
+    """The failure records a problem, not a message: there is nothing to send again."""
+
+    code = "nothing_to_resend"
 
 
 class DeliveryError(ReboundError):
@@ -213,6 +248,24 @@ class ThrottledDeliveryError(TransientDeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """Retrying cannot help (bad request, not found, a terminate rule)."""
+
+
+class PickupError(ReboundError):
+    """Listing, reading or removing at a pickup source failed."""
+
+    code = "pickup_failed"
+    http_status = 502
+
+
+class TransientPickupError(PickupError):
+    """Worth trying again: endpoint retry inside the window, then the next run."""
+
+
+class PermanentPickupError(PickupError):
+    """Retrying at once cannot help (a refused host key or credential, a missing container).
+
+    The next run tries again: the cause may be fixed at the source meanwhile.
+    """
 
 
 class StorageError(ReboundError):

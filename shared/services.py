@@ -21,14 +21,23 @@ from shared.delivery.ingest import Ingest
 from shared.delivery.retry import EndpointRetryPolicy
 from shared.failures.queries import FailureQueries
 from shared.failures.retention import Retention
+from shared.jobs.batches import JobBatches
+from shared.jobs.lifecycle import JobLifecycle
 from shared.jobs.models import JobLimits
-from shared.jobs.runner import JobService
+from shared.jobs.pages import JobPages
+from shared.jobs.runner import JobRunner
 from shared.operability.health import HealthCheck, check_health
 from shared.operability.metrics import Metrics
 from shared.operability.telemetry import configure_telemetry
-from shared.recovery.sweeper import Parker, RecoverySweeper
-from shared.settings import Settings
+from shared.pickup.readers.registry import PickupReaders
+from shared.pickup.runner import LEASE_S, PickupLimits, PickupRunner
+from shared.pickup.service import PickupService
+from shared.pickup.validation import SourceRules
+from shared.recovery.parker import Parker
+from shared.recovery.sweeper import RecoverySweeper
+from shared.settings import RECOVERY_STORAGE_SETTING, STORAGE_SETTING, RecoveryBackend, Settings
 from shared.storage.azure import AzureStores
+from shared.storage.names import StorageNames, poison_queue
 from shared.stores import Stores
 
 
@@ -59,7 +68,55 @@ class Services:
 
     @cached_property
     def integrations(self) -> IntegrationConfigs:
-        return IntegrationConfigs(self.stores.integrations, egress=self.egress, audit=self.audit)
+        return IntegrationConfigs(
+            self.stores.integrations, egress=self.egress, audit=self.audit, source_rules=self.source_rules
+        )
+
+    @cached_property
+    def source_rules(self) -> SourceRules:
+        return SourceRules(min_interval_s=self.settings.min_pickup_interval_s, own=own_names(self.settings))
+
+    @cached_property
+    def pickup_readers(self) -> PickupReaders:
+        return PickupReaders(self.settings, egress=self.egress, lease_s=LEASE_S)
+
+    @cached_property
+    def pickup_runner(self) -> PickupRunner:
+        settings, stores = self.settings, self.stores
+        return PickupRunner(
+            configs=stores.integrations,
+            states=stores.pickups,
+            seen=stores.pickup_seen,
+            readers=self.pickup_readers,
+            inbound=stores.inbound,
+            payloads=stores.payloads,
+            parker=self.parker,
+            failures=stores.failures,
+            metrics=self.metrics,
+            limits=PickupLimits(
+                dedup_days=settings.pickup_dedup_days,
+                max_consecutive_failures=settings.pickup_max_consecutive_failures,
+                max_message_bytes=settings.max_message_bytes,
+                max_inbound_depth=settings.max_inbound_depth,
+            ),
+            endpoint_policy=self.endpoint_policy,
+        )
+
+    @cached_property
+    def pickup(self) -> PickupService:
+        return PickupService(
+            integrations=self.stores.integrations, states=self.stores.pickups, runner=self.pickup_runner,
+            audit=self.audit,
+        )  # fmt: skip
+
+    @cached_property
+    def endpoint_policy(self) -> EndpointRetryPolicy:
+        settings = self.settings
+        return EndpointRetryPolicy(
+            max_attempts=settings.endpoint_retry_max_attempts,
+            base_delay_s=settings.endpoint_retry_base_delay_s,
+            window_s=settings.endpoint_retry_window_s,
+        )
 
     @cached_property
     def ingest(self) -> Ingest:
@@ -74,7 +131,7 @@ class Services:
 
     @cached_property
     def engine(self) -> DeliveryEngine:
-        settings, stores = self.settings, self.stores
+        stores = self.stores
         return DeliveryEngine(
             configs=self.configs,
             senders=self.senders,
@@ -82,11 +139,7 @@ class Services:
             payloads=stores.payloads,
             failures=stores.failures,
             error_window=stores.error_window,
-            endpoint_policy=EndpointRetryPolicy(
-                max_attempts=settings.endpoint_retry_max_attempts,
-                base_delay_s=settings.endpoint_retry_base_delay_s,
-                window_s=settings.endpoint_retry_window_s,
-            ),
+            endpoint_policy=self.endpoint_policy,
             metrics=self.metrics,
             parker=self.parker,
         )
@@ -96,23 +149,40 @@ class Services:
         return FailureQueries(self.stores.failures, self.stores.payloads)
 
     @cached_property
-    def jobs(self) -> JobService:
-        settings, stores = self.settings, self.stores
-        return JobService(
+    def job_pages(self) -> JobPages:
+        settings = self.settings
+        limits = JobLimits(
+            page_size=settings.job_page_size,
+            rate_per_s=settings.job_rate_limit_per_s,
+            max_inbound_depth=settings.max_inbound_depth,
+        )
+        return JobPages(self.stores.job_pages, limits=limits)
+
+    @cached_property
+    def jobs(self) -> JobLifecycle:
+        stores = self.stores
+        return JobLifecycle(
             jobs=stores.jobs,
             integrations=stores.integrations,
             failures=stores.failures,
-            payloads=stores.payloads,
+            pages=self.job_pages,
+            audit=self.audit,
+        )
+
+    @cached_property
+    def job_runner(self) -> JobRunner:
+        stores = self.stores
+        batches = JobBatches(
+            failures=stores.failures, payloads=stores.payloads, inbound=stores.inbound, parker=self.parker
+        )
+        return JobRunner(
+            jobs=stores.jobs,
+            failures=stores.failures,
+            pages=self.job_pages,
+            batches=batches,
             inbound=stores.inbound,
-            job_pages=stores.job_pages,
-            limits=JobLimits(
-                page_size=settings.job_page_size,
-                rate_per_s=settings.job_rate_limit_per_s,
-                max_inbound_depth=settings.max_inbound_depth,
-            ),
             metrics=self.metrics,
             audit=self.audit,
-            parker=self.parker,
         )
 
     @cached_property
@@ -129,7 +199,7 @@ class Services:
             job_pages=stores.job_pages,
             payloads=stores.payloads,
             failures=stores.failures,
-            jobs=self.jobs,
+            jobs=self.job_runner,
             state=stores.sweep_state,
             main_flow=stores.main_flow,
             max_reinserts=settings.recovery_max_reinserts,
@@ -155,9 +225,31 @@ class Services:
         return HealthCheck(lambda: check_health(self.stores.health_probes, timeout_s=timeout_s))
 
     async def close(self) -> None:
+        if "pickup" in self.__dict__:
+            await self.pickup.close()
+        if "pickup_readers" in self.__dict__:
+            await self.pickup_readers.aclose()
         if "senders" in self.__dict__:
             await self.senders.aclose()
         await self.stores.close()
+
+
+def own_names(settings: Settings) -> frozenset[tuple[str, str, str]]:
+    """The queues, containers and Service Bus queue Rebound itself uses: no pickup source may drain them."""
+    names = StorageNames(settings.prefix)
+    queues = [names.inbound, names.jobs_queue, names.recovery, names.health_probe]
+    queues += [poison_queue(q) for q in (names.inbound, names.jobs_queue)]
+    # The Functions host's own containers, besides ours.
+    containers = [names.payloads, names.recovery_payloads, "azure-webjobs-hosts", "azure-webjobs-secrets"]
+    own = {
+        (kind, connection, name)
+        for connection in (STORAGE_SETTING, RECOVERY_STORAGE_SETTING)
+        for kind, group in (("storage_queue", queues), ("blob", containers))
+        for name in group
+    }
+    if settings.recovery_backend is RecoveryBackend.SERVICE_BUS:
+        own.add(("service_bus", settings.recovery_service_bus_connection, settings.recovery_service_bus_queue))
+    return frozenset(own)
 
 
 # Azure SDK aio clients are bound to the loop that first used them; the Functions worker runs one

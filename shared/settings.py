@@ -33,6 +33,10 @@ DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 #: Bulk producers (jobs, sweeps) pause while `inbound` is deeper than this (DESIGN.md section 10).
 DEFAULT_MAX_INBOUND_DEPTH = 1000
 
+#: Pickup sources are looked at no more often than this by default (MIN_PICKUP_INTERVAL_S).
+DEFAULT_MIN_PICKUP_INTERVAL_S = 60
+DEFAULT_PICKUP_DEDUP_DAYS = 5
+
 STORAGE_SETTING = "AzureWebJobsStorage"
 RECOVERY_STORAGE_SETTING = "RecoveryStorage"
 
@@ -177,6 +181,21 @@ class Settings(BaseSettings):
     #: Who may call the portal/API (shared.auth): `entra` (Easy Auth + Entra ID app roles; the secure
     #: default), `dev` (devhost plays Easy Auth), `key` (function keys, one key opens everything).
     auth_mode: AuthMode = Field(default=AuthMode.ENTRA, validation_alias="AUTH_MODE")
+
+    #: The shortest `source.interval_seconds` a config may ask for (pickup, issue 16).
+    min_pickup_interval_s: Annotated[int, Field(ge=1, le=86_400)] = Field(
+        default=DEFAULT_MIN_PICKUP_INTERVAL_S, validation_alias="MIN_PICKUP_INTERVAL_S"
+    )
+    #: NCRONTAB of the timer that runs the sources that are due.
+    pickup_schedule: str = Field(default="*/15 * * * * *", validation_alias="PICKUP_SCHEDULE")
+    #: An item picked within this many days is not ingested again (e.g. when its removal failed).
+    pickup_dedup_days: Annotated[int, Field(ge=1, le=365)] = Field(
+        default=DEFAULT_PICKUP_DEDUP_DAYS, validation_alias="PICKUP_DEDUP_DAYS"
+    )
+    #: After this many failed runs in a row a `pickup` failure is recorded, and counting starts over.
+    pickup_max_consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=5, validation_alias="PICKUP_MAX_CONSECUTIVE_FAILURES"
+    )
 
     _environ: dict[str, str] = PrivateAttr(default_factory=dict)
 

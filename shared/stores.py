@@ -19,6 +19,7 @@ from shared.failures.ports import FailureStore
 from shared.jobs.ports import JobStore
 from shared.messages.ports import MessageQueue, PayloadStore
 from shared.operability.health import HealthProbe
+from shared.pickup.ports import PickupStates, SeenItems
 from shared.recovery.ports import MainFlowProbe, MessageSource, RecoveryFlow, SweepState
 
 
@@ -53,6 +54,16 @@ class Stores(Protocol):
 
     @property
     def recovery(self) -> RecoveryFlow: ...
+
+    @property
+    def pickups(self) -> PickupStates:
+        """Per pickup source: the last run and the lease of the run going on."""
+        ...
+
+    @property
+    def pickup_seen(self) -> SeenItems:
+        """Items already picked (duplicate detection)."""
+        ...
 
     @property
     def poison(self) -> Sequence[MessageSource]:

@@ -98,6 +98,9 @@ export const api = {
     request("POST", `${integrationPath(integration)}/jobs`, { body: { action, selection } }),
   cancelJob: (integration, id) => request("POST", `${integrationPath(integration)}/jobs/${segment(id)}/cancel`),
 
+  pickup: (integration) => request("GET", `${integrationPath(integration)}/pickup`),
+  runPickup: (integration) => request("POST", `${integrationPath(integration)}/pickup/run`),
+
   recovery: () => request("GET", "recovery"),
   replay: () => request("POST", "recovery/replay"),
 

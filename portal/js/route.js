@@ -7,7 +7,7 @@
 /** The filter bar's fields, in the API's query parameter names. */
 export const FILTER_KEYS = ["from", "to", "q", "sender", "receiver", "origin", "group"];
 
-export const ORIGINS = ["endpoint", "engine", "ingest", "catastrophic", "config"];
+export const ORIGINS = ["endpoint", "engine", "ingest", "catastrophic", "config", "pickup"];
 
 /** The audit page's filters, in the API's query parameter names. */
 export const AUDIT_FILTER_KEYS = ["integration", "actor", "action", "from", "to"];

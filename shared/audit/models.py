@@ -57,6 +57,8 @@ class AuditAction(StrEnum):
     JOB_CANCEL = "job.cancel"
     #: A recovery sweep run by hand; details: what it moved.
     RECOVERY_REPLAY = "recovery.replay"
+    #: "Pick up now": a pickup source asked to run at once (issue 16); the run's outcome is the source's status.
+    PICKUP_RUN = "pickup.run"
 
 
 class AuditEntry(FrozenModel):

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AnyHttpUrl, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
-from pydantic.config import JsonDict
+from pydantic import AnyHttpUrl, Field, ValidationInfo, field_validator
 
+from shared.config.fields import (
+    HEADER_NAME_PATTERN,
+    QUEUE_NAME_PATTERN,
+    HeaderName,
+    HeaderValue,
+    SettingName,
+    TaggedModel,
+    is_valid_queue_name,
+)
+from shared.pickup.models import Source
 from shared.values import FrozenModel, IntegrationId
 
 #: Spec: linear engine retry runs at least 3 and at most 10 times.
@@ -18,52 +26,12 @@ DEFAULT_LINEAR_COUNT = 3
 #: Azure Storage queues hide a message for at most 7 days.
 MAX_VISIBILITY_DELAY_S = 7 * 24 * 3600
 
-_SETTING_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_QUEUE_NAME_PATTERN = r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$"
-#: RFC 9110 field name: a token.
-HEADER_NAME_PATTERN = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"
-#: RFC 9110 field value: no control characters but horizontal tab (CR, LF and NUL would split or end
-#: the request), written so that JSON Schema (ECMA) and Python read it alike.
-HEADER_VALUE_PATTERN = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
-
-SettingName = Annotated[str, Field(pattern=_SETTING_NAME_PATTERN, max_length=256)]
-
 
 # --- endpoints ------------------------------------------------------------------------------
 
 
-def _valid_header_name(name: str) -> str:
-    if not re.fullmatch(HEADER_NAME_PATTERN, name):
-        raise ValueError("is not a valid header name: use letters, digits and !#$%&'*+-.^_`|~ (RFC 9110 token)")
-    return name
-
-
-def _valid_header_value(value: str) -> str:
-    if not re.fullmatch(HEADER_VALUE_PATTERN, value):
-        raise ValueError("must not contain control characters such as CR, LF or NUL")
-    return value
-
-
-HeaderName = Annotated[str, AfterValidator(_valid_header_name)]
-HeaderValue = Annotated[
-    str,
-    AfterValidator(_valid_header_value),
-    WithJsonSchema({"type": "string", "pattern": HEADER_VALUE_PATTERN}),
-]
-
-
-def _kind_required(schema: JsonDict) -> None:
-    """`kind` chooses the variant of the endpoint union, so a request must name it.
-
-    Code may leave the default (`HttpEndpoint(url=...)`); the JSON contract may not: without
-    the tag the discriminated union cannot tell the variants apart.
-    """
-    required = schema.get("required")
-    schema["required"] = ["kind", *(required if isinstance(required, list) else [])]
-
-
-class _EndpointModel(FrozenModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_kind_required)
+class _EndpointModel(TaggedModel):
+    pass
 
 
 class HttpEndpoint(_EndpointModel):
@@ -83,7 +51,7 @@ class StorageQueueEndpoint(_EndpointModel):
     kind: Literal["storage_queue"] = "storage_queue"
     connection: SettingName
     # The rule is checked below (pydantic's patterns have no look-ahead); the schema states it too.
-    queue: Annotated[str, Field(json_schema_extra={"pattern": _QUEUE_NAME_PATTERN})]
+    queue: Annotated[str, Field(json_schema_extra={"pattern": QUEUE_NAME_PATTERN})]
 
     @field_validator("queue")
     @classmethod
@@ -184,6 +152,8 @@ class IntegrationConfig(FrozenModel):
     error_rules: Annotated[list[ErrorRule], Field(max_length=50)] = Field(default_factory=list)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     persist_failures: bool = True
+    #: Where Rebound fetches messages from, when the upstream system cannot call the API (issue 16).
+    source: Source | None = None
 
     @field_validator("error_rules")
     @classmethod
@@ -192,7 +162,3 @@ class IntegrationConfig(FrozenModel):
         if info.data.get("fallback_endpoint") is None and any(r.action is ErrorAction.REDIRECT for r in rules):
             raise ValueError("a 'redirect' rule needs a fallback_endpoint")
         return rules
-
-
-def is_valid_queue_name(name: str) -> bool:
-    return re.fullmatch(_QUEUE_NAME_PATTERN, name) is not None

@@ -13,6 +13,7 @@ from shared.config.models import Endpoint, HttpEndpoint, IntegrationConfig
 from shared.config.ports import IntegrationStore
 from shared.egress import EgressPolicy
 from shared.errors import EntityTooLarge, FieldError, IntegrationNotFound, PayloadTooLarge, RequestValidationError
+from shared.pickup.validation import SourceRules, source_problems
 from shared.validation import parse_model
 
 
@@ -20,17 +21,26 @@ class IntegrationConfigs:
     """Integration config use cases behind /api/integrations: validated against the egress policy, and
     every change recorded in the audit trail as the actor's."""
 
-    def __init__(self, store: IntegrationStore, *, egress: EgressPolicy, audit: AuditTrail) -> None:
+    def __init__(
+        self,
+        store: IntegrationStore,
+        *,
+        egress: EgressPolicy,
+        audit: AuditTrail,
+        source_rules: SourceRules | None = None,
+    ) -> None:
         self._store = store
         self._egress = egress
         self._audit = audit
+        self._source_rules = source_rules or SourceRules(min_interval_s=1)
 
     async def save(self, integration_id: str, body: Any, *, actor: Actor) -> tuple[IntegrationConfig, bool]:
         """Validate and store a config for `integration_id`; returns (config, created).
 
         The id comes from the route; a body `id` that disagrees is a field error, not a silent rename.
         Endpoints must also pass the egress policy: no literal address it refuses, no reference to an
-        app setting outside ENDPOINT_SECRET_SETTINGS.
+        app setting outside ENDPOINT_SECRET_SETTINGS; so must a pickup source, which must besides run no
+        more often than MIN_PICKUP_INTERVAL_S allows and read none of Rebound's own queues or containers.
         """
         if not isinstance(body, dict):
             raise RequestValidationError(
@@ -42,7 +52,9 @@ class IntegrationConfigs:
                 [{"field": "id", "message": f"must equal the integration in the route ({integration_id!r})"}],
             )
         config = parse_model(IntegrationConfig, {**body, "id": integration_id})
-        refused = egress_problems(config, self._egress)
+        refused = egress_problems(config, self._egress) + source_problems(
+            config.source, self._egress, self._source_rules
+        )
         if refused:
             summary = "; ".join(f"{f['field']}: {f['message']}" for f in refused[:5])
             raise RequestValidationError(f"invalid body: {summary}", refused)

@@ -25,6 +25,8 @@ class FailureOrigin(StrEnum):
     CATASTROPHIC = "catastrophic"
     #: The integration's config cannot deliver (missing, or a connection setting absent).
     CONFIG = "config"
+    #: The integration's pickup source kept failing (PICKUP_MAX_CONSECUTIVE_FAILURES runs); no message, a reason.
+    PICKUP = "pickup"
 
 
 class Failure(FrozenModel):

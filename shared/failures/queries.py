@@ -16,7 +16,7 @@ from shared.failures.models import (
     FailureSummary,
 )
 from shared.failures.ports import DEFAULT_SCAN_BUDGET, FailureStore
-from shared.messages.ports import PayloadStore
+from shared.messages.ports import STORED_WITHOUT_TYPE, PayloadStore
 from shared.messages.wire import is_textual
 from shared.tokens import Cursor
 
@@ -77,8 +77,14 @@ class FailureQueries:
         if failure.body_ref:
             payload = await self._payloads.get(failure.body_ref)
             if payload is not None:
-                content = render_content(payload.data, failure.content_type or payload.content_type)
+                content = render_content(payload.data, failure.content_type or _said(payload.content_type))
         return FailureDetail(failure=failure, content=content)
+
+
+def _said(stored: str | None) -> str | None:
+    """The content type a payload was stored with, or None when it is only the store's default: a
+    message that came without one is shown as text when it decodes, not as base64 of its text."""
+    return None if stored == STORED_WITHOUT_TYPE else stored
 
 
 def check_limit(limit: int) -> int:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.concurrency import each
-from shared.errors import ReboundError, StorageUnavailable
-from shared.failures.models import Failure
+from shared.errors import NothingToResend, ReboundError, StorageUnavailable
+from shared.failures.models import Failure, FailureOrigin
 from shared.failures.ports import FailureLog, Removal
 from shared.messages.models import Envelope
 from shared.messages.ports import MessageQueue, PayloadStore
@@ -96,6 +96,12 @@ class JobBatches:
             await self._payloads.delete_many(refs)
 
     async def _enqueue_again(self, item: BatchItem) -> None:
+        if item.present.origin is FailureOrigin.PICKUP:
+            # It records a source that kept failing, not a message: the source retries on its own.
+            raise NothingToResend(
+                "a pickup failure holds no message to resend: the source is tried again at every interval; "
+                "delete the failure once its cause is fixed"
+            )
         envelope = resend_envelope(await self._failures.restore(item.present))
         _, text = await pack(envelope, self._payloads)
         try:

@@ -13,6 +13,9 @@ from typing import Protocol
 
 from shared.errors import StorageError
 
+#: What a payload put without a content type reads back as: a blob always has one, and this is its default.
+STORED_WITHOUT_TYPE = "application/octet-stream"
+
 
 @dataclass(frozen=True)
 class Payload:
@@ -27,7 +30,9 @@ class PayloadStore(Protocol):
         """Write (or overwrite: a ref names one message, so a retry writes the same bytes); returns `ref`."""
         ...
 
-    async def get(self, ref: str) -> Payload | None: ...
+    async def get(self, ref: str) -> Payload | None:
+        """The payload; put without a content type, it reads back as `STORED_WITHOUT_TYPE`."""
+        ...
 
     async def delete(self, ref: str) -> bool:
         """True when this call removed it; a missing payload counts as deleted."""

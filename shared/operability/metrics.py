@@ -37,6 +37,9 @@ class Counter(StrEnum):
     FAILURES_INGEST = "failures_ingest"
     FAILURES_CATASTROPHIC = "failures_catastrophic"
     FAILURES_CONFIG = "failures_config"
+    FAILURES_PICKUP = "failures_pickup"
+    #: Items a pickup source gave up and Rebound enqueued (or parked).
+    PICKED = "picked"
     PARKED = "parked"
     REINSERTED = "reinserted"
     JOB_ITEMS = "job_items"

@@ -1,7 +1,8 @@
 """What recovery needs, and what the rest of the domain needs from it.
 
 `Parking` is the seam ingest, the engine and the job runner depend on: somewhere to park a message
-(`Parker` implements it), so none of them depends on the sweeper, which itself uses the job runner.
+(`Parker` implements it), so none of them depends on the sweeper, which itself fails and resumes jobs
+through `shared.jobs.ports.JobControl`.
 The rest is what the sweep reads and writes: the recovery flow (a separate failure domain), the
 queues it drains, the last sweep's result and a check that the main flow can take messages back.
 On Azure: shared/storage/recovery_queue.py, recovery_service_bus.py, sweep_state.py, flow_probe.py.
@@ -55,7 +56,10 @@ class MessageSource(Protocol):
         """Up to `max_messages`, hidden from other receivers for `lease_s` while they are moved."""
         ...
 
-    async def delete(self, message: RecoveryMessage) -> None: ...
+    async def delete(self, message: RecoveryMessage) -> None:
+        """Take a received message off the queue; deleting one that is gone already does nothing.
+        `ConcurrencyConflict` when its lease lapsed and another receiver took it: it is theirs now."""
+        ...
 
     async def status(self) -> RecoveryQueueStatus: ...
 

@@ -26,6 +26,7 @@ from shared.storage.job_table import TableJobStore
 from shared.storage.message_queue import StorageMessageQueue
 from shared.storage.names import StorageNames, poison_queue
 from shared.storage.payload_blobs import BlobPayloadStore
+from shared.storage.pickup_tables import TablePickupStates, TableSeenItems
 from shared.storage.recovery_queue import StorageQueueSource, StorageRecoveryFlow
 from shared.storage.recovery_service_bus import ServiceBusRecoveryFlow
 from shared.storage.sweep_state import TableSweepState
@@ -94,6 +95,14 @@ class AzureStores:
             )
         account = self.recovery_account
         return StorageRecoveryFlow(account.queues, account.blobs, self.names.recovery, self.names.recovery_payloads)
+
+    @cached_property
+    def pickups(self) -> TablePickupStates:
+        return TablePickupStates(self.account.tables.table(self.names.pickups))
+
+    @cached_property
+    def pickup_seen(self) -> TableSeenItems:
+        return TableSeenItems(self.account.tables.table(self.names.pickup_seen))
 
     @cached_property
     def poison(self) -> Sequence[MessageSource]:

@@ -54,6 +54,14 @@ def row_key_after(cursor: Cursor | None) -> str | None:
     return after
 
 
+def position_key(position: Cursor | None) -> str | None:
+    """The RowKey a selection position resumes after (positions are raw RowKeys, kept in job
+    checkpoints); `BadParameter("cursor")` for anything else."""
+    if position is not None and re.fullmatch(RECORD_ID_PATTERN, position) is None:
+        raise BadParameter("cursor", "is not a position this store returned")
+    return position
+
+
 def version_of(row: Mapping[str, Any]) -> Version:
     """The version of a row as read (its ETag)."""
     return Version(str(row["_etag"]))

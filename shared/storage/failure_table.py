@@ -20,7 +20,7 @@ from shared.errors import ConcurrencyConflict
 from shared.failures.models import Failure, FailureFilter, FailureGroup, FailureOrigin, FailurePage, FailureSummary
 from shared.failures.ports import DEFAULT_SCAN_BUDGET, Removal, SelectedFailure, StoredFailure
 from shared.ids import id_prefix_at
-from shared.storage.cursors import row_key_after, version_of
+from shared.storage.cursors import position_key, row_key_after, version_of
 from shared.storage.failure_filter import (
     Q_SCAN_PAGE,
     SERVER_PAGE,
@@ -152,8 +152,12 @@ class TableFailureStore:
         after: Cursor | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[SelectedFailure]:
-        """The position of a selected failure is its RowKey (kept in a job's checkpoint)."""
-        query = build_query(integration, selection, after_row_key=after, not_after=not_after)
+        """The position of a selected failure is its RowKey (kept in a job's checkpoint).
+
+        `BadParameter("cursor")` for a position that is no RowKey this store issued: used as a raw
+        key bound, a corrupt checkpoint would select nothing, and its job would end having done nothing.
+        """
+        query = build_query(integration, selection, after_row_key=position_key(after), not_after=not_after)
         # One service page per `limit` when the table filters everything itself (a 1,000-row
         # page for 100 items cost ~0.6 s of SDK parsing per job page once deletes were batched).
         rows = stream_matches(self._failures, query, page_size=limit or STREAM_PAGE)
@@ -176,10 +180,21 @@ class TableFailureStore:
 
     async def remove(self, failure: Failure, *, version: Version | None = None) -> bool:
         """Delete the row (ETag-guarded when given) and uncount it; False if it was already gone."""
-        if not await self._failures.delete(failure.integration, failure.id, etag=version):
+        if not await self._delete_read_first(failure, version):
             return False
         await self._bump(failure, -1)
         return True
+
+    async def _delete_read_first(self, failure: Failure, version: Version | None) -> bool:
+        """Delete one row; False when it was gone. Read first: Azurite answers a delete of a missing
+        row (ETag'd or not) with 204 (Azure: 404), and a gone row must not be uncounted again.
+        `ConcurrencyConflict` when `version` is given and the row changed since."""
+        row = await self._failures.get(failure.integration, failure.id)
+        if row is None:
+            return False
+        if version and version_of(row) != version:
+            raise ConcurrencyConflict(f"{self._failures.name}: failure {failure.id} changed since it was read")
+        return await self._failures.delete(failure.integration, failure.id, etag=version)
 
     async def remove_many(self, items: Sequence[tuple[Failure, Version | None]]) -> Removal:
         """Delete many failures, ETag-guarded, in table transactions of up to 100, then uncount them.
@@ -211,17 +226,10 @@ class TableFailureStore:
         return result
 
     async def _remove_one_by_one(self, batch: Sequence[tuple[Failure, Version | None]], result: Removal) -> None:
-        """The fallback after a refused transaction. Each row is read first: Azurite answers an ETag'd
-        delete of a missing row with 204 (Azure: 404), and a gone row must not be uncounted."""
+        """The fallback after a refused transaction: each row on its own, read first."""
         for failure, version in batch:
-            row = await self._failures.get(failure.integration, failure.id)
-            if row is None:
-                result.gone.append(failure)
-                continue
             try:
-                if version and version_of(row) != version:
-                    raise ConcurrencyConflict(f"{self._failures.name}: failure {failure.id} changed since it was read")
-                deleted = await self._failures.delete(failure.integration, failure.id, etag=version)
+                deleted = await self._delete_read_first(failure, version)
             except ConcurrencyConflict as exc:
                 result.changed.append((failure, exc))
                 continue
@@ -328,12 +336,14 @@ class TableFailureStore:
         """Delete up to `limit` failures that failed before `cutoff`, in transactions of 100.
 
         Returns, per failure, the blobs that went with it (the caller deletes them). Old failures
-        are at the end of the partition (inverted-time keys), so this is one key-range query.
+        are at the end of the partition (inverted-time keys), so this is one key-range query. A
+        failure of exactly `cutoff` has the key prefix of `cutoff` and stays: '.' sorts right after
+        the '-' that ends a prefix, so "after prefix." is "failed before cutoff".
         """
         purged: list[list[str]] = []
         batch: list[BatchOperation] = []
         async for row in self._failures.query(
-            "PartitionKey eq @pk and RowKey ge @old", {"pk": integration, "old": id_prefix_at(cutoff)},
+            "PartitionKey eq @pk and RowKey gt @old", {"pk": integration, "old": id_prefix_at(cutoff) + "."},
             select=["RowKey", "BodyRef", "Overflow"],
         ):  # fmt: skip
             batch.append(BatchOperation.delete(integration, row["RowKey"]))

@@ -66,6 +66,16 @@ class StorageNames:
         return f"{self.prefix}recoverystate"
 
     @property
+    def pickups(self) -> str:
+        """Table: per pickup source, the last run and the lease of the run going on."""
+        return f"{self.prefix}pickups"
+
+    @property
+    def pickup_seen(self) -> str:
+        """Table: items already picked, for duplicate detection (PICKUP_DEDUP_DAYS)."""
+        return f"{self.prefix}pickupseen"
+
+    @property
     def health_probe(self) -> str:
         """Queue the sweep writes a probe to (never `inbound`: the engine would read the probe)."""
         return f"{self.prefix}healthprobe"

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage, ServiceBusSubQueue
-from azure.servicebus.exceptions import ServiceBusError
+from azure.servicebus.exceptions import MessageLockLostError, ServiceBusError
 
-from shared.errors import StorageUnavailable
+from shared.errors import ConcurrencyConflict, StorageUnavailable
 from shared.recovery.models import Flow, RecoveryQueueStatus
 from shared.recovery.ports import MessageSource, RecoveryMessage
 from shared.storage.recovery_queue import age_s
@@ -42,6 +42,9 @@ class ServiceBusQueueReader:
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await operation()
+        except MessageLockLostError as exc:
+            # Only a settle raises it: the message went back to the queue for the next receiver.
+            raise ConcurrencyConflict(f"service bus {what} {self.name}: the lock lapsed") from exc
         except (ServiceBusError, TimeoutError) as exc:
             raise StorageUnavailable(f"service bus {what} {self.name}: {type(exc).__name__}") from exc
 
@@ -75,6 +78,7 @@ class ServiceBusQueueReader:
         return [RecoveryMessage(_text_of(m), m.enqueued_time_utc, m) for m in received]
 
     async def delete(self, message: RecoveryMessage) -> None:
+        """`ConcurrencyConflict` when the lock lapsed: the broker hands the message to the next receiver."""
         receiver = await self._get_receiver()
         await self._call("complete", lambda: receiver.complete_message(message.handle))
 

@@ -37,6 +37,7 @@ FAST_SETTINGS = {
     # Timer schedules are %NAME% expressions the host must resolve; tests never read local.settings.json.
     "RECOVERY_SCHEDULE": "0 */5 * * * *",
     "RETENTION_SCHEDULE": "0 17 * * * *",
+    "PICKUP_SCHEDULE": "*/15 * * * * *",
     # Test receivers listen on 127.0.0.1; tests/security runs hosts with this off.
     "ALLOW_PRIVATE_ENDPOINTS": "true",
 }

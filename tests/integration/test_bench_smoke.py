@@ -9,8 +9,21 @@ from bench.__main__ import run
 from bench.options import parse_args
 from bench.report import write_report
 
-TINY = ["--failures", "200", "--raw-sample", "100", "--messages", "100", "--captures", "10", "--parked", "50"]
-EXPECTED_ROWS = {"engine": 2, "jobs": 2, "list": 8, "capture": 1, "recovery": 1}
+TINY = [
+    "--failures",
+    "200",
+    "--raw-sample",
+    "100",
+    "--messages",
+    "100",
+    "--captures",
+    "10",
+    "--parked",
+    "50",
+    "--pickup-files",
+    "30",
+]
+EXPECTED_ROWS = {"engine": 2, "jobs": 2, "list": 8, "capture": 1, "recovery": 1, "pickup": 1}
 
 
 @pytest.mark.timeout(300)

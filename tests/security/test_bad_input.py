@@ -31,7 +31,11 @@ ENDPOINT = {"kind": "http", "url": "https://receiver.example/in"}
 CONFIG: dict[str, Any] = {"name": "Known", "endpoint": ENDPOINT}
 JOB = {"action": "delete", "selection": {"all": True}}
 #: Timers write (the sweep's probe, the purge); once a year keeps them out of the storage comparisons.
-QUIET_TIMERS = {"RECOVERY_SCHEDULE": "0 0 0 1 1 *", "RETENTION_SCHEDULE": "0 0 0 1 1 *"}
+QUIET_TIMERS = {
+    "RECOVERY_SCHEDULE": "0 0 0 1 1 *",
+    "RETENTION_SCHEDULE": "0 0 0 1 1 *",
+    "PICKUP_SCHEDULE": "0 0 0 1 1 *",
+}
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,17 @@ Not exercised: the portal's static files (`/portal`, `/portal/{asset}`): HTML, s
 served from disk, not JSON validated by the models (tests/unit/test_ui.py covers them); the timers
 are not HTTP operations and are not in the document.
 
-Three kinds of rules cannot be written in JSON Schema, so positive cases are made to keep them
+Four kinds of rules cannot be written in JSON Schema, so positive cases are made to keep them
 (negative cases are left alone; they are refused either way):
 - one field bounded by another: `to` not before `from`, `requeue_max_delay_seconds` (given, or its
-  default) not below `requeue_min_delay_seconds`, `status_max` not below `status_min`, a `redirect` rule needs a
-  `fallback_endpoint`;
+  default) not below `requeue_min_delay_seconds`, `status_max` not below `status_min`, a `redirect` rule
+  needs a `fallback_endpoint`, a blob source's `move_to` outside its `prefix`, an SFTP `move_to` other
+  than its `path`;
 - the body's `id` must equal the route's integration;
-- a `cursor` is whatever the previous page returned: any other string is a 400.
+- a `cursor` is whatever the previous page returned: any other string is a 400;
+- what only the app knows: an SFTP `host_key` must be a real public key (its shape is in the schema),
+  and the settings an SFTP source names for its credentials must be allowlisted (ENDPOINT_SECRET_SETTINGS,
+  here `SFTP_SECRET`). The host runs with MIN_PICKUP_INTERVAL_S at the schema's minimum (1).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import asyncssh
 import httpx
 import pytest
 import schemathesis
@@ -71,7 +76,16 @@ schema = schemathesis.openapi.from_dict(api_document(), config=CONFIG).exclude(p
 @pytest.fixture(scope="module")
 def host(azurite: AzuriteProcess) -> Iterator[DevhostProcess]:
     # A generous storage timeout: a 503 here should mean a real outage, not a busy 2-core machine.
-    env = app_env(azurite, unique_prefix(), STORAGE_TIMEOUT_S="30", ALLOW_PRIVATE_ENDPOINTS="true")
+    env = app_env(
+        azurite,
+        unique_prefix(),
+        STORAGE_TIMEOUT_S="30",
+        ALLOW_PRIVATE_ENDPOINTS="true",
+        MIN_PICKUP_INTERVAL_S="1",
+        ENDPOINT_SECRET_SETTINGS=SFTP_SECRET,
+        # The sources it saves name hosts and connections that do not exist: the timer need not try them.
+        PICKUP_SCHEDULE="0 0 0 1 1 *",
+    )
     with running_app(env) as host:
         yield host
 
@@ -102,9 +116,35 @@ def _ordered_instants(values: dict[str, Any]) -> None:
         pass  # absent, or not an instant: nothing to order
 
 
+#: The one setting an SFTP source may name for its credentials in this host, and a key its `host_key` may pin.
+SFTP_SECRET = "SFTP_SECRET"
+SFTP_HOST_KEY = asyncssh.generate_private_key("ssh-ed25519").export_public_key("openssh").decode().strip()
+
+
+def _keep_source_rules(source: dict[str, Any]) -> None:
+    kind = source.get("kind")
+    if kind == "blob" and source.get("after") == "move":
+        prefix, move_to = source.get("prefix", ""), source.get("move_to", "processed/")
+        if isinstance(prefix, str) and isinstance(move_to, str) and prefix.startswith(move_to):
+            source["move_to"] = f"{prefix}_done/"
+    if kind != "sftp":
+        return
+    if isinstance(source.get("host_key"), str) and not source["host_key"].startswith("SHA256:"):
+        source["host_key"] = SFTP_HOST_KEY
+    for name in ("password_setting", "private_key_setting"):
+        if isinstance(source.get(name), str):
+            source[name] = SFTP_SECRET
+    if source.get("after") == "move" and str(source.get("move_to", "/archive")).rstrip("/") == str(
+        source.get("path", "/")
+    ).rstrip("/"):
+        source["move_to"] = f"{str(source.get('path', '/')).rstrip('/')}/archive"
+
+
 def _keep_config_rules(body: dict[str, Any], integration: Any) -> None:
     if "id" in body:
         body["id"] = integration
+    if isinstance(body.get("source"), dict):
+        _keep_source_rules(body["source"])
     backoff = body.get("retry", {}).get("backoff") if isinstance(body.get("retry"), dict) else None
     if isinstance(backoff, dict):
         _ordered(backoff, "requeue_min_delay_seconds", "requeue_max_delay_seconds")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import datetime
 
@@ -10,11 +9,12 @@ from shared.audit.models import AuditEntry, AuditFilter, AuditPage
 from shared.errors import BadParameter
 from shared.ids import RECORD_ID_PATTERN
 from shared.tokens import Cursor
+from tests.twins.faults import Twin
 
 _CURSOR = re.compile(r"^memory-audit:(" + RECORD_ID_PATTERN.strip("^$") + r")$")
 
 
-class MemoryAuditStore:
+class MemoryAuditStore(Twin):
     """Implements `shared.audit.ports.AuditStore`.
 
     Entries are kept as their JSON by id, so a reader gets a copy rebuilt from storage. Ids sort
@@ -23,14 +23,18 @@ class MemoryAuditStore:
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self._entries: dict[str, str] = {}
 
     async def append(self, entry: AuditEntry) -> None:
-        await asyncio.sleep(0)
-        self._entries[entry.id] = entry.model_dump_json()
+        async with self.call("append"):
+            self._entries[entry.id] = entry.model_dump_json()
 
     async def page(self, selection: AuditFilter, *, limit: int, cursor: Cursor | None) -> AuditPage:
-        await asyncio.sleep(0)
+        async with self.call("page"):
+            return self._page(selection, limit=limit, cursor=cursor)
+
+    def _page(self, selection: AuditFilter, *, limit: int, cursor: Cursor | None) -> AuditPage:
         after = _after(cursor)
         matches = [
             entry
@@ -43,11 +47,11 @@ class MemoryAuditStore:
         return AuditPage(items, Cursor(f"memory-audit:{items[-1].id}") if more else None)
 
     async def purge_before(self, cutoff: datetime, *, limit: int) -> int:
-        await asyncio.sleep(0)
-        old = [entry_id for entry_id, text in self._entries.items() if AuditEntry.model_validate_json(text).at < cutoff]
-        for entry_id in sorted(old, reverse=True)[:limit]:
-            del self._entries[entry_id]
-        return min(len(old), limit)
+        async with self.call("purge_before"):
+            old = [key for key, text in self._entries.items() if AuditEntry.model_validate_json(text).at < cutoff]
+            for entry_id in sorted(old, reverse=True)[:limit]:
+                del self._entries[entry_id]
+            return min(len(old), limit)
 
     # --- affordances -------------------------------------------------------------------------
 

@@ -98,6 +98,8 @@ class FakeReceivedMessage:
     sequence_number: int
     message_id: str | None
     scheduled_enqueue_time_utc: datetime | None = None
+    content_type: str | None = None
+    application_properties: dict[str | bytes, object] | None = None
 
 
 @dataclass
@@ -146,8 +148,18 @@ class FakeQueueReceiver:
 
     async def complete_message(self, message: FakeReceivedMessage) -> None:
         self._check_live()
+        await self._client.before_settle(self.entity_name)
         entries = self._client.queue(self.entity_name)
         entries[:] = [s for s in entries if s.message.sequence_number != message.sequence_number]
+        self._client.completed[self.entity_name].append(message)
+
+    async def abandon_message(self, message: FakeReceivedMessage) -> None:
+        """Like the SDK: the lock is released, so the message can be received again at once."""
+        self._check_live()
+        for stored in self._client.queue(self.entity_name):
+            if stored.message.sequence_number == message.sequence_number:
+                stored.locked_until = None
+        self._client.abandoned[self.entity_name].append(message)
 
     async def close(self) -> None:
         self.closed = True
@@ -180,6 +192,10 @@ class FakeServiceBusClient:
         self._always: dict[str, Exception] = {}
         self._send_delay_s: dict[str, float] = {}
         self._queues: defaultdict[str, list[_Stored]] = defaultdict(list)
+        self._settle_errors: defaultdict[str, deque[Exception]] = defaultdict(deque)
+        #: Messages completed and abandoned through receivers, per entity.
+        self.completed: defaultdict[str, list[FakeReceivedMessage]] = defaultdict(list)
+        self.abandoned: defaultdict[str, list[FakeReceivedMessage]] = defaultdict(list)
         self._sequence = 0
         self.receivers: list[FakeQueueReceiver] = []
 
@@ -193,6 +209,10 @@ class FakeServiceBusClient:
         receiver = FakeQueueReceiver(self, entity)
         self.receivers.append(receiver)
         return receiver
+
+    def get_subscription_receiver(self, topic_name: str, subscription_name: str, **kwargs: object) -> FakeQueueReceiver:
+        """A subscription is modelled as the entity `<topic>/subscriptions/<name>`."""
+        return self.get_queue_receiver(f"{topic_name}/subscriptions/{subscription_name}")
 
     def get_queue_sender(self, queue_name: str, **kwargs: object) -> FakeQueueSender:
         if self.closed:
@@ -233,6 +253,14 @@ class FakeServiceBusClient:
         else:
             self._always[entity] = error
 
+    def fail_next_settles(self, entity: str, *errors: Exception) -> None:
+        """The next completes on `entity` raise these (a lock lost, a connection dropped)."""
+        self._settle_errors[entity].extend(errors)
+
+    async def before_settle(self, entity: str) -> None:
+        if self._settle_errors[entity]:
+            raise self._settle_errors[entity].popleft()
+
     def delay_sends(self, entity: str, seconds: float) -> None:
         """Sends to `entity` take this long before they complete (a slow or stuck broker)."""
         self._send_delay_s[entity] = seconds
@@ -264,6 +292,8 @@ class FakeServiceBusClient:
             sequence_number=self._sequence,
             message_id=message.message_id,
             scheduled_enqueue_time_utc=visible_at,
+            content_type=message.content_type,
+            application_properties=dict(message.application_properties or {}),
         )
         self._queues[entity].append(_Stored(received, visible_at or now))
         self.sent[entity].append(message)

@@ -46,6 +46,9 @@ def test_app_registers_exactly_the_expected_functions():
         "retention_purge",
         "recovery_status",
         "recovery_replay",
+        "pickup_sources",
+        "get_pickup",
+        "run_pickup",
     }
 
 

@@ -28,12 +28,17 @@ DEVHOST_MUST_NOT_IMPORT = ("devtools",)
 #: The Table dialect (keys, ETags, OData): none of it may appear in shared/ outside the storage line.
 TABLE_DIALECT = re.compile(r"RowKey|PartitionKey|_etag|query_entities| eq '")
 STORAGE_LINE = "shared.storage"
-#: What may import the storage package besides itself: the composition root, and the delivery adapters,
-#: the edge to receivers' own systems (a receiver's Storage queue goes through the same queue gateway,
-#: and its Service Bus client is built where every Azure client is).
-MAY_IMPORT_STORAGE = ("shared.services", "shared.delivery.adapters")
-#: Where Azure SDK modules may be imported: the storage line, the adapters, and the telemetry exporter.
-MAY_IMPORT_AZURE_SDK = ("shared.storage", "shared.delivery.adapters", "shared.operability.telemetry")
+#: What may import the storage package besides itself: the composition root, and the delivery adapters and
+#: pickup readers, the edges to receivers' and upstreams' own systems (their Storage queues and blobs go
+#: through the same gateways, and their Service Bus clients are built where every Azure client is).
+MAY_IMPORT_STORAGE = ("shared.services", "shared.delivery.adapters", "shared.pickup.readers")
+#: Where Azure SDK modules may be imported: the storage line, the adapters and readers, and the telemetry exporter.
+MAY_IMPORT_AZURE_SDK = (
+    "shared.storage",
+    "shared.delivery.adapters",
+    "shared.pickup.readers",
+    "shared.operability.telemetry",
+)
 
 
 def modules_under(root: Path, packages: Iterable[str], top_level: Iterable[str] = ()) -> dict[str, Path]:

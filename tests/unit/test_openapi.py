@@ -283,6 +283,7 @@ ROLES = {
     "start_job": Role.OPERATOR,
     "cancel_job": Role.OPERATOR,
     "recovery_replay": Role.OPERATOR,
+    "run_pickup": Role.OPERATOR,
     "ingest_message": None,
     "ingest": None,
     "me": None,
@@ -325,7 +326,43 @@ NEW_SCHEMAS = {"Actor", "AuditAction", "AuditEntry", "AuditList", "AuthMode", "R
 def test_the_document_is_mains_but_for_the_listed_changes(document):
     # Given the generated document without what issue 17 added (its new operations, their schemas, and the
     # `created_by` jobs now carry)
-    generated = json.loads(json.dumps(document))
+    generated = without_issue_17_additions(document)
+
+    # And main's document as it was served before it was generated from the routes, with the deliberate
+    # changes applied to it
+    expected = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    # 1-3. Issue 17: security per kind and role, the 401/403 envelopes, the page's and ingest's descriptions.
+    with_issue_17_security(expected, generated)
+    expected["components"]["securitySchemes"] = document["components"]["securitySchemes"]
+    # 4. Ingest's answer documents `parked`, which it always sent (the handler now returns the model).
+    accepted = expected["components"]["schemas"]["MessageAccepted"]
+    accepted["properties"]["parked"] = document["components"]["schemas"]["MessageAccepted"]["properties"]["parked"]
+    accepted["required"].append("parked")
+    # 5. Issue 16, pickup: its two routes under their own tag, an optional `source` on the config (a union
+    #    of five source models), the status model, and the failure origin `pickup`; nothing else moves.
+    schemas = generated["components"]["schemas"]
+    pickup_paths = ("/integrations/{integration}/pickup", "/integrations/{integration}/pickup/run")
+    expected["paths"].update({path: generated["paths"][path] for path in pickup_paths})
+    expected["tags"].insert(expected["tags"].index({"name": "recovery"}) + 1, {"name": "pickup"})
+    for name in ("BlobSource", "SftpSource", "StorageQueueSource", "ServiceBusSource", "HttpPollSource"):
+        expected["components"]["schemas"][name] = schemas[name]
+    for name in ("PickupStatus", "PickupOutcome"):
+        expected["components"]["schemas"][name] = schemas[name]
+    for name in ("IntegrationConfig", "IntegrationConfigBody"):
+        source = schemas[name]["properties"]["source"]
+        assert {ref["$ref"].rsplit("/", 1)[1] for ref in source["anyOf"][0]["oneOf"]} == {
+            "BlobSource", "SftpSource", "StorageQueueSource", "ServiceBusSource", "HttpPollSource"
+        } and source["anyOf"][1] == {"type": "null"} and source["default"] is None  # fmt: skip
+        expected["components"]["schemas"][name]["properties"]["source"] = source
+    expected["components"]["schemas"]["FailureOrigin"]["enum"].append("pickup")
+    expected["components"]["schemas"] = dict(sorted(expected["components"]["schemas"].items()))
+
+    # Then the generated document is exactly that
+    assert generated == expected
+
+
+def without_issue_17_additions(document: dict[str, Any]) -> dict[str, Any]:
+    generated: dict[str, Any] = json.loads(json.dumps(document))
     for path, item in list(generated["paths"].items()):
         for method, operation in list(item.items()):
             if operation["operationId"] in NEW_OPERATIONS:
@@ -336,35 +373,26 @@ def test_the_document_is_mains_but_for_the_listed_changes(document):
         generated["components"]["schemas"].pop(name)
     generated["components"]["schemas"]["Job"]["properties"].pop("created_by")
     generated["tags"] = [tag for tag in generated["tags"] if tag["name"] not in ("identity", "audit")]
+    return generated
 
-    # And main's document as it was served before it was generated from the routes, with the deliberate
-    # changes applied to it
-    expected = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
-    schemes = document["components"]["securitySchemes"]
+
+def with_issue_17_security(expected: dict[str, Any], generated: dict[str, Any]) -> None:
+    """Each operation's security as its kind takes it, listing its role; 401/403 as the error envelope of the
+    routes that name their caller; the page and DESIGN.md's ingest route describing sign-in and the senders' route."""
+    schemes = list(SECURITY_SCHEMES)
     for _, _, operation in operations(expected):
         name = operation["operationId"]
-        # 1. Security per operation: the schemes of its kind, each listing the role the route is for (issue 17).
+        now = generated_operation(generated, name)
         if "security" in operation:
             role = ROLES.get(name, Role.READER)
-            kinds = ["functionKeyHeader", "functionKeyQuery"] if name in INGEST_OPERATIONS else list(schemes)
+            kinds = ["functionKeyHeader", "functionKeyQuery"] if name in INGEST_OPERATIONS else schemes
             operation["security"] = [{scheme: [role.value] if role else []} for scheme in kinds]
-            # 2. 401 and 403 of the routes that name their caller are the error envelope.
             if name not in INGEST_OPERATIONS:
-                operation["responses"]["401"] = generated_operation(generated, name)["responses"]["401"]
+                operation["responses"]["401"] = now["responses"]["401"]
             if role is not None:
-                operation["responses"]["403"] = generated_operation(generated, name)["responses"]["403"]
-        # 3. The page and DESIGN.md's ingest route say how sign-in and the senders' route work.
+                operation["responses"]["403"] = now["responses"]["403"]
         if name in ("portal", "ingest_message"):
-            operation["summary"] = generated_operation(generated, name)["summary"]
-            operation["description"] = generated_operation(generated, name)["description"]
-    expected["components"]["securitySchemes"] = schemes
-    # 4. Ingest's answer documents `parked`, which it always sent (the handler now returns the model).
-    accepted = expected["components"]["schemas"]["MessageAccepted"]
-    accepted["properties"]["parked"] = document["components"]["schemas"]["MessageAccepted"]["properties"]["parked"]
-    accepted["required"].append("parked")
-
-    # Then the generated document is exactly that
-    assert generated == expected
+            operation["summary"], operation["description"] = now["summary"], now["description"]
 
 
 def generated_operation(document: dict[str, Any], name: str) -> dict[str, Any]:
@@ -403,7 +431,7 @@ def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):
                     continue
                 name = parameter["name"]
                 config_route = path in ("/integrations/{integration}", "/ingest/{integration}") or path.endswith(
-                    "/messages"
+                    ("/messages", "/pickup", "/run")
                 )
                 shape = (CONFIG_ID if config_route else FAILURES_INTEGRATION).pattern
                 assert parameter["schema"]["pattern"] == expected.get(name, shape), f"{method} {path} {name}"

@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from azure.servicebus.exceptions import ServiceBusConnectionError
+from azure.servicebus.exceptions import MessageLockLostError, ServiceBusConnectionError
 
-from shared.errors import StorageUnavailable
+from shared.errors import ConcurrencyConflict, StorageUnavailable
 from shared.messages.models import Envelope
 from shared.operability.metrics import Metrics
 from shared.recovery.models import ParkedMessage
-from shared.recovery.sweeper import Parker
+from shared.recovery.parker import Parker
+from shared.recovery.sweeper import RecoverySweeper
 from shared.storage.recovery_service_bus import ServiceBusRecoveryFlow
 from tests.twins.service_bus import FakeServiceBusClient
+from tests.unit.on_twins import audit_on, envelopes_on, make_jobs
 
 
 @pytest.fixture
@@ -112,3 +114,49 @@ async def test_dead_lettered_messages_are_a_source_of_their_own(client, store):
     assert ParkedMessage.model_validate_json(message.text).reason == "test"
     assert (await dead_letters.status()).count == 0
     assert (await store.status()).count == 0
+
+
+async def test_completing_a_message_whose_lock_lapsed_is_a_conflict(client, store, monkeypatch):
+    # Given a received message whose lock the broker has since given to another receiver
+    await Parker(store, delay_s=0, metrics=Metrics()).park_envelope(Envelope(integration="orders", body_text="x"), "t")
+    [message] = await store.receive(10, lease_s=60)
+    receiver = await store._get_receiver()
+
+    async def lock_lost(_message: object) -> None:
+        raise MessageLockLostError(message="the lock supplied is invalid")
+
+    monkeypatch.setattr(receiver, "complete_message", lock_lost)
+
+    # When it is completed, then that is a conflict (the sweep counts it), not an outage
+    with pytest.raises(ConcurrencyConflict):
+        await store.delete(message)
+
+
+async def test_the_sweep_moves_the_flow_and_its_dead_letters_back_to_inbound(client, stores, fake_time):
+    # Given the Service Bus backend with one parked and one dead-lettered message
+    from azure.servicebus import ServiceBusMessage
+
+    flow = ServiceBusRecoveryFlow(client, "recovery", timeout_s=5, clock=fake_time.now)
+    await Parker(flow, delay_s=0, metrics=Metrics()).park_envelope(Envelope(integration="orders", body_text="a"), "t")
+    dead = ParkedMessage(
+        flow="inbound",
+        text=Envelope(integration="orders", body_text="b").model_dump_json(),
+        reason="dlq",
+        parked_at=fake_time.now(),
+    )
+    client.enqueue("recovery/$deadletterqueue", ServiceBusMessage(dead.model_dump_json()))
+    sweeper = RecoverySweeper(
+        flow=flow, poison=stores.poison, inbound=stores.inbound, job_pages=stores.job_pages,
+        payloads=stores.payloads, failures=stores.failures, jobs=make_jobs(stores, fake_time).runner,
+        state=stores.sweep_state, main_flow=stores.main_flow, max_reinserts=3, batch_size=100,
+        max_inbound_depth=1000, metrics=Metrics(), audit=audit_on(stores, fake_time), clock=fake_time.now,
+    )  # fmt: skip
+
+    # When it sweeps
+    result = await sweeper.sweep(trigger="manual")
+
+    # Then both are back on inbound, each counted under its own queue
+    assert result.reinserted == 2
+    assert result.by_queue == {"recovery": 1, "recovery/$deadletterqueue": 1}
+    assert sorted(e.body_text or "" for e in envelopes_on(stores)) == ["a", "b"]
+    await flow.close()

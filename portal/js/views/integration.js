@@ -7,6 +7,7 @@
 //   selection.js         rows picked, or "Select all messages"
 //   job-actions.js       Retry/Delete: why disabled, confirm, start, the 409 note
 //   groups.js            failure groups, beside the list
+//   pickup.js            the pickup source and its runs, "Pick up now" (hidden without a source)
 // A new part of the page is one more component: created here, placed in the layout below, and
 // wired to the others through its callbacks. When only the filters change the page updates in
 // place (keeping focus) instead of being rebuilt.
@@ -22,6 +23,7 @@ import { createGroupsPanel } from "./groups.js";
 import { createIntegrationHead } from "./integration-head.js";
 import { announceFinished, createJobActions } from "./job-actions.js";
 import { createJobsPanel } from "./jobs.js";
+import { createPickupPanel } from "./pickup.js";
 import { createSelection } from "./selection.js";
 
 export function mountIntegration(main, route) {
@@ -33,6 +35,8 @@ export function mountIntegration(main, route) {
   const head = createIntegrationHead(integration, { onRefresh: () => refresh() });
   const filterBar = createFilterBar({ onApply: (next) => navigate(next) });
   const groupsPanel = createGroupsPanel({ onPick: (group) => navigate({ ...filters, group: group ?? undefined }) });
+  // A run brings no failures of its own unless it failed too often (a `pickup` failure): show the list as it is.
+  const pickupPanel = createPickupPanel(integration, { onRun: () => jobFinishedOrPicked() });
   const selection = createSelection({
     onChange: () => {
       list.showSelection();
@@ -55,7 +59,7 @@ export function mountIntegration(main, route) {
     onConflict: (activeJobId) => (activeJobId ? jobsPanel.trackById(activeJobId) : jobsPanel.load()),
   });
 
-  replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, list, selection, actions, acts }));
+  replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, list, selection, actions, acts }));
 
   // Groups feed two components: the panel and the filter bar's group choice.
   async function loadGroups() {
@@ -76,7 +80,8 @@ export function mountIntegration(main, route) {
   }
 
   function refresh() {
-    head.load();
+    // The pickup panel asks for a status only when the config has a source.
+    head.load().then((config) => pickupPanel.show(config));
     loadGroups();
     jobsPanel.load();
     showFailures();
@@ -84,7 +89,11 @@ export function mountIntegration(main, route) {
 
   function jobFinished(job) {
     announceFinished(job);
-    // Its failures are gone (or some came back): show the list as it is now.
+    jobFinishedOrPicked();
+  }
+
+  /** Failures are gone, came back or were added: show the list as it is now. */
+  function jobFinishedOrPicked() {
     loadGroups();
     showFailures();
   }
@@ -110,13 +119,13 @@ export function mountIntegration(main, route) {
     },
     destroy() {
       disposed = true;
-      for (const component of [head, list, actions, jobsPanel]) component.destroy();
+      for (const component of [head, list, actions, jobsPanel, pickupPanel]) component.destroy();
     },
   };
 }
 
-/** Where each component sits: the head on top; jobs, filters and failures in the main column; groups beside. */
-function pageLayout({ head, jobsPanel, filterBar, groupsPanel, list, selection, actions, acts }) {
+/** Where each component sits: the head on top; jobs, filters and failures in the main column; pickup and groups beside. */
+function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, list, selection, actions, acts }) {
   return [
     head.parts.breadcrumb,
     head.parts.heading,
@@ -130,7 +139,7 @@ function pageLayout({ head, jobsPanel, filterBar, groupsPanel, list, selection, 
         h("section", { class: "card", "aria-label": "Filters" }, filterBar.element),
         failuresCard(list, selection, actions, acts),
       ),
-      h("div", { class: "side" }, groupsPanel.element),
+      h("div", { class: "side" }, pickupPanel.element, groupsPanel.element),
     ),
   ];
 }

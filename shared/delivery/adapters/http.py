@@ -20,7 +20,8 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from shared.config.models import HEADER_NAME_PATTERN, HttpEndpoint
+from shared.config.fields import HEADER_NAME_PATTERN
+from shared.config.models import HttpEndpoint
 from shared.delivery.adapters.base import Delivery, Response
 from shared.delivery.adapters.egress_network import VettedTransport
 from shared.egress import SETTING_REFERENCE, EgressPolicy
@@ -180,7 +181,7 @@ class HttpSender:
         async with self._client.stream(
             self.endpoint.method, self._url, content=body, headers=headers, timeout=timeout_s
         ) as answer:
-            content = await _read_limited(answer)
+            content = await read_limited(answer)
         status = answer.status_code
         retry_after_s = parse_retry_after(answer.headers.get("retry-after"), now=self._clock())
         detail = "" if 200 <= status < 300 else one_line(_decode(content, answer.charset_encoding))
@@ -217,28 +218,9 @@ class HttpSender:
         return encoded
 
     def _resolve(self, header: str, value: str) -> str:
-        def setting(match: re.Match[str]) -> str:
-            name = match.group(1)
-            refused = self._egress.check_setting_reference(name)
-            if refused is not None:
-                # Save time refuses this; a config written to the table directly, or saved before the
-                # allowlist shrank, must still never send the setting (a config failure, nothing sent).
-                raise EgressRefused(f"{self.target}: header {header!r} {refused}")
-            resolved = self._resolve_setting(name)
-            if not resolved:
-                # Name the setting so the fix is obvious; its value never appears in an error.
-                raise PermanentDeliveryError(
-                    f"{self.target}: header {header!r} references app setting {name!r}, which is not set"
-                )
-            if resolved.startswith(_KEY_VAULT_REFERENCE):
-                # The platform leaves the reference text in place when it cannot read the secret.
-                raise ConfigError(
-                    f"{self.target}: header {header!r} references app setting {name!r}, an unresolved Key Vault "
-                    "reference (is the secret there, and may the app's identity read it?)"
-                )
-            return resolved
-
-        return SETTING_REFERENCE.sub(setting, value)
+        return resolve_references(
+            self.target, header, value, egress=self._egress, resolve_setting=self._resolve_setting
+        )
 
     def _transient(self, reason: str) -> TransientDeliveryError:
         logger.debug("delivery to %s failed: %s", self.target, reason)
@@ -248,13 +230,46 @@ class HttpSender:
         """Nothing to release: the shared client belongs to whoever built it."""
 
 
-async def _read_limited(answer: httpx.Response) -> bytes:
+def resolve_references(
+    target: str, header: str, value: str, *, egress: EgressPolicy, resolve_setting: SettingResolver
+) -> str:
+    """A header value with each `%NAME%` replaced by app setting NAME, which the egress policy must allow.
+
+    Raises `EgressRefused` for a setting outside the allowlist, `PermanentDeliveryError` for one that is
+    not set, `ConfigError` for an unresolved Key Vault reference; errors name the setting, never its value.
+    """
+
+    def setting(match: re.Match[str]) -> str:
+        name = match.group(1)
+        refused = egress.check_setting_reference(name)
+        if refused is not None:
+            # Save time refuses this; a config written to the table directly, or saved before the
+            # allowlist shrank, must still never send the setting (a config failure, nothing sent).
+            raise EgressRefused(f"{target}: header {header!r} {refused}")
+        resolved = resolve_setting(name)
+        if not resolved:
+            # Name the setting so the fix is obvious; its value never appears in an error.
+            raise PermanentDeliveryError(
+                f"{target}: header {header!r} references app setting {name!r}, which is not set"
+            )
+        if resolved.startswith(_KEY_VAULT_REFERENCE):
+            # The platform leaves the reference text in place when it cannot read the secret.
+            raise ConfigError(
+                f"{target}: header {header!r} references app setting {name!r}, an unresolved Key Vault "
+                "reference (is the secret there, and may the app's identity read it?)"
+            )
+        return resolved
+
+    return SETTING_REFERENCE.sub(setting, value)
+
+
+async def read_limited(answer: httpx.Response, limit: int = MAX_RESPONSE_READ_BYTES) -> bytes:
     received = bytearray()
     async for chunk in answer.aiter_bytes():
         received += chunk
-        if len(received) >= MAX_RESPONSE_READ_BYTES:
+        if len(received) >= limit:
             break
-    return bytes(received[:MAX_RESPONSE_READ_BYTES])
+    return bytes(received[:limit])
 
 
 def _decode(content: bytes, charset: str | None) -> str:

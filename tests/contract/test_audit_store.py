@@ -7,7 +7,6 @@ once; the retention purge removing only what is older than the cutoff.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,26 +15,11 @@ from shared.audit.models import Actor, AuditAction, AuditEntry, AuditFilter
 from shared.audit.ports import AuditStore
 from shared.errors import BadParameter
 from shared.ids import newest_first_id
-from shared.settings import Settings
-from shared.storage.azure import AzureStores
-from tests.twins.audit import MemoryAuditStore
 
 #: Months before the clock of this machine: a listing starts from the current month (and a day ahead).
 BASE = datetime(2026, 3, 14, 9, 30, tzinfo=UTC)
 ADA = Actor(name="Ada Lovelace", id="oid-ada", auth="aad")
 BOB = Actor(name="bob", id="bob", auth="dev")
-
-
-@pytest.fixture(params=["memory", pytest.param("table", marks=pytest.mark.integration)])
-async def audit_store(request: pytest.FixtureRequest) -> AsyncIterator[AuditStore]:
-    if request.param == "memory":
-        yield MemoryAuditStore()
-        return
-    stores = AzureStores.build(Settings.from_env(request.getfixturevalue("storage_env")))
-    try:
-        yield stores.audit
-    finally:
-        await stores.close()
 
 
 def entry(
