@@ -33,9 +33,9 @@ from devtools.process import DevhostProcess
 from tests.e2e.app_host import FUNCTION_KEY, app_env, client, running_app, unique_prefix
 from tests.e2e.portal_support import (
     UI_TIMEOUT_MS,
-    VIEWPORT,
     ConsoleWatch,
     Message,
+    browser_page,
     failure_count,
     launch_chromium,
     screenshots,
@@ -75,26 +75,6 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest_asyncio.fixture(loop_scope="module")
 async def console() -> ConsoleWatch:
     return ConsoleWatch()
-
-
-#: devhost's Easy Auth session cookie, as /.auth/login/dev sets it (the value names the dev user).
-SESSION_COOKIE = "AppServiceAuthSession"
-
-
-@contextlib.asynccontextmanager
-async def browser_page(
-    browser: Browser, console: ConsoleWatch, host: DevhostProcess, user: str | None
-) -> AsyncIterator[Page]:
-    """A fresh browser context, signed in as the dev `user` (None: nobody), watched for console errors."""
-    context = await browser.new_context(viewport=VIEWPORT, accept_downloads=True, color_scheme="light")
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    if user is not None:
-        await context.add_cookies([{"name": SESSION_COOKIE, "value": user, "url": host.base_url}])
-    page = await context.new_page()
-    console.attach(page)
-    yield page
-    await context.close()
-    assert not console.errors, f"the page logged errors: {console.errors}"
 
 
 @pytest_asyncio.fixture(loop_scope="module")

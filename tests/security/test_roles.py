@@ -42,7 +42,8 @@ BELOW = {Role.READER: None, Role.OPERATOR: Role.READER, Role.ADMIN: Role.OPERATO
 
 @pytest.fixture(scope="module")
 def host(azurite: AzuriteProcess) -> Iterator[DevhostProcess]:
-    with running_app(app_env(azurite, unique_prefix(), **HOST_SETTINGS)) as host:
+    # `Upstream`: the connection a pickup source names (never the app's own storage setting).
+    with running_app(app_env(azurite, unique_prefix(), Upstream=azurite.connection_string, **HOST_SETTINGS)) as host:
         yield host
 
 
@@ -74,6 +75,10 @@ def config(receiver: Receiver) -> dict[str, Any]:
     return {"name": "Matrix", "endpoint": {"kind": "http", "url": receiver.url, "timeout_s": 5}}
 
 
+#: A pickup source for the pickup routes: a container looked at once an hour (it need not exist).
+SOURCE = {"kind": "blob", "connection": "Upstream", "container": "matrixdrop", "interval_seconds": 3600}
+
+
 @dataclass
 class World:
     """What the samples point at: made once per module, as the admin."""
@@ -83,6 +88,8 @@ class World:
     integration: str
     failure_id: str
     job_id: str
+    #: An integration with a pickup source.
+    sourced: str
 
     async def fresh_integration(self) -> str:
         name = f"m{uuid.uuid4().hex[:8]}"
@@ -113,7 +120,9 @@ async def world(admin: httpx.AsyncClient, receiver: Receiver) -> World:
         f"/integrations/{integration}/jobs", json={"action": "retry", "selection": {"ids": [retried["id"]]}}
     )
     assert job.status_code == 202, job.text
-    return World(admin, receiver, integration, kept["id"], job.json()["id"])
+    sourced = await admin.put("/integrations/sourced", json={**config(receiver), "source": SOURCE})
+    assert sourced.status_code == 201, sourced.text
+    return World(admin, receiver, integration, kept["id"], job.json()["id"], "sourced")
 
 
 async def _put(world: World) -> Sample:
@@ -167,6 +176,8 @@ SAMPLES: dict[str, Callable[[World], Awaitable[Sample]]] = {
     "recovery_status": _fixed("/recovery"),
     "recovery_replay": _fixed("/recovery/replay"),
     "list_audit": _fixed("/audit"),
+    "get_pickup": _fixed("/integrations/{w.sourced}/pickup"),
+    "run_pickup": _fixed("/integrations/{w.sourced}/pickup/run", 202),
     "metrics": _fixed("/metrics"),
 }
 
@@ -348,3 +359,17 @@ async def test_a_job_names_who_started_it(world):
 
     # Then
     assert job["created_by"] == {"name": "admin", "id": "admin", "auth": "dev"}
+
+
+async def test_pick_up_now_is_in_the_audit_trail_as_the_operators(host, world):
+    # When an operator asks a source to run now
+    async with httpx.AsyncClient(
+        base_url=host.base_url, headers=signed_in("operator"), timeout=30, trust_env=False
+    ) as http:
+        asked = await http.post(f"/integrations/{world.sourced}/pickup/run")
+        trail = await http.get("/audit", params={"integration": world.sourced, "action": "pickup.run"})
+
+    # Then the trail names the operator
+    assert asked.status_code == 202, asked.text
+    [latest, *_] = trail.json()["items"]
+    assert (latest["actor"]["name"], latest["details"]) == ("operator", {"kind": "blob"})

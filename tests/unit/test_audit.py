@@ -3,8 +3,11 @@ be, which config fields a change names, how a job's selection is summarised, and
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +127,13 @@ async def test_purge_removes_what_is_older_than_the_retention():
 
     assert await audit.purge(now=time.now()) == 1
     assert (await audit.page(AuditFilter())).items == [kept]
+
+
+def test_the_portals_action_filter_offers_every_action_the_trail_records():
+    # Given the actions the portal's Audit page lists (portal/js/route.js)
+    route_js = (Path(__file__).resolve().parents[2] / "portal" / "js" / "route.js").read_text(encoding="utf-8")
+    found = re.search(r"export const AUDIT_ACTIONS = (\[[^\]]*\]);", route_js)
+    assert found is not None
+
+    # Then they are exactly the actions, in the order the model declares them
+    assert json.loads(found.group(1)) == [action.value for action in AuditAction]
