@@ -18,6 +18,7 @@ import uuid
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from bench.harness import Result, Stopwatch, bounded_gather, phase, rate
+from bench.jobs import BENCH_ACTOR
 from shared.pickup.runner import RunReport
 
 SEED_CONCURRENCY = 16
@@ -69,7 +70,7 @@ async def bench_pickup(count: int) -> list[Result]:
             }
             body = {"name": "bench", "endpoint": {"kind": "http", "url": "https://shop.example/in"}}
             config, _ = await services.integrations.save(
-                "bench", {**body, "source": {**source, "max_per_run": 1000, "interval_seconds": 1}}
+                "bench", {**body, "source": {**source, "max_per_run": 1000, "interval_seconds": 1}}, actor=BENCH_ACTOR
             )
             reports: list[RunReport] = []
             watch = Stopwatch()

@@ -11,7 +11,8 @@ from blueprints.schemas import BAD_BODY, BAD_PARAMETER, INVALID, NOT_JSON, Error
 from shared.alerts.models import Alert, AlertRule, RuleView
 from shared.alerts.service import MAX_ALERTS
 from shared.alerts.signals import parse_signal
-from shared.auth import Role, RouteKind
+from shared.audit.models import Actor
+from shared.auth import Principal, Role, RouteKind
 from shared.errors import BadParameter
 from shared.services import get_services
 
@@ -39,7 +40,7 @@ class AlertList(BaseModel):
     summary="Alert rules with their state (channel URLs with credential parts masked)",
     responses={200: Reply("", RuleList), 400: BAD_PARAMETER},
 )  # fmt: skip
-async def list_alert_rules(req: func.HttpRequest) -> func.HttpResponse:
+async def list_alert_rules(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     query_params(req)
     return json_response(RuleList(items=await get_services().alert_rules.views()))
 
@@ -50,7 +51,7 @@ async def list_alert_rules(req: func.HttpRequest) -> func.HttpResponse:
     params=(RULE_ID,),
     responses={200: Reply("the rule", RuleView), 400: BAD_PARAMETER, 404: NO_RULE},
 )  # fmt: skip
-async def get_alert_rule(req: func.HttpRequest) -> func.HttpResponse:
+async def get_alert_rule(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     rule_id = route_id(req, "rule_id", CONFIG_ID)
     query_params(req)
     return json_response(await get_services().alert_rules.get(rule_id))
@@ -74,10 +75,10 @@ async def get_alert_rule(req: func.HttpRequest) -> func.HttpResponse:
         422: INVALID,
     },
 )  # fmt: skip
-async def put_alert_rule(req: func.HttpRequest) -> func.HttpResponse:
+async def put_alert_rule(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     rule_id = route_id(req, "rule_id", CONFIG_ID)
     query_params(req)
-    view, created = await get_services().alert_rules.put(rule_id, read_json(req))
+    view, created = await get_services().alert_rules.put(rule_id, read_json(req), actor=Actor.of(caller))
     return json_response(view, status=201 if created else 200)
 
 
@@ -87,10 +88,10 @@ async def put_alert_rule(req: func.HttpRequest) -> func.HttpResponse:
     params=(RULE_ID,),
     responses={204: Reply("deleted"), 400: BAD_PARAMETER, 404: NO_RULE},
 )  # fmt: skip
-async def delete_alert_rule(req: func.HttpRequest) -> func.HttpResponse:
+async def delete_alert_rule(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     rule_id = route_id(req, "rule_id", CONFIG_ID)
     query_params(req)
-    await get_services().alert_rules.delete(rule_id)
+    await get_services().alert_rules.delete(rule_id, actor=Actor.of(caller))
     return func.HttpResponse(status_code=204)
 
 
@@ -102,10 +103,10 @@ async def delete_alert_rule(req: func.HttpRequest) -> func.HttpResponse:
     params=(RULE_ID,),
     responses={200: Reply("the test alert as sent (or not)", Alert), 400: BAD_PARAMETER, 404: NO_RULE},
 )  # fmt: skip
-async def test_alert_rule(req: func.HttpRequest) -> func.HttpResponse:
+async def test_alert_rule(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     rule_id = route_id(req, "rule_id", CONFIG_ID)
     query_params(req)
-    return json_response(await get_services().alert_evaluator.send_test(rule_id))
+    return json_response(await get_services().alert_rules.test(rule_id, actor=Actor.of(caller)))
 
 
 @api.route(
@@ -115,7 +116,7 @@ async def test_alert_rule(req: func.HttpRequest) -> func.HttpResponse:
                   {"type": "integer", "minimum": 1, "maximum": MAX_ALERTS}),),
     responses={200: Reply("", AlertList), 400: BAD_PARAMETER},
 )  # fmt: skip
-async def list_alerts(req: func.HttpRequest) -> func.HttpResponse:
+async def list_alerts(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     params = query_params(req, ("limit",))
     limit = int_param(params, "limit", 50)
     if not 1 <= limit <= MAX_ALERTS:

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import os
-
 import azure.functions as func
 
-from blueprints.api import AUTH_MODE, Body, HttpApi, Reply
+from blueprints.api import Body, HttpApi, Reply
 from blueprints.http import CONFIG_ID, json_response, query_params, read_json, route_id
 from blueprints.schemas import BAD_BODY, BAD_PARAMETER, CONFIG_INTEGRATION, INVALID, NO_INTEGRATION, NOT_JSON
-from shared.auth import KEY_PRINCIPAL, Role, RouteKind, authenticate
+from shared.audit.models import Actor
+from shared.auth import Principal, Role, RouteKind
 from shared.control.models import ControlStatus, PauseRequest
-from shared.errors import ReboundError
 from shared.services import get_services
 from shared.validation import parse_model
 
 bp = func.Blueprint()
 api = HttpApi(bp, tag="control")
-
-
-def actor_of(req: func.HttpRequest) -> str:
-    """Who asked, by name, for `paused.by`: the signed-in principal where the app can read one, else the key holder."""
-    if AUTH_MODE is None:
-        return KEY_PRINCIPAL.name
-    try:
-        return authenticate(AUTH_MODE, req.headers, os.environ).name
-    except ReboundError:
-        return KEY_PRINCIPAL.name
 
 
 # `# fmt: skip` keeps name, route, method, kind and role on one line: they are read together.
@@ -46,11 +34,11 @@ def actor_of(req: func.HttpRequest) -> str:
         422: INVALID,
     },
 )  # fmt: skip
-async def pause_integration(req: func.HttpRequest) -> func.HttpResponse:
+async def pause_integration(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
     request = parse_model(PauseRequest, read_json(req)) if req.get_body() else PauseRequest()
-    status = await get_services().control.pause(integration, request, actor=actor_of(req))
+    status = await get_services().control.pause(integration, request, actor=Actor.of(caller))
     return json_response(status)
 
 
@@ -60,10 +48,10 @@ async def pause_integration(req: func.HttpRequest) -> func.HttpResponse:
     params=(CONFIG_INTEGRATION,),
     responses={200: Reply("resumed; the hold drains", ControlStatus), 400: BAD_PARAMETER, 404: NO_INTEGRATION},
 )  # fmt: skip
-async def resume_integration(req: func.HttpRequest) -> func.HttpResponse:
+async def resume_integration(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
-    return json_response(await get_services().control.resume(integration, actor=actor_of(req)))
+    return json_response(await get_services().control.resume(integration, actor=Actor.of(caller)))
 
 
 @api.route(
@@ -72,7 +60,7 @@ async def resume_integration(req: func.HttpRequest) -> func.HttpResponse:
     params=(CONFIG_INTEGRATION,),
     responses={200: Reply("the status", ControlStatus), 400: BAD_PARAMETER, 404: NO_INTEGRATION},
 )  # fmt: skip
-async def get_control(req: func.HttpRequest) -> func.HttpResponse:
+async def get_control(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
     return json_response(await get_services().control.status(integration))

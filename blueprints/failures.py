@@ -16,7 +16,7 @@ from blueprints.schemas import (
     FailureList,
     FailureOverview,
 )
-from shared.auth import Role, RouteKind
+from shared.auth import Principal, Role, RouteKind
 from shared.failures.models import FailureDetail
 from shared.failures.queries import DEFAULT_LIMIT, FILTER_PARAMETERS, PAGE_PARAMETERS, parse_filter
 from shared.services import get_services
@@ -32,7 +32,7 @@ api = HttpApi(bp, tag="failures")
     summary="Integrations with failures",
     responses={200: Reply("most recent failure first", FailureOverview), 400: BAD_PARAMETER},
 )  # fmt: skip
-async def failures_overview(req: func.HttpRequest) -> func.HttpResponse:
+async def failures_overview(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     query_params(req)
     services = get_services()
     return json_response(FailureOverview.of(await services.failures.overview(), await services.control.held_counts()))
@@ -45,7 +45,7 @@ async def failures_overview(req: func.HttpRequest) -> func.HttpResponse:
     params=(FAILURE_INTEGRATION,), filtered=True, paged=True,
     responses={200: Reply("one page, newest first", FailureList), 400: BAD_PARAMETER},
 )  # fmt: skip
-async def list_failures(req: func.HttpRequest) -> func.HttpResponse:
+async def list_failures(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", FAILURES_INTEGRATION)
     params = query_params(req, (*FILTER_PARAMETERS, *PAGE_PARAMETERS))
     page = await get_services().failures.page(
@@ -64,7 +64,7 @@ async def list_failures(req: func.HttpRequest) -> func.HttpResponse:
     params=(FAILURE_INTEGRATION,), filtered=True,
     responses={200: Reply("the count", FailureCount), 400: BAD_PARAMETER},
 )  # fmt: skip
-async def count_failures(req: func.HttpRequest) -> func.HttpResponse:
+async def count_failures(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", FAILURES_INTEGRATION)
     selection = parse_filter(query_params(req, FILTER_PARAMETERS))
     return json_response(FailureCount(count=await get_services().failures.count(integration, selection)))
@@ -76,7 +76,7 @@ async def count_failures(req: func.HttpRequest) -> func.HttpResponse:
     params=(FAILURE_INTEGRATION, FAILURE_ID),
     responses={200: Reply("the failure", FailureDetail), 400: BAD_PARAMETER, 404: Reply("no such failure", Error)},
 )  # fmt: skip
-async def get_failure(req: func.HttpRequest) -> func.HttpResponse:
+async def get_failure(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", FAILURES_INTEGRATION)
     failure_id = route_id(req, "failure_id", RECORD_ID)
     query_params(req)
@@ -89,7 +89,7 @@ async def get_failure(req: func.HttpRequest) -> func.HttpResponse:
     params=(FAILURE_INTEGRATION,),
     responses={200: Reply("largest group first", FailureGroupList), 400: BAD_PARAMETER},
 )  # fmt: skip
-async def failure_groups(req: func.HttpRequest) -> func.HttpResponse:
+async def failure_groups(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", FAILURES_INTEGRATION)
     query_params(req)
     return json_response(FailureGroupList(items=await get_services().failures.groups(integration)))

@@ -17,7 +17,8 @@ from blueprints.schemas import (
     IntegrationList,
     IntegrationView,
 )
-from shared.auth import Role, RouteKind
+from shared.audit.models import Actor
+from shared.auth import Principal, Role, RouteKind
 from shared.config.models import IntegrationConfig
 from shared.services import get_services
 
@@ -32,7 +33,7 @@ api = HttpApi(bp, tag="integrations")
     summary="List configs",
     responses={200: Reply("", IntegrationList), 400: BAD_PARAMETER},
 )  # fmt: skip
-async def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
+async def list_integrations(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     query_params(req)
     services = get_services()
     states = await services.control.states()
@@ -46,7 +47,7 @@ async def list_integrations(req: func.HttpRequest) -> func.HttpResponse:
     params=(CONFIG_INTEGRATION,),
     responses={200: Reply("the config", IntegrationView), 400: BAD_PARAMETER, 404: NO_INTEGRATION},
 )  # fmt: skip
-async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
+async def get_integration(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
     services = get_services()
@@ -74,10 +75,10 @@ async def get_integration(req: func.HttpRequest) -> func.HttpResponse:
         422: INVALID,
     },
 )  # fmt: skip
-async def put_integration(req: func.HttpRequest) -> func.HttpResponse:
+async def put_integration(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
-    config, created = await get_services().integrations.save(integration, read_json(req))
+    config, created = await get_services().integrations.save(integration, read_json(req), actor=Actor.of(caller))
     return json_response(config, status=201 if created else 200)
 
 
@@ -87,8 +88,8 @@ async def put_integration(req: func.HttpRequest) -> func.HttpResponse:
     params=(CONFIG_INTEGRATION,),
     responses={204: Reply("deleted"), 400: BAD_PARAMETER, 404: NO_INTEGRATION},
 )  # fmt: skip
-async def delete_integration(req: func.HttpRequest) -> func.HttpResponse:
+async def delete_integration(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
-    await get_services().integrations.delete(integration)
+    await get_services().integrations.delete(integration, actor=Actor.of(caller))
     return func.HttpResponse(status_code=204)

@@ -17,7 +17,8 @@ from blueprints.schemas import (
     Error,
     JobList,
 )
-from shared.auth import Role, RouteKind
+from shared.audit.models import Actor
+from shared.auth import Principal, Role, RouteKind
 from shared.jobs.models import Job, JobRequest
 from shared.services import get_services
 from shared.validation import parse_model
@@ -44,11 +45,11 @@ api = HttpApi(bp, tag="jobs")
         422: INVALID,
     },
 )  # fmt: skip
-async def start_job(req: func.HttpRequest) -> func.HttpResponse:
+async def start_job(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", FAILURES_INTEGRATION)
     query_params(req)
     request = parse_model(JobRequest, read_json(req))
-    job = await get_services().jobs.start(integration, request, now=utc_now())
+    job = await get_services().jobs.start(integration, request, actor=Actor.of(caller), now=utc_now())
     return json_response(job, status=202)
 
 
@@ -58,7 +59,7 @@ async def start_job(req: func.HttpRequest) -> func.HttpResponse:
     params=(FAILURE_INTEGRATION,),
     responses={200: Reply("", JobList), 400: BAD_PARAMETER},
 )  # fmt: skip
-async def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+async def list_jobs(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", FAILURES_INTEGRATION)
     query_params(req)
     return json_response(JobList(items=await get_services().jobs.list(integration, now=utc_now())))
@@ -70,7 +71,7 @@ async def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
     params=(FAILURE_INTEGRATION, JOB_ID),
     responses={200: Reply("the job", Job), 400: BAD_PARAMETER, 404: NO_JOB},
 )  # fmt: skip
-async def get_job(req: func.HttpRequest) -> func.HttpResponse:
+async def get_job(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", FAILURES_INTEGRATION)
     job_id = route_id(req, "job_id", RECORD_ID)
     query_params(req)
@@ -88,11 +89,11 @@ async def get_job(req: func.HttpRequest) -> func.HttpResponse:
         409: Reply("the job has already finished", Error),
     },
 )  # fmt: skip
-async def cancel_job(req: func.HttpRequest) -> func.HttpResponse:
+async def cancel_job(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", FAILURES_INTEGRATION)
     job_id = route_id(req, "job_id", RECORD_ID)
     query_params(req)
-    job = await get_services().jobs.cancel(integration, job_id, now=utc_now())
+    job = await get_services().jobs.cancel(integration, job_id, actor=Actor.of(caller), now=utc_now())
     return json_response(job, status=202)
 
 

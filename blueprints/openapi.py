@@ -3,7 +3,10 @@
 Each `HttpApi.route(...)` records its operation (blueprints/api.py); this module turns them into
 the document. Schemas come from the pydantic models themselves (`models_json_schema`): request
 bodies in validation mode, answers in serialization mode, all under `components.schemas`.
-Security follows each operation's Functions auth level, and names the role the route is for.
+Security follows each operation's kind and names the role it needs; the document is the same in every
+AUTH_MODE (the schemes say which mode takes which): portal/API routes take a signed-in caller
+(`signedIn`: Easy Auth in entra, devhost's dev users in dev) or, in key mode, a function key; ingest
+takes a function key in every mode; public routes take nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from blueprints.api import Body, HttpApi, Operation, Param, Reply
 from blueprints.schemas import FILTER_DESCRIPTIONS, PAGING, UNEXPECTED
-from shared.auth import HttpAuthLevel
+from shared.auth import RouteKind
 from shared.failures.models import FailureFilter
 
 OPENAPI_VERSION = "3.1.0"
@@ -26,24 +29,44 @@ API_VERSION = "0.1.0"
 SCHEMA_PREFIX = "#/components/schemas/"
 _REF_TEMPLATE = SCHEMA_PREFIX + "{model}"
 
-_KEY_SCHEME_NOTE = (
-    "Where an operation's requirement lists a role (`Rebound.Reader` < `Rebound.Operator` < `Rebound.Admin`), "
-    "that is the app role the operation is for; whoever holds a function key holds every role."
+_ROLE_NOTE = (
+    "Where an operation's requirement lists a role (`Rebound.Reader` < `Rebound.Operator` < `Rebound.Admin`, "
+    "each including those before it), the caller must hold it (403 `forbidden` otherwise, naming "
+    "`details.required_role`)."
 )
-#: Security schemes of FUNCTION-level routes: the function key in a header or in the query.
+_KEY_SCHEME_NOTE = (
+    "A function key: what senders hold for ingest in every AUTH_MODE; for portal and API routes only in "
+    "AUTH_MODE=key, where whoever holds a key holds every role. "
+)
+#: Who may call: a signed-in caller with an app role, or a function key (ingest; everything in key mode).
 SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "signedIn": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A signed-in caller, in AUTH_MODE=entra and dev: an Entra ID access token for the app "
+        "registration (client credentials, with app roles), the App Service Authentication session cookie "
+        "`AppServiceAuthSession` of a browser that signed in at `/.auth/login/aad`; locally (devhost) "
+        "`Bearer dev:<user>` or the cookie `/.auth/login/dev` sets. " + _ROLE_NOTE,
+    },
     "functionKeyHeader": {
         "type": "apiKey",
         "in": "header",
         "name": "x-functions-key",
-        "description": "A function key. " + _KEY_SCHEME_NOTE,
+        "description": _KEY_SCHEME_NOTE + _ROLE_NOTE,
     },
     "functionKeyQuery": {
         "type": "apiKey",
         "in": "query",
         "name": "code",
-        "description": "A function key as `?code=`. " + _KEY_SCHEME_NOTE,
+        "description": "As `?code=`. " + _KEY_SCHEME_NOTE + _ROLE_NOTE,
     },
+}
+#: The schemes each kind of route takes (one requirement each: any one of them will do).
+_KIND_SCHEMES: dict[RouteKind, tuple[str, ...]] = {
+    RouteKind.PUBLIC: (),
+    RouteKind.INGEST: ("functionKeyHeader", "functionKeyQuery"),
+    RouteKind.API: ("signedIn", "functionKeyHeader", "functionKeyQuery"),
+    RouteKind.SIGNED_IN: ("signedIn", "functionKeyHeader", "functionKeyQuery"),
 }
 
 
@@ -142,17 +165,29 @@ def _operation(operation: Operation, refs: Mapping[_SchemaKey, str], filters: tu
     if operation.body is not None:
         document["requestBody"] = _request_body(operation.body, refs)
     responses = {status: _response(reply, refs) for status, reply in operation.responses.items()}
-    keyed = operation.auth_level is HttpAuthLevel.FUNCTION
-    if keyed:
+    if operation.kind is RouteKind.INGEST:
         responses["401"] = {"description": "the function key is missing or wrong"}
+    elif operation.kind.needs_principal:
+        responses["401"] = _response(_UNAUTHENTICATED, refs)
+    if operation.role is not None:
+        responses["403"] = _response(_FORBIDDEN, refs)
     if operation.default_error:
         responses["default"] = _response(UNEXPECTED, refs)
     document["responses"] = dict(sorted(responses.items()))
-    if keyed:
+    schemes = _KIND_SCHEMES[operation.kind]
+    if schemes:
         # OpenAPI 3.1 lets a requirement on a non-OAuth scheme list the roles the operation needs.
         roles = [operation.role.value] if operation.role is not None else []
-        document["security"] = [{name: list(roles)} for name in SECURITY_SCHEMES]
+        document["security"] = [{name: list(roles)} for name in schemes]
     return document
+
+
+_UNAUTHENTICATED = Reply(
+    "no caller the app may trust: not signed in (or, in key mode, no valid function key); "
+    "`details.reason` says why sign-in is unavailable when it is (`easy_auth_disabled`, `not_devhost`)",
+    UNEXPECTED.model,
+)
+_FORBIDDEN = Reply("the caller lacks the role; `details.required_role` names it", UNEXPECTED.model)
 
 
 def _parameter(param: Param) -> dict[str, Any]:

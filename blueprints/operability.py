@@ -12,12 +12,12 @@ from typing import Any
 
 import azure.functions as func
 
-from blueprints import alerts, control, failures, ingest, integrations, jobs, pickup, recovery, ui
-from blueprints.api import HttpApi, Param, Reply
+from blueprints import alerts, audit, control, failures, identity, ingest, integrations, jobs, pickup, recovery, ui
+from blueprints.api import HttpApi, Operation, Param, Reply
 from blueprints.http import int_param, json_response, query_params
 from blueprints.openapi import build_openapi
 from blueprints.schemas import BAD_PARAMETER
-from shared.auth import Role, RouteKind
+from shared.auth import Principal, Role, RouteKind
 from shared.errors import BadParameter
 from shared.operability.health import HealthReport
 from shared.operability.metrics import MAX_WINDOW_MINUTES, MetricsSnapshot
@@ -30,20 +30,20 @@ meta_api = HttpApi(bp, tag="meta")
 api = HttpApi(bp, tag="operability")
 
 
+def _surfaces() -> list[HttpApi]:
+    """Every surface's routes, in the order the document lists their tags."""
+    others = [ui.api, identity.api, integrations.api, control.api, ingest.api, failures.api, jobs.api, recovery.api]
+    return [health_api, meta_api, *others, pickup.api, alerts.api, audit.api, api]
+
+
 def api_document() -> dict[str, Any]:
     """The OpenAPI document of every HTTP route the app registers, tags in this order."""
-    surfaces = (
-        ui.api,
-        integrations.api,
-        control.api,
-        ingest.api,
-        failures.api,
-        jobs.api,
-        recovery.api,
-        pickup.api,
-        alerts.api,
-    )
-    return build_openapi([health_api, meta_api, *surfaces, api])
+    return build_openapi(_surfaces())
+
+
+def registered_operations() -> list[Operation]:
+    """Every HTTP route the app registers, as declared (the role matrix test walks them all)."""
+    return [operation for surface in _surfaces() for operation in surface.operations]
 
 
 # `# fmt: skip` keeps name, route, method, kind and role on one line: they are read together.
@@ -92,7 +92,7 @@ _WINDOW = Param(
     params=(_WINDOW,),
     responses={200: Reply("the counters", MetricsSnapshot), 400: BAD_PARAMETER},
 )  # fmt: skip
-async def metrics(req: func.HttpRequest) -> func.HttpResponse:
+async def metrics(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     params = query_params(req, ("window_minutes",))
     services = get_services()
     window = int_param(params, "window_minutes", services.settings.metrics_window_minutes)

@@ -7,7 +7,8 @@ import azure.functions as func
 from blueprints.api import HttpApi, Reply
 from blueprints.http import CONFIG_ID, json_response, query_params, route_id
 from blueprints.schemas import BAD_PARAMETER, CONFIG_INTEGRATION, Error
-from shared.auth import Role, RouteKind
+from shared.audit.models import Actor
+from shared.auth import Principal, Role, RouteKind
 from shared.pickup.models import PickupStatus
 from shared.services import get_services
 
@@ -32,7 +33,7 @@ async def pickup_sources(timer: func.TimerRequest) -> None:
     params=(CONFIG_INTEGRATION,),
     responses={200: Reply("the status", PickupStatus), 400: BAD_PARAMETER, 404: NO_SOURCE},
 )  # fmt: skip
-async def get_pickup(req: func.HttpRequest) -> func.HttpResponse:
+async def get_pickup(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
     return json_response(await get_services().pickup.status(integration))
@@ -50,7 +51,7 @@ async def get_pickup(req: func.HttpRequest) -> func.HttpResponse:
         409: Reply("the source is disabled (`enabled: false`)", Error),
     },
 )  # fmt: skip
-async def run_pickup(req: func.HttpRequest) -> func.HttpResponse:
+async def run_pickup(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
-    return json_response(await get_services().pickup.run_now(integration), status=202)
+    return json_response(await get_services().pickup.run_now(integration, actor=Actor.of(caller)), status=202)

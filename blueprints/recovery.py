@@ -1,4 +1,5 @@
-"""Recovery surface: the sweep timer, the retention timer, GET /recovery and POST /recovery/replay."""
+"""Recovery surface: the sweep timer, the retention timer (failures and the audit trail), GET /recovery and
+POST /recovery/replay."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import azure.functions as func
 from blueprints.api import HttpApi, Reply
 from blueprints.http import json_response, query_params
 from blueprints.schemas import BAD_PARAMETER
-from shared.auth import Role, RouteKind
+from shared.audit.models import Actor
+from shared.auth import Principal, Role, RouteKind
 from shared.recovery.models import RecoveryStatus, SweepResult
 from shared.services import get_services
 from shared.values import utc_now
@@ -25,7 +27,9 @@ async def recovery_sweep(timer: func.TimerRequest) -> None:
 @bp.function_name("retention_purge")
 @bp.timer_trigger(arg_name="timer", schedule="%RETENTION_SCHEDULE%", run_on_startup=False)
 async def retention_purge(timer: func.TimerRequest) -> None:
-    await get_services().retention.purge(now=utc_now())
+    services, now = get_services(), utc_now()
+    await services.retention.purge(now=now)
+    await services.audit.purge(now=now)
 
 
 # `# fmt: skip` keeps name, route, method, kind and role on one line: they are read together.
@@ -36,7 +40,7 @@ async def retention_purge(timer: func.TimerRequest) -> None:
     summary="Recovery counts",
     responses={200: Reply("parked and poisoned messages, and the last sweep", RecoveryStatus), 400: BAD_PARAMETER},
 )  # fmt: skip
-async def recovery_status(req: func.HttpRequest) -> func.HttpResponse:
+async def recovery_status(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     query_params(req)
     return json_response(await get_services().sweeper.status())
 
@@ -46,6 +50,6 @@ async def recovery_status(req: func.HttpRequest) -> func.HttpResponse:
     summary="Run the recovery sweep now",
     responses={200: Reply("what the sweep did", SweepResult), 400: BAD_PARAMETER},
 )  # fmt: skip
-async def recovery_replay(req: func.HttpRequest) -> func.HttpResponse:
+async def recovery_replay(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     query_params(req)
-    return json_response(await get_services().sweeper.sweep(trigger="manual"))
+    return json_response(await get_services().sweeper.replay(actor=Actor.of(caller)))

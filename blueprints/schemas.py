@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from blueprints.api import Param, Reply
 from blueprints.http import CONFIG_ID, FAILURES_INTEGRATION, RECORD_ID, IdShape
+from shared.audit.models import AuditEntry
+from shared.auth import AuthMode, Role
 from shared.config.models import IntegrationConfig
 from shared.control.models import ControlState, PauseInfo
 from shared.failures.models import Failure, FailureGroup, FailureSummary
@@ -91,6 +93,30 @@ class FailureGroupList(BaseModel):
 
 class JobList(BaseModel):
     items: list[Job]
+
+
+class AuditList(BaseModel):
+    items: list[AuditEntry] = Field(description="newest first")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null only when nothing more can match"
+    )
+
+
+class SignedIn(BaseModel):
+    """Who is calling, as the portal shows it."""
+
+    name: str = Field(description="display name (an automation client's app id; `function key` in key mode)")
+    id: str = Field(description="stable id: the Entra object id, the dev user's name, `function-key`")
+    auth: str = Field(description="how the caller signed in: `aad`, `dev`, `key`")
+    roles: list[Role] = Field(description="the app roles held, lowest first; each includes those below it")
+
+
+class SignInConfig(BaseModel):
+    """How the portal signs people in on this deployment (anonymous: the page needs it before anyone has)."""
+
+    auth_mode: AuthMode
+    sign_in: str | None = Field(description="where to send the browser to sign in (null in key mode)")
+    sign_out: str | None = Field(description="where to send the browser to sign out (null in key mode)")
 
 
 class MessageAccepted(BaseModel):

@@ -290,6 +290,7 @@ def render_login_page(users: Iterable[DevUser], target: str) -> str:
     <meta charset="utf-8">
     <meta name="viewport" content="width=device-width, initial-scale=1">
     <title>Sign in (devhost)</title>
+    <link rel="icon" href="data:,">
     <style>
       body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 32rem; margin: 3rem auto; padding: 0 1rem; }}
       fieldset {{ border: 1px solid #767676; padding: 1rem; }}

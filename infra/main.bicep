@@ -39,6 +39,11 @@ param prefix string = 'rb'
 @description('FAILURE_RETENTION_DAYS: failures and their payloads older than this are purged; a lifecycle rule deletes payload blobs one day later as a backstop.')
 param failureRetentionDays int = 7
 
+@minValue(1)
+@maxValue(3650)
+@description('AUDIT_RETENTION_DAYS: audit entries (who changed a config, started, cancelled or finished a job, replayed recovery) older than this are purged by the retention timer.')
+param auditRetentionDays int = 365
+
 @description('RETENTION_SCHEDULE: six-field NCRONTAB of the retention purge timer.')
 param retentionSchedule string = '0 17 * * * *'
 
@@ -75,9 +80,6 @@ param endpointSecretSettings string = ''
 @maxLength(36)
 @description('AZURE_AUTH_CLIENT_ID: client id of the Entra ID app registration App Service Authentication signs users and automation clients in with; its app roles Rebound.Reader/Operator/Admin are what the app checks. The preprovision hook (infra/hooks/app_registration.py) creates or updates it and stores the id in the azd environment.')
 param authClientId string
-
-@description('REBOUND_HTTP_INGEST_INTEGRATIONS: comma-separated integration ids senders may post to over HTTP (POST /api/integrations/<id>/messages with a function key). Each becomes an exact path App Service Authentication lets through; ingest to any other integration is answered 401 by the platform. Empty: no HTTP ingest (the inbound queue is unaffected). See infra/README.md, "Authentication", for why the paths are listed one by one.')
-param httpIngestIntegrations string = ''
 
 @description('Replication of the primary storage account.')
 @allowed([
@@ -344,6 +346,7 @@ var endpointSecretReferences = [for name in endpointSecretNames: {
 var appBehaviourSettings = {
   REBOUND_PREFIX: prefix
   FAILURE_RETENTION_DAYS: string(failureRetentionDays)
+  AUDIT_RETENTION_DAYS: string(auditRetentionDays)
   RETENTION_SCHEDULE: retentionSchedule
   RECOVERY_SCHEDULE: recoverySchedule
   RECOVERY_BACKEND: deployServiceBus ? 'servicebus' : 'storage'
@@ -385,18 +388,20 @@ var appBehaviourSettings = {
 }
 
 // What App Service Authentication lets through unauthenticated. Public: health (probes), the OpenAPI
-// document, the portal's page and static files (they hold no data; the API behind them needs a role).
-// Ingest: one exact path per integration that accepts HTTP, because an excluded path matches exactly
-// or by a trailing /* only, and /api/integrations/* would also let through every config, failure and
-// job route. Those paths keep the function key (AuthLevel.FUNCTION) in every mode.
+// document, the portal's page, static files and sign-in config (they hold no data; the API behind them
+// needs a role). Ingest: the senders' route, POST /api/ingest/{integration}, whose only function keeps
+// its function key (AuthLevel.FUNCTION) in every mode. An excluded path matches exactly or by a
+// trailing /* only, so ingest has a prefix of its own: /api/integrations/* would let through every
+// config, failure and job route. DESIGN.md's /api/integrations/{id}/messages stays behind sign-in.
 var anonymousPaths = [
   '/api/health'
   '/api/openapi.json'
   '/api/portal'
   '/api/portal/*'
 ]
-var httpIngestIds = empty(httpIngestIntegrations) ? [] : split(replace(httpIngestIntegrations, ' ', ''), ',')
-var httpIngestPaths = [for id in httpIngestIds: '/api/integrations/${id}/messages']
+var ingestPaths = [
+  '/api/ingest/*'
+]
 
 module functionApp 'modules/function-app.bicep' = {
   name: 'functionApp'
@@ -428,7 +433,7 @@ module easyAuth 'modules/easy-auth.bicep' = {
   params: {
     functionAppName: functionApp.outputs.name
     clientId: authClientId
-    excludedPaths: concat(anonymousPaths, httpIngestPaths)
+    excludedPaths: concat(anonymousPaths, ingestPaths)
   }
 }
 

@@ -36,6 +36,7 @@ __all__ = [
     "DEVHOST_MARKER",
     "EASY_AUTH_ENABLED",
     "KEY_PRINCIPAL",
+    "MAX_IDENTITY_CHARS",
     "PRINCIPAL_HEADER",
     "AuthMode",
     "HttpAuthLevel",
@@ -152,12 +153,20 @@ KEY_PRINCIPAL = Principal(name="function key", id="function-key", auth="key", ro
 
 
 class RouteKind(StrEnum):
-    #: `/api/health`, `/api/openapi.json`, the portal's static files: anonymous in every mode.
+    #: `/api/health`, `/api/openapi.json`, the portal's page, files and sign-in config: anonymous in every mode.
     PUBLIC = "public"
-    #: `POST /api/integrations/{integration}/messages`: senders hold function keys in every mode.
+    #: `POST /api/ingest/{integration}` and `POST /api/integrations/{integration}/messages`: senders hold
+    #: function keys in every mode.
     INGEST = "ingest"
     #: Every other portal/API route: roles decide.
     API = "api"
+    #: `GET /api/me`: any caller the app can name, with or without a role (the portal asks who is signed in).
+    SIGNED_IN = "signed_in"
+
+    @property
+    def needs_principal(self) -> bool:
+        """Whether the app names the caller of such a route before its handler runs."""
+        return self in (RouteKind.API, RouteKind.SIGNED_IN)
 
 
 class HttpAuthLevel(StrEnum):
@@ -189,7 +198,7 @@ def http_auth_level(kind: RouteKind, mode: AuthMode | None) -> HttpAuthLevel:
     """
     if kind is RouteKind.PUBLIC:
         return HttpAuthLevel.ANONYMOUS
-    if kind is RouteKind.API and mode in (AuthMode.ENTRA, AuthMode.DEV):
+    if kind.needs_principal and mode in (AuthMode.ENTRA, AuthMode.DEV):
         return HttpAuthLevel.ANONYMOUS
     return HttpAuthLevel.FUNCTION
 

@@ -20,6 +20,7 @@ from shared.alerts.evaluator import AlertEvaluator
 from shared.alerts.models import AlertKind
 from shared.alerts.service import AlertRulesService
 from shared.alerts.signals import AlertSignals, SignallingFailures, SignallingJobs, SignallingParking
+from shared.audit.service import AuditTrail
 from shared.config.cache import ConfigCache
 from shared.config.service import IntegrationConfigs
 from shared.control.drain import HeldDrainer
@@ -78,8 +79,14 @@ class Services:
         return SenderRegistry(self.settings, egress=self.egress)
 
     @cached_property
+    def audit(self) -> AuditTrail:
+        return AuditTrail(self.stores.audit, retention_days=self.settings.audit_retention_days)
+
+    @cached_property
     def integrations(self) -> IntegrationConfigs:
-        return IntegrationConfigs(self.stores.integrations, egress=self.egress, source_rules=self.source_rules)
+        return IntegrationConfigs(
+            self.stores.integrations, egress=self.egress, audit=self.audit, source_rules=self.source_rules
+        )
 
     @cached_property
     def source_rules(self) -> SourceRules:
@@ -114,8 +121,9 @@ class Services:
     @cached_property
     def pickup(self) -> PickupService:
         return PickupService(
-            integrations=self.stores.integrations, states=self.stores.pickups, runner=self.pickup_runner
-        )
+            integrations=self.stores.integrations, states=self.stores.pickups, runner=self.pickup_runner,
+            audit=self.audit,
+        )  # fmt: skip
 
     @cached_property
     def endpoint_policy(self) -> EndpointRetryPolicy:
@@ -192,6 +200,7 @@ class Services:
             control=self.delivery_control,
             drainer=self.drainer,
             circuit_window=stores.circuit_window,
+            audit=self.audit,
             refresh_s=self.settings.control_refresh_s,
         )
 
@@ -213,7 +222,11 @@ class Services:
     def jobs(self) -> JobLifecycle:
         stores = self.stores
         return JobLifecycle(
-            jobs=stores.jobs, integrations=stores.integrations, failures=stores.failures, pages=self.job_pages
+            jobs=stores.jobs,
+            integrations=stores.integrations,
+            failures=stores.failures,
+            pages=self.job_pages,
+            audit=self.audit,
         )
 
     @cached_property
@@ -229,6 +242,7 @@ class Services:
             batches=batches,
             inbound=stores.inbound,
             metrics=self.metrics,
+            audit=self.audit,
         )
 
     @cached_property
@@ -254,6 +268,8 @@ class Services:
             self.stores.alert_log,
             egress=self.egress,
             email_enabled=self.settings.alert_email_backend is not AlertEmailBackend.OFF,
+            audit=self.audit,
+            send_test=lambda rule_id: self.alert_evaluator.send_test(rule_id),
         )
 
     @cached_property
@@ -321,6 +337,7 @@ class Services:
             batch_size=settings.recovery_batch_size,
             max_inbound_depth=settings.max_inbound_depth,
             metrics=self.metrics,
+            audit=self.audit,
         )
 
     @cached_property

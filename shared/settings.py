@@ -24,6 +24,8 @@ from shared.errors import ConfigError
 
 #: Failures are kept this long before the retention timer purges them.
 DEFAULT_FAILURE_RETENTION_DAYS = 7
+#: Audit entries are kept this long (a year: what reviews of who-did-what usually look back on).
+DEFAULT_AUDIT_RETENTION_DAYS = 365
 #: The product spec's endpoint-retry window: every immediate retry fits inside one minute.
 MAX_ENDPOINT_RETRY_WINDOW_S = 60.0
 #: Above this body size ingest answers 413.
@@ -125,6 +127,9 @@ class Settings(BaseSettings):
         default=DEFAULT_FAILURE_RETENTION_DAYS, validation_alias="FAILURE_RETENTION_DAYS"
     )
     retention_schedule: str = Field(default="0 17 * * * *", validation_alias="RETENTION_SCHEDULE")
+    audit_retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        default=DEFAULT_AUDIT_RETENTION_DAYS, validation_alias="AUDIT_RETENTION_DAYS"
+    )
 
     endpoint_retry_window_s: Annotated[float, Field(ge=0, le=MAX_ENDPOINT_RETRY_WINDOW_S)] = Field(
         default=MAX_ENDPOINT_RETRY_WINDOW_S, validation_alias="ENDPOINT_RETRY_WINDOW_S"

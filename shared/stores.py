@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from shared.alerts.ports import AlertLog, AlertRules
+from shared.audit.ports import AuditStore
 from shared.config.ports import IntegrationStore
 from shared.control.ports import ControlStates, HeldMessages, RateSlots
 from shared.delivery.ports import ErrorWindow
@@ -36,6 +37,9 @@ class Stores(Protocol):
 
     @property
     def error_window(self) -> ErrorWindow: ...
+
+    @property
+    def audit(self) -> AuditStore: ...
 
     @property
     def payloads(self) -> PayloadStore: ...

@@ -10,7 +10,7 @@ Rebound.Reader, Rebound.Operator and Rebound.Admin for users *and* applications 
 get them in client-credential tokens), ID tokens for browser sign-in, v2 access tokens, and a service
 principal on which role assignment is required (no role, no token). It stores the client id in the
 azd environment as AZURE_AUTH_CLIENT_ID, which main.parameters.json passes to main.bicep
-(`authClientId`), and checks REBOUND_HTTP_INGEST_INTEGRATIONS before Bicep turns it into paths.
+(`authClientId`).
 postprovision adds the Function App's sign-in redirect URI, known only once the app exists (Flex
 Consumption host names carry a random part). grant gives a user, group, or application a role.
 
@@ -40,10 +40,6 @@ from urllib.parse import quote
 
 GRAPH = "https://graph.microsoft.com/v1.0"
 CLIENT_ID_VARIABLE = "AZURE_AUTH_CLIENT_ID"
-INGEST_VARIABLE = "REBOUND_HTTP_INGEST_INTEGRATIONS"
-#: The same rule as shared.values.INTEGRATION_ID_PATTERN (a unit test keeps them equal); this script
-#: runs on the deployer's machine without the project's dependencies, so it cannot import it.
-INTEGRATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 #: Role ids must stay the same across runs (Graph refuses to change an enabled role's id): derived.
 _ROLE_NAMESPACE = uuid.UUID("5f1f2ad4-27a4-4f0e-9a55-4b3c1c1f6a7e")
 ROLES = (
@@ -154,15 +150,6 @@ def redirect_uri(service_uri: str) -> str:
     return f"{service_uri.rstrip('/')}/.auth/login/aad/callback"
 
 
-def check_ingest_integrations(value: str) -> list[str]:
-    """REBOUND_HTTP_INGEST_INTEGRATIONS as main.bicep reads it (comma-separated, spaces ignored), checked."""
-    ids = [part for part in value.replace(" ", "").split(",") if part]
-    invalid = [part for part in ids if not re.match(INTEGRATION_ID_PATTERN, part)]
-    if invalid:
-        raise SystemExit(f"{INGEST_VARIABLE}: not integration ids: {', '.join(invalid)}")
-    return ids
-
-
 def find_application(graph: Graph, env: Mapping[str, str]) -> dict[str, Any] | None:
     env_name = env["AZURE_ENV_NAME"]
     client_id = env.get(CLIENT_ID_VARIABLE, "").strip()
@@ -188,7 +175,6 @@ def find_application(graph: Graph, env: Mapping[str, str]) -> dict[str, Any] | N
 
 def preprovision(graph: Graph, env: Mapping[str, str], set_env: Callable[[str, str], None]) -> str:
     """Create or update the registration and its service principal; returns the client id."""
-    check_ingest_integrations(env.get(INGEST_VARIABLE, ""))
     env_name = env["AZURE_ENV_NAME"]
     application = find_application(graph, env)
     if application is None:

@@ -7,12 +7,15 @@ masked URL keeps the stored one, so a rule read and written back is not broken b
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import AnyHttpUrl
 
 from shared.alerts.models import Alert, AlertRule, EmailChannel, RuleView, TeamsChannel, WebhookChannel
 from shared.alerts.ports import AlertLog, AlertRules
+from shared.audit.models import Actor, AuditAction
+from shared.audit.service import AuditTrail
 from shared.egress import EgressPolicy
 from shared.errors import FieldError, NotFound, RequestValidationError
 from shared.sensitive import safe_url
@@ -29,13 +32,24 @@ class AlertRuleNotFound(NotFound):
 
 
 class AlertRulesService:
-    def __init__(self, rules: AlertRules, log: AlertLog, *, egress: EgressPolicy, email_enabled: bool) -> None:
+    def __init__(
+        self,
+        rules: AlertRules,
+        log: AlertLog,
+        *,
+        egress: EgressPolicy,
+        email_enabled: bool,
+        audit: AuditTrail,
+        send_test: Callable[[str], Awaitable[Alert]],
+    ) -> None:
         self._rules = rules
         self._log = log
+        self._audit = audit
+        self._send_test = send_test
         self._egress = egress
         self._email_enabled = email_enabled
 
-    async def put(self, rule_id: str, body: Any) -> tuple[RuleView, bool]:
+    async def put(self, rule_id: str, body: Any, *, actor: Actor) -> tuple[RuleView, bool]:
         if not isinstance(body, dict):
             raise RequestValidationError(
                 "invalid body: expected a JSON object", [{"field": "body", "message": "expected a JSON object"}]
@@ -53,6 +67,9 @@ class AlertRulesService:
             summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
             raise RequestValidationError(f"invalid body: {summary}", problems)
         created = await self._rules.put(rule)
+        details = {"created": created, "kind": rule.kind.value, "channel": rule.channel.kind}
+        await self._audit.record(actor, AuditAction.ALERT_RULE_PUT, integration=rule.integration, target=rule_id,
+                                 details=details)  # fmt: skip
         return await self.get(rule_id), created
 
     async def get(self, rule_id: str) -> RuleView:
@@ -61,9 +78,19 @@ class AlertRulesService:
             raise AlertRuleNotFound(rule_id)
         return RuleView(rule=masked(stored.rule), state=stored.state)
 
-    async def delete(self, rule_id: str) -> None:
+    async def delete(self, rule_id: str, *, actor: Actor) -> None:
         if not await self._rules.delete(rule_id):
             raise AlertRuleNotFound(rule_id)
+        await self._audit.record(actor, AuditAction.ALERT_RULE_DELETE, target=rule_id)
+
+    async def test(self, rule_id: str, *, actor: Actor) -> Alert:
+        """ "Send test alert": through the rule's channel now; the answer says whether it went out."""
+        if await self._rules.get(rule_id) is None:
+            raise AlertRuleNotFound(rule_id)
+        alert = await self._send_test(rule_id)
+        sent = {"notice": alert.fired_notice.value, "error": alert.last_error}
+        await self._audit.record(actor, AuditAction.ALERT_RULE_TEST, target=rule_id, details=sent)
+        return alert
 
     async def alerts(self, *, limit: int = MAX_ALERTS) -> list[Alert]:
         return await self._log.recent(limit=limit)

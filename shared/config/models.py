@@ -114,7 +114,9 @@ class BackoffPolicy(FrozenModel):
     failure_count_interval_minutes: Annotated[int, Field(ge=1, le=1440)] = 3
     max_errors_per_interval: Annotated[int, Field(ge=1)] = 1000
     requeue_min_delay_seconds: Annotated[int, Field(ge=0, le=MAX_VISIBILITY_DELAY_S)] = 10
-    requeue_max_delay_seconds: Annotated[int, Field(ge=0, le=MAX_VISIBILITY_DELAY_S)] = 60
+    # Checked against the minimum when left at its default too: a minimum above 60 with the default maximum
+    # would be stored and then never read back.
+    requeue_max_delay_seconds: Annotated[int, Field(ge=0, le=MAX_VISIBILITY_DELAY_S, validate_default=True)] = 60
     max_delay_actions: Annotated[int, Field(ge=0, le=100)] = 5
 
     @field_validator("requeue_max_delay_seconds")

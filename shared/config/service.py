@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
+from shared.audit.models import Actor, AuditAction
+from shared.audit.service import AuditTrail
 from shared.config.models import Endpoint, HttpEndpoint, IntegrationConfig
 from shared.config.ports import IntegrationStore
 from shared.egress import EgressPolicy
@@ -16,16 +21,23 @@ READ_ONLY_FIELDS = ("paused",)
 
 
 class IntegrationConfigs:
-    """Integration config use cases behind /api/integrations: validated against the egress policy."""
+    """Integration config use cases behind /api/integrations: validated against the egress policy, and
+    every change recorded in the audit trail as the actor's."""
 
     def __init__(
-        self, store: IntegrationStore, *, egress: EgressPolicy, source_rules: SourceRules | None = None
+        self,
+        store: IntegrationStore,
+        *,
+        egress: EgressPolicy,
+        audit: AuditTrail,
+        source_rules: SourceRules | None = None,
     ) -> None:
         self._store = store
         self._egress = egress
+        self._audit = audit
         self._source_rules = source_rules or SourceRules(min_interval_s=1)
 
-    async def save(self, integration_id: str, body: Any) -> tuple[IntegrationConfig, bool]:
+    async def save(self, integration_id: str, body: Any, *, actor: Actor) -> tuple[IntegrationConfig, bool]:
         """Validate and store a config for `integration_id`; returns (config, created).
 
         The id comes from the route; a body `id` that disagrees is a field error, not a silent rename.
@@ -52,6 +64,12 @@ class IntegrationConfigs:
             summary = "; ".join(f"{f['field']}: {f['message']}" for f in refused[:5])
             raise RequestValidationError(f"invalid body: {summary}", refused)
         try:
+            before: IntegrationConfig | None = await self._store.get(integration_id)
+            readable = True
+        except ValidationError:
+            # A config stored by an older version that this one cannot read: replacing it is the remedy.
+            before, readable = None, False
+        try:
             created = await self._store.put(config)
         except EntityTooLarge as exc:
             # Checked before any write: the config as stored (defaults filled in, UTF-16 in Table
@@ -60,6 +78,13 @@ class IntegrationConfigs:
                 "the config is too large to store: it must fit one Table property (64 KiB as UTF-16)",
                 details={"field": "body"},
             ) from exc
+        details: dict[str, Any] = {"created": created}
+        if readable:
+            previous = None if before is None else before.model_dump(mode="json")
+            details["changed"] = changed_fields(previous, config.model_dump(mode="json"))
+        else:
+            details["previous_unreadable"] = True
+        await self._audit.record(actor, AuditAction.CONFIG_PUT, integration=integration_id, details=details)
         return config, created
 
     async def get(self, integration_id: str) -> IntegrationConfig:
@@ -68,13 +93,31 @@ class IntegrationConfigs:
             raise IntegrationNotFound(integration_id)
         return config
 
-    async def delete(self, integration_id: str) -> None:
+    async def delete(self, integration_id: str, *, actor: Actor) -> None:
         if not await self._store.delete(integration_id):
             raise IntegrationNotFound(integration_id)
+        await self._audit.record(actor, AuditAction.CONFIG_DELETE, integration=integration_id)
 
     # Last: inside the class body, `list` names this method from here on.
     async def list(self) -> list[IntegrationConfig]:
         return [config async for config in self._store.list()]
+
+
+def changed_fields(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[str]:
+    """The field paths whose value differs (`retry.linear_count`, `endpoint.headers.X-Api-Key`), sorted; for a
+    new config, its top-level fields. Names only: values may be credentials (a header's)."""
+    if before is None:
+        return sorted(key for key in after if key != "id")
+    return sorted(_differences(before, after, ""))
+
+
+def _differences(old: Any, new: Any, path: str) -> list[str]:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        found: list[str] = []
+        for key in {*old, *new}:
+            found += _differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        return found
+    return [path] if old != new else []
 
 
 def egress_problems(config: IntegrationConfig, egress: EgressPolicy) -> list[FieldError]:

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+from shared.audit.models import Actor, AuditAction
+from shared.audit.service import AuditTrail
 from shared.config.models import IntegrationConfig
 from shared.config.ports import IntegrationStore
 from shared.control.decisions import half_opened, paused_by, resumed
@@ -48,10 +50,12 @@ class IntegrationControl:
         control: DeliveryControl,
         drainer: HeldDrainer,
         circuit_window: ErrorWindow,
+        audit: AuditTrail,
         refresh_s: float,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._audit = audit
         self._integrations = integrations
         self._states = states
         self._held = held
@@ -68,20 +72,23 @@ class IntegrationControl:
             raise IntegrationNotFound(integration)
         return config
 
-    async def pause(self, integration: str, request: PauseRequest, *, actor: str) -> ControlStatus:
+    async def pause(self, integration: str, request: PauseRequest, *, actor: Actor) -> ControlStatus:
         """Pause: hold every message of the integration from the answer on, until resumed."""
         config = await self._config(integration)
         now = self._clock()
         state, _ = await change_state(
-            self._states, integration, lambda s: paused_by(s, by=actor, reason=request.reason, now=now), now=now
+            self._states, integration, lambda s: paused_by(s, by=actor.name, reason=request.reason, now=now), now=now
         )
         self._control.remember(integration, state)
-        log_event(logger, "control.paused", integration=integration, by=actor, reason=request.reason or None)
+        await self._audit.record(
+            actor, AuditAction.INTEGRATION_PAUSE, integration=integration, details={"reason": request.reason}
+        )
+        log_event(logger, "control.paused", integration=integration, by=actor.name, reason=request.reason or None)
         # Every instance reads the state again within refresh_s: after that, none attempts a message.
         await self._sleep(self._refresh_s)
         return await self._status(config, state)
 
-    async def resume(self, integration: str, *, actor: str) -> ControlStatus:
+    async def resume(self, integration: str, *, actor: Actor) -> ControlStatus:
         """Resume (closing an open breaker too) and start draining the hold in arrival order."""
         config = await self._config(integration)
         now = self._clock()
@@ -95,10 +102,14 @@ class IntegrationControl:
             self._states, integration, lambda s: resumed(s, window=window, window_count=count), now=now
         )
         self._control.remember(integration, state)
-        log_event(logger, "control.resumed", integration=integration, by=actor)
         if state.holding:
             await self._drainer.kick(integration)
-        return await self._status(config, state)
+        status = await self._status(config, state)
+        await self._audit.record(
+            actor, AuditAction.INTEGRATION_RESUME, integration=integration, details={"held": status.held}
+        )
+        log_event(logger, "control.resumed", integration=integration, by=actor.name)
+        return status
 
     async def status(self, integration: str) -> ControlStatus:
         config = await self._config(integration)

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
+from shared.audit.models import Actor
 from shared.failures.models import FailureFilter
 from shared.ids import RecordId
 from shared.values import Count, FrozenModel, UtcDatetime, new_id, utc_now
@@ -75,6 +76,18 @@ class JobRequest(FrozenModel):
     selection: JobSelection
 
 
+#: A job's `ids` selection is named in full in the audit trail up to this many (the job itself keeps them all).
+AUDITED_IDS = 20
+
+
+def selection_summary(selection: JobSelection) -> dict[str, Any]:
+    """The selection as the audit trail keeps it: whole, but for long id lists, which are counted."""
+    if selection.ids is not None and len(selection.ids) > AUDITED_IDS:
+        return {"ids_count": len(selection.ids), "ids_first": selection.ids[:AUDITED_IDS]}
+    summary: dict[str, Any] = selection.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return summary
+
+
 class Job(FrozenModel):
     id: str = Field(default_factory=new_id)
     integration: str
@@ -94,6 +107,8 @@ class Job(FrozenModel):
     rate_per_s: Annotated[float, Field(ge=0)] | None = None
     #: Items passed over: already gone (removed elsewhere) when the job reached them.
     skipped: Count = 0
+    #: Who started it (null for jobs started before jobs named their creator); the actor of its `job.finish`.
+    created_by: Actor | None = None
 
 
 @dataclass(frozen=True)

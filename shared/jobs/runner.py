@@ -10,6 +10,9 @@ A removed failure is never selected again, so a page that runs twice never re-se
 already removed. What one batch of a page does (resend or remove) is `shared.jobs.batches`.
 `JobRunner` is also the `JobControl` the recovery sweep uses: fail a job whose page kept
 crashing, and resume jobs that stopped checkpointing.
+
+A job's end goes to the audit trail (`job.finish`, as whoever started it) before the save that ends
+it: a crash in between finishes (and records) the job again, so the end is recorded at least once.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from shared.audit.service import AuditTrail
 from shared.errors import ConcurrencyConflict, ReboundError
 from shared.failures.models import FailureFilter
 from shared.failures.ports import FailureStore
@@ -29,6 +33,7 @@ from shared.jobs.batches import Batch, BatchItem, JobBatches
 from shared.jobs.models import Job, JobAction, JobState
 from shared.jobs.pages import JobPages
 from shared.jobs.ports import Checkpoint, JobRecord, JobStore, PageMessage
+from shared.jobs.trail import record_finish
 from shared.logs import log_event
 from shared.messages.ports import MessageQueue
 from shared.operability.metrics import Counter, Metrics
@@ -52,6 +57,7 @@ class JobRunner:
         batches: JobBatches,
         inbound: MessageQueue,
         metrics: Metrics,
+        audit: AuditTrail,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -62,6 +68,7 @@ class JobRunner:
         self._batches = batches
         self._inbound = inbound
         self._metrics = metrics
+        self._audit = audit
         self._sleep = sleep
         self._monotonic = monotonic
 
@@ -156,6 +163,7 @@ class JobRunner:
         if record is None or not record.job.state.is_active:
             return
         job = record.job.model_copy(update={"state": JobState.FAILED, "finished_at": now, "last_error": reason[:500]})
+        await record_finish(self._audit, job)
         await self._jobs.save(record, job, replace(record.checkpoint, claim=None, claimed_at=None), now=now)
         await self._jobs.release_lock(integration, job_id)
         log_event(logger, "job.failed", level=logging.WARNING, integration=integration, job_id=job_id, reason=reason)
@@ -174,6 +182,8 @@ class JobRunner:
 
     async def _finish(self, record: JobRecord, state: JobState, now: datetime) -> Job:
         job = record.job.model_copy(update={"state": state, "finished_at": now})
+        # Before the save that ends it: a crash in between finishes (and records) the job again.
+        await record_finish(self._audit, job)
         await self._jobs.save(record, job, replace(record.checkpoint, claim=None, claimed_at=None), now=now)
         await self._jobs.release_lock(job.integration, job.id)
         # Repairs counter drift from crashes between a failure and its counter.

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+from shared.audit.models import Actor, AuditAction
+from shared.audit.service import AuditTrail
 from shared.config.models import IntegrationConfig
 from shared.config.ports import IntegrationStore
 from shared.errors import ConcurrencyConflict, IntegrationNotFound, SourceDisabled, SourceNotFound
@@ -29,8 +31,10 @@ class PickupService:
         integrations: IntegrationStore,
         states: PickupStates,
         runner: PickupRunner,
+        audit: AuditTrail,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        self._audit = audit
         self._integrations = integrations
         self._states = states
         self._runner = runner
@@ -42,16 +46,18 @@ class PickupService:
         stored = await self._states.get(integration)
         return self._status(config, source, stored.state if stored is not None else PickupState())
 
-    async def run_now(self, integration: str) -> PickupStatus:
+    async def run_now(self, integration: str, *, actor: Actor) -> PickupStatus:
         """Mark the source as asked for and start a run at once, without waiting for it (202).
 
         The mark is stored first: should this instance stop before the run ends, or another run hold
-        the source right now, the next timer tick runs it.
+        the source right now, the next timer tick runs it. The actor's `pickup.run` goes to the audit
+        trail right after the mark, before the run starts.
         """
         config, source = await self._source_of(integration)
         if not source.enabled:
             raise SourceDisabled(integration)
         state = await self._request(integration)
+        await self._audit.record(actor, AuditAction.PICKUP_RUN, integration=integration, details={"kind": source.kind})
         task = asyncio.create_task(self._runner.run_source(config, requested=True))
         self._running.add(task)
         task.add_done_callback(self._finished)

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Literal
 
+from shared.audit.models import Actor, AuditAction
+from shared.audit.service import AuditTrail
 from shared.errors import ReboundError, StorageUnavailable
 from shared.failures.ports import FailureSink
 from shared.jobs.ports import JobControl
@@ -53,8 +55,10 @@ class RecoverySweeper:
         batch_size: int,
         max_inbound_depth: int,
         metrics: Metrics,
+        audit: AuditTrail,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        self._audit = audit
         self._flow = flow
         self._poison = poison
         self._inbound = inbound
@@ -87,6 +91,14 @@ class RecoverySweeper:
             except StorageUnavailable:
                 log_event(logger, "recovery.status_unavailable", level=logging.WARNING, queue=source.name)
         return RecoveryStatus(backend=self._flow.backend, queues=queues, last_sweep=await self._last_sweep())
+
+    async def replay(self, *, actor: Actor) -> SweepResult:
+        """A sweep run by hand (`POST /recovery/replay`), recorded in the audit trail with what it moved."""
+        result = await self.sweep(trigger="manual")
+        details = result.model_dump(mode="json", include={"healthy", "reinserted", "gave_up", "errors", "by_queue"})
+        details["jobs_resumed"], details["reason"] = result.jobs_resumed, result.reason
+        await self._audit.record(actor, AuditAction.RECOVERY_REPLAY, details=details)
+        return result
 
     async def sweep(self, *, trigger: Literal["timer", "manual"]) -> SweepResult:
         started = self._clock()

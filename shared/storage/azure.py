@@ -17,6 +17,7 @@ from shared.recovery.ports import MessageSource, RecoveryFlow
 from shared.settings import RecoveryBackend, Settings
 from shared.storage.account import StorageAccount
 from shared.storage.alert_tables import TableAlertLog, TableAlertRules
+from shared.storage.audit_table import TableAuditStore
 from shared.storage.clients import build_service_bus_client
 from shared.storage.control_tables import TableControlStates, TableHeldMessages, TableRateSlots
 from shared.storage.error_window_table import TableErrorWindow
@@ -69,6 +70,10 @@ class AzureStores:
     @cached_property
     def jobs(self) -> TableJobStore:
         return TableJobStore(self.account.tables.table(self.names.jobs_table))
+
+    @cached_property
+    def audit(self) -> TableAuditStore:
+        return TableAuditStore(self.account.tables.table(self.names.audit))
 
     @cached_property
     def error_window(self) -> TableErrorWindow:

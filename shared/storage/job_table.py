@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 
+from shared.audit.models import Actor
 from shared.errors import ConcurrencyConflict, JobAlreadyActive
 from shared.jobs.models import Job, JobAction, JobSelection, JobState
 from shared.jobs.ports import Checkpoint, JobRecord
@@ -100,6 +101,7 @@ def _row_of(job: Job, *, cursor: Cursor | None, pages: int) -> Entity:
         "LastError": job.last_error,
         "RatePerS": job.rate_per_s,
         "Cursor": cursor,
+        "CreatedBy": job.created_by.model_dump_json() if job.created_by is not None else None,
     }
     row.update({key: value for key, value in optional.items() if value is not None})
     return row
@@ -123,6 +125,7 @@ def _record_of(row: Entity) -> JobRecord:
         last_error=row.get("LastError"),
         cancel_requested=bool(row.get("CancelRequested", False)),
         rate_per_s=row.get("RatePerS"),
+        created_by=Actor.model_validate_json(row["CreatedBy"]) if row.get("CreatedBy") else None,
     )
     cursor = row.get("Cursor")
     checkpoint = Checkpoint(

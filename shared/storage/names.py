@@ -66,6 +66,11 @@ class StorageNames:
         return f"{self.prefix}errorwindow"
 
     @property
+    def audit(self) -> str:
+        """Table: the audit trail (append-only; month partitions, newest first)."""
+        return f"{self.prefix}audit"
+
+    @property
     def recovery_state(self) -> str:
         """Table: the last sweep's result (what GET /recovery shows)."""
         return f"{self.prefix}recoverystate"

@@ -36,6 +36,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 #: Seconds-scale recovery: a sweep every 2 s, parked messages visible at once.
 CHAOS_SETTINGS = {
+    # Chaos is about storage and the host, not sign-in: the host key opens everything, as before roles.
+    "AUTH_MODE": "key",
     "RECOVERY_SCHEDULE": "*/2 * * * * *",
     "RECOVERY_PARK_DELAY_S": "0",
     "RECOVERY_BATCH_SIZE": "2000",
@@ -103,6 +105,7 @@ async def observer(
             "AzureWebJobsStorage": main_azurite.connection_string,
             "RecoveryStorage": recovery_azurite.connection_string,
             "REBOUND_PREFIX": prefix,
+            "AUTH_MODE": "key",
         }
     )
     services = Services(settings)

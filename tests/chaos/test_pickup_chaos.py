@@ -22,6 +22,7 @@ from shared.pickup.runner import LEASE_S, RunReport
 from shared.services import Services
 from shared.settings import Settings
 from shared.values import utc_now
+from tests.support.auth import TESTER
 from tests.support.fault_proxy import StorageProxies
 from tests.support.stores import azure_stores
 
@@ -115,7 +116,7 @@ class CutAfter:
 async def configure(services: Services, container: ContainerClient) -> IntegrationConfig:
     source = {"kind": "blob", "connection": "Upstream", "container": container.container_name, "prefix": "in/"}
     body = {"name": INTEGRATION, "endpoint": {"kind": "http", "url": "https://shop.example/in"}, "source": source}
-    config, _ = await services.integrations.save(INTEGRATION, body)
+    config, _ = await services.integrations.save(INTEGRATION, body, actor=TESTER)
     return config
 
 

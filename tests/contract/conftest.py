@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from shared.audit.ports import AuditStore
 from shared.config.ports import IntegrationStore
 from shared.delivery.ports import ErrorWindow
 from shared.failures.ports import FailureStore
@@ -74,3 +75,8 @@ def message_queue(backend: Backend) -> MessageQueue:
 @pytest.fixture
 def sweep_state(backend: Backend) -> SweepState:
     return backend.stores.sweep_state
+
+
+@pytest.fixture
+def audit_store(backend: Backend) -> AuditStore:
+    return backend.stores.audit

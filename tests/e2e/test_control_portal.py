@@ -13,8 +13,8 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from tests.e2e.app_host import FUNCTION_KEY, app_env, client, running_app, unique_prefix
-from tests.e2e.portal_support import UI_TIMEOUT_MS, VIEWPORT, ConsoleWatch, launch_chromium, screenshots
+from tests.e2e.app_host import app_env, client, running_app, unique_prefix
+from tests.e2e.portal_support import ConsoleWatch, browser_page, launch_chromium, screenshots
 from tests.support.polling import until
 from tests.support.receiver import Answer, Receiver
 
@@ -50,22 +50,23 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    console = ConsoleWatch()
-    context = await browser.new_context(viewport=VIEWPORT, color_scheme="light")
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    page = await context.new_page()
-    console.attach(page)
-    yield page
-    await context.close()
-    assert not console.errors, f"the page logged errors: {console.errors}"
+async def page(browser: Browser, host: DevhostProcess) -> AsyncIterator[Page]:
+    # Signed in as the dev admin (the host runs AUTH_MODE=dev, as `make run` does).
+    async with browser_page(browser, ConsoleWatch(), host, "admin") as page:
+        yield page
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def reader_page(browser: Browser, host: DevhostProcess) -> AsyncIterator[Page]:
+    async with browser_page(browser, ConsoleWatch(), host, "reader") as page:
+        yield page
 
 
 async def test_an_operator_pauses_with_a_reason_sees_messages_held_and_resumes(page, http, receiver, host):
     # Given an integration
     body = {"name": "shop", "endpoint": {"kind": "http", "url": receiver.url, "timeout_s": 5}}
     assert (await http.put("/integrations/shop", json=body)).status_code in (200, 201)
-    await page.goto(f"{host.base_url}/portal?code={FUNCTION_KEY}#/integrations/shop")
+    await page.goto(f"{host.base_url}/portal#/integrations/shop")
     panel = page.get_by_test_id("control-panel")
     await expect(panel.get_by_test_id("control-state")).to_have_text("running")
 
@@ -95,7 +96,7 @@ async def test_an_operator_pauses_with_a_reason_sees_messages_held_and_resumes(p
 async def test_the_rate_limit_and_breaker_are_set_in_settings(page, http, receiver, host):
     body = {"name": "paced", "endpoint": {"kind": "http", "url": receiver.url}}
     assert (await http.put("/integrations/paced", json=body)).status_code in (200, 201)
-    await page.goto(f"{host.base_url}/portal?code={FUNCTION_KEY}#/integrations/paced/settings")
+    await page.goto(f"{host.base_url}/portal#/integrations/paced/settings")
     form = page.get_by_test_id("control-form")
 
     await form.get_by_test_id("rate-limit").fill("2.5")
@@ -112,7 +113,7 @@ async def test_an_admin_adds_a_rule_sends_a_test_alert_and_sees_it_in_the_histor
     hook = Receiver([Answer(200)])
     await hook.start()
     try:
-        await page.goto(f"{host.base_url}/portal?code={FUNCTION_KEY}#/alerts")
+        await page.goto(f"{host.base_url}/portal#/alerts")
         await expect(page.get_by_role("heading", level=1)).to_have_text("Alerts")
         form = page.get_by_test_id("rule-form")
 
@@ -141,3 +142,17 @@ async def test_an_admin_adds_a_rule_sends_a_test_alert_and_sees_it_in_the_histor
 
 async def _rule_ids(http: httpx.AsyncClient) -> list[str]:
     return [view["rule"]["id"] for view in (await http.get("/alert-rules")).json()["items"]]
+
+
+async def test_a_reader_sees_the_delivery_state_and_the_alerts_but_no_controls(reader_page, http, receiver, host):
+    body = {"name": "watched", "endpoint": {"kind": "http", "url": receiver.url}}
+    assert (await http.put("/integrations/watched", json=body)).status_code in (200, 201)
+
+    await reader_page.goto(f"{host.base_url}/portal#/integrations/watched")
+    panel = reader_page.get_by_test_id("control-panel")
+    await expect(panel.get_by_test_id("control-state")).to_have_text("running")
+    await expect(panel.get_by_test_id("pause")).to_have_count(0)
+
+    await reader_page.goto(f"{host.base_url}/portal#/alerts")
+    await expect(reader_page.get_by_role("heading", level=1)).to_have_text("Alerts")
+    await expect(reader_page.get_by_test_id("rule-form")).to_be_hidden()

@@ -195,12 +195,14 @@ async def test_unknown_integration_is_404_and_oversized_body_is_413(host, receiv
     assert json.loads(too_large.text)["error"]["details"]["limit_bytes"] == 2 * 1024 * 1024
 
 
-async def test_portal_routes_need_the_function_key(host):
+async def test_portal_routes_need_a_sign_in_and_the_key_alone_does_not_open_them(host):
     async with client(host) as http:
-        anonymous = await http.get("/integrations", headers={"x-functions-key": ""})
-        health = await http.get("/health", headers={"x-functions-key": ""})
+        anonymous = await http.get("/integrations", headers={"x-functions-key": "", "Authorization": ""})
+        key_only = await http.get("/integrations", headers={"Authorization": ""})
+        health = await http.get("/health", headers={"x-functions-key": "", "Authorization": ""})
 
-    assert anonymous.status_code == 401
+    assert (anonymous.status_code, key_only.status_code) == (401, 401)
+    assert key_only.json()["error"]["code"] == "unauthenticated"
     assert health.status_code == 200
 
 

@@ -15,8 +15,8 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from tests.e2e.app_host import FUNCTION_KEY, app_env, client, running_app, unique_prefix
-from tests.e2e.portal_support import UI_TIMEOUT_MS, VIEWPORT, ConsoleWatch, launch_chromium, screenshots
+from tests.e2e.app_host import app_env, client, running_app, unique_prefix
+from tests.e2e.portal_support import ConsoleWatch, browser_page, launch_chromium, screenshots
 from tests.support.polling import until
 from tests.support.receiver import Answer, Receiver
 
@@ -123,14 +123,10 @@ async def console() -> ConsoleWatch:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def page(browser: Browser, console: ConsoleWatch) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport=VIEWPORT, color_scheme="light")
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    page = await context.new_page()
-    console.attach(page)
-    yield page
-    await context.close()
-    assert not console.errors, f"the page logged errors: {console.errors}"
+async def page(browser: Browser, console: ConsoleWatch, host: DevhostProcess) -> AsyncIterator[Page]:
+    # Signed in as the dev admin (the host runs AUTH_MODE=dev, as `make run` does).
+    async with browser_page(browser, console, host, "admin") as page:
+        yield page
 
 
 async def test_the_integration_page_shows_the_source_and_pick_up_now_takes_what_waits(
@@ -147,7 +143,7 @@ async def test_the_integration_page_shows_the_source_and_pick_up_now_takes_what_
     await container.upload_blob("late.json", b'{"late": true}')
 
     # When the user opens the integration's page
-    await page.goto(f"{host.base_url}/portal?code={FUNCTION_KEY}#/integrations/hourly")
+    await page.goto(f"{host.base_url}/portal#/integrations/hourly")
 
     # Then the pickup panel shows where the source reads and that nothing was picked yet
     panel = page.get_by_test_id("pickup-panel")
@@ -174,7 +170,7 @@ async def test_an_integration_without_a_source_shows_no_pickup_panel_and_asks_fo
     asked: list[str] = []
     page.on("request", lambda request: asked.append(request.url) if request.url.endswith("/pickup") else None)
 
-    await page.goto(f"{host.base_url}/portal?code={FUNCTION_KEY}#/integrations/plain")
+    await page.goto(f"{host.base_url}/portal#/integrations/plain")
 
     await expect(page.get_by_role("heading", level=1)).to_have_text("plain")
     await expect(page.get_by_test_id("groups-panel")).to_be_visible()

@@ -10,19 +10,24 @@ import pytest
 
 from blueprints import integrations, operability
 from shared.services import reset_services
+from tests.support.auth import ADMIN_HEADERS, as_devhost
 
 
 @pytest.fixture(autouse=True)
 async def app_env(monkeypatch: pytest.MonkeyPatch, storage_env: dict[str, str]) -> AsyncIterator[None]:
     for name, value in storage_env.items():
         monkeypatch.setenv(name, value)
+    # Called as devhost would call them, for its admin (who may call is tests/unit/blueprints/test_api.py's).
+    as_devhost(monkeypatch)
     yield
     await reset_services()
 
 
 def request(method: str, path: str, body: object = None, **route_params: str) -> func.HttpRequest:
     data = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    return func.HttpRequest(method, f"http://localhost/api/{path}", body=data, route_params=route_params)
+    return func.HttpRequest(
+        method, f"http://localhost/api/{path}", body=data, route_params=route_params, headers=ADMIN_HEADERS
+    )
 
 
 CONFIG = {"name": "Orders", "endpoint": {"kind": "http", "url": "http://127.0.0.1:9/in"}}

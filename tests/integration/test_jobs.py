@@ -20,6 +20,7 @@ from shared.messages.models import Envelope
 from shared.services import Services
 from shared.settings import Settings
 from shared.values import utc_now
+from tests.support.auth import TESTER
 from tests.support.stores import azure_stores, stored_failures
 
 
@@ -80,7 +81,7 @@ async def test_retry_all_resends_every_failure_once_and_completes(services):
 
     # When a retry job runs to the end
     request = JobRequest(action=JobAction.RETRY, selection=JobSelection(all=True))
-    job = await services.jobs.start("orders", request, now=utc_now())
+    job = await services.jobs.start("orders", request, actor=TESTER, now=utc_now())
     pages = await run_until_done(services)
 
     # Then each message is back on inbound once, with resend_count+1 and its body by reference
@@ -92,7 +93,7 @@ async def test_retry_all_resends_every_failure_once_and_completes(services):
     assert (done.state, done.total, done.processed, done.succeeded, done.failed) == (JobState.COMPLETED, 12, 12, 12, 0)
     assert pages == 3
     assert (await services.stores.failures.summary("orders")).count == 0
-    await services.jobs.start("orders", request, now=utc_now())
+    await services.jobs.start("orders", request, actor=TESTER, now=utc_now())
 
 
 async def test_delete_with_a_filter_removes_only_matches_and_their_content(services):
@@ -102,7 +103,9 @@ async def test_delete_with_a_filter_removes_only_matches_and_their_content(servi
 
     # When a delete job for one sender runs
     selection = JobSelection.model_validate({"filter": {"sender": "shop"}})
-    job = await services.jobs.start("orders", JobRequest(action=JobAction.DELETE, selection=selection), now=utc_now())
+    job = await services.jobs.start(
+        "orders", JobRequest(action=JobAction.DELETE, selection=selection), actor=TESTER, now=utc_now()
+    )
     await run_until_done(services)
 
     # Then only its failures and their blobs are gone, and nothing was resent

@@ -27,6 +27,7 @@ from shared.pickup.runner import LEASE_S, RunReport
 from shared.recovery.models import ParkedMessage
 from shared.services import Services
 from shared.settings import Settings
+from tests.support.auth import TESTER
 from tests.support.receiver import Answer, Receiver
 from tests.support.sftp_server import PASSWORD, USERNAME, SftpServer
 from tests.support.stores import azure_stores, stored_failures
@@ -76,7 +77,7 @@ def unique(name: str) -> str:
 
 async def configure(services: Services, source: dict[str, Any]) -> None:
     body = {"name": "Orders", "sender": "erp", "receiver": "shop", "endpoint": ENDPOINT, "source": source}
-    await services.integrations.save(INTEGRATION, body)
+    await services.integrations.save(INTEGRATION, body, actor=TESTER)
 
 
 async def run(services: Services) -> RunReport:

@@ -18,7 +18,7 @@ import pytest
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from tests.e2e.app_host import FUNCTION_KEY, app_env, running_app, unique_prefix
+from tests.e2e.app_host import DEFAULT_HEADERS, app_env, running_app, unique_prefix
 from tests.security.storage_state import storage_state
 
 #: One worker and one devhost for the whole module.
@@ -57,9 +57,7 @@ def app(azurite: AzuriteProcess) -> Iterator[App]:
     env = app_env(azurite, prefix, STORAGE_TIMEOUT_S="30", **QUIET_TIMERS)
     with (
         running_app(env) as host,
-        httpx.Client(
-            base_url=host.base_url, headers={"x-functions-key": FUNCTION_KEY}, timeout=60, trust_env=False
-        ) as http,
+        httpx.Client(base_url=host.base_url, headers=DEFAULT_HEADERS, timeout=60, trust_env=False) as http,
     ):
         assert http.put(f"/integrations/{KNOWN}", json=CONFIG).status_code in (200, 201)
         yield App(host, http, azurite.connection_string, prefix)

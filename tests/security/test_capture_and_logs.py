@@ -206,7 +206,10 @@ def test_the_function_key_never_reaches_the_log_when_storage_is_down(azurite, tm
         + azurite.connection_string.split("AccountKey=")[1].split(";")[0]
         + ";QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
     )
-    env = app_env(azurite, unique_prefix(), AzureWebJobsStorage=dead, RecoveryStorage=dead, STORAGE_TIMEOUT_S="1")
+    # Key mode: the key is what opens the route here, so it is the key that must stay out of the log
+    env = app_env(
+        azurite, unique_prefix(), AzureWebJobsStorage=dead, RecoveryStorage=dead, STORAGE_TIMEOUT_S="1", AUTH_MODE="key"
+    )
     with running_app(env) as host:
         import httpx
 

@@ -13,9 +13,10 @@ are not HTTP operations and are not in the document.
 
 Four kinds of rules cannot be written in JSON Schema, so positive cases are made to keep them
 (negative cases are left alone; they are refused either way):
-- one field bounded by another: `to` not before `from`, `requeue_max_delay_seconds` not below
-  `requeue_min_delay_seconds`, `status_max` not below `status_min`, a `redirect` rule needs a
-  `fallback_endpoint`, a blob source's `move_to` outside its `prefix`, an SFTP `move_to` other than its `path`;
+- one field bounded by another: `to` not before `from`, `requeue_max_delay_seconds` (given, or its
+  default) not below `requeue_min_delay_seconds`, `status_max` not below `status_min`, a `redirect` rule
+  needs a `fallback_endpoint`, a blob source's `move_to` outside its `prefix`, an SFTP `move_to` other
+  than its `path`;
 - the body's `id` must equal the route's integration;
 - a `cursor` is whatever the previous page returned: any other string is a 400;
 - what only the app knows: an SFTP `host_key` must be a real public key (its shape is in the schema),
@@ -43,6 +44,7 @@ from schemathesis.core.parameters import ParameterLocation
 from blueprints.operability import api_document
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
+from shared.config.models import BackoffPolicy
 from tests.e2e.app_host import FUNCTION_KEY, app_env, running_app, unique_prefix
 
 #: Cases per operation and phase: ~20 operations, the whole file well within 90 s on 2 cores. A deeper
@@ -61,7 +63,7 @@ CONFIG = schemathesis.Config.from_dict(
             "fuzzing": {"enabled": True},
             "stateful": {"enabled": False},
         },
-        "auth": {"openapi": {"functionKeyHeader": {"api_key": FUNCTION_KEY}}},
+        "auth": {"openapi": {"signedIn": {"bearer": "dev:admin"}, "functionKeyHeader": {"api_key": FUNCTION_KEY}}},
     }
 )
 
@@ -91,6 +93,8 @@ def host(azurite: AzuriteProcess) -> Iterator[DevhostProcess]:
 
 
 # --- positive cases keep the rules JSON Schema cannot state -----------------------------------
+
+DEFAULT_MAX_DELAY_S = BackoffPolicy().requeue_max_delay_seconds
 
 
 def _ordered(values: dict[str, Any], low: str, high: str) -> None:
@@ -146,6 +150,10 @@ def _keep_config_rules(body: dict[str, Any], integration: Any) -> None:
     backoff = body.get("retry", {}).get("backoff") if isinstance(body.get("retry"), dict) else None
     if isinstance(backoff, dict):
         _ordered(backoff, "requeue_min_delay_seconds", "requeue_max_delay_seconds")
+        # A maximum left out is its default, which the minimum must not exceed either.
+        low = backoff.get("requeue_min_delay_seconds")
+        if "requeue_max_delay_seconds" not in backoff and isinstance(low, int | float) and low > DEFAULT_MAX_DELAY_S:
+            backoff["requeue_max_delay_seconds"] = low
     rules = body.get("error_rules")
     if isinstance(rules, list):
         for rule in rules:

@@ -13,6 +13,7 @@ from datetime import datetime
 from shared.operability.health import HealthProbe
 from shared.stores import Stores
 from tests.twins.alerts import MemoryAlertLog, MemoryAlertRules
+from tests.twins.audit import MemoryAuditStore
 from tests.twins.control import MemoryControlStates, MemoryHeldMessages, MemoryRateSlots
 from tests.twins.error_window import MemoryErrorWindow
 from tests.twins.failures import MemoryFailureStore
@@ -34,6 +35,7 @@ class MemoryStores:
         self.failures = MemoryFailureStore(self.payloads)
         self.jobs = MemoryJobStore()
         self.error_window = MemoryErrorWindow()
+        self.audit = MemoryAuditStore()
         self.inbound = MemoryQueue("inbound", clock)
         self.job_pages = MemoryQueue("jobs", clock)
         self.recovery = MemoryRecoveryFlow(clock)

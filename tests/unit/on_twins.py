@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from pydantic import AnyHttpUrl
 
+from shared.audit.service import AuditTrail
 from shared.config.models import HttpEndpoint, IntegrationConfig
 from shared.delivery.engine import DeliveryEngine, Outcome
 from shared.delivery.retry import EndpointRetryPolicy
@@ -97,6 +98,12 @@ class Jobs(NamedTuple):
     runner: JobRunner
 
 
+def audit_on(stores: MemoryStores, time: FakeTime | None = None) -> AuditTrail:
+    """The audit trail on the stores' twin, stamped by the fake clock when there is one."""
+    clock = time.now if time is not None else stores.clock
+    return AuditTrail(stores.audit, retention_days=365, clock=clock)
+
+
 def make_jobs(
     stores: MemoryStores,
     time: FakeTime,
@@ -110,7 +117,10 @@ def make_jobs(
 ) -> Jobs:
     """Wired as `Services` wires them, with the fake clock's sleep and monotonic time for the pacing."""
     pages = JobPages(stores.job_pages, limits=JobLimits(page_size=page_size, rate_per_s=rate, max_inbound_depth=depth))
-    lifecycle = JobLifecycle(jobs=stores.jobs, integrations=stores.integrations, failures=stores.failures, pages=pages)
+    audit = audit_on(stores, time)
+    lifecycle = JobLifecycle(
+        jobs=stores.jobs, integrations=stores.integrations, failures=stores.failures, pages=pages, audit=audit
+    )
     batches = JobBatches(failures=stores.failures, payloads=stores.payloads, inbound=stores.inbound, parker=parker)
     runner = JobRunner(
         jobs=stores.jobs,
@@ -119,6 +129,7 @@ def make_jobs(
         batches=batches,
         inbound=stores.inbound,
         metrics=metrics or Metrics(),
+        audit=audit,
         sleep=sleep or time.sleep,
         monotonic=time.monotonic,
     )

@@ -1,8 +1,9 @@
 """infra/: App Service Authentication in front of the app, and the paths it lets through unauthenticated.
 
 The excluded paths are checked against the routes the app registers (function_app.app.get_functions(),
-with host.json's route prefix), matched the way the excludedPaths documentation and Microsoft's answers
-describe them: an exact path, or a prefix ending in `/*`. Nothing more is assumed of the platform.
+with host.json's route prefix, and each route's declared kind), matched the way the excludedPaths
+documentation and Microsoft's answers describe them: an exact path, or a prefix ending in `/*`. Nothing
+more is assumed of the platform.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import azure.functions as func
 import pytest
 from azure.functions.decorators.http import HttpTrigger
 
+from blueprints.operability import registered_operations
 from devhost.host_config import load_host_config
 from devhost.routes import LiteralSegment, RouteMatch, RouteTable, RouteTemplate
-from shared.auth import AuthMode
+from shared.auth import AuthMode, RouteKind
 from tests.unit.test_infra_settings import (
     INFRA,
     MAIN,
@@ -33,9 +35,8 @@ from tests.unit.test_infra_settings import (
 
 ROOT = INFRA.parent
 EASY_AUTH = INFRA / "modules" / "easy-auth.bicep"
-INGEST_FUNCTION = "ingest_message"
-#: Two integrations that accept HTTP ingest, as `azd env set REBOUND_HTTP_INGEST_INTEGRATIONS` gives them.
-INGEST_INTEGRATIONS = "orders, erp-2"
+#: The senders' route, let through App Service Authentication.
+SENDERS_FUNCTION = "ingest"
 
 
 @cache
@@ -48,14 +49,18 @@ def http_functions() -> dict[str, Any]:
     }
 
 
+def functions_of(kind: RouteKind) -> set[str]:
+    """The app's routes of one kind, as declared (public: health, OpenAPI, the portal's page, files and config)."""
+    return {operation.name for operation in registered_operations() if operation.kind is kind}
+
+
 def public_functions() -> set[str]:
-    """The app's anonymous routes (health, OpenAPI, the portal's page and files)."""
-    return {
-        name
-        for name, function in http_functions().items()
-        if func.AuthLevel(str(getattr(level := function.get_trigger().auth_level, "value", level)).lower())
-        == func.AuthLevel.ANONYMOUS
-    }
+    return functions_of(RouteKind.PUBLIC)
+
+
+def level_of(name: str) -> func.AuthLevel:
+    level = http_functions()[name].get_trigger().auth_level
+    return func.AuthLevel(str(getattr(level, "value", level)).lower())
 
 
 def route_table(names: set[str] | None = None) -> RouteTable[str]:
@@ -121,81 +126,80 @@ def auth_settings() -> dict[str, Any]:
 
 
 def test_every_excluded_path_is_exact_or_a_trailing_wildcard():
-    # Given
-    paths = excluded_paths(httpIngestIntegrations=INGEST_INTEGRATIONS)
-
     # Then: no wildcard the platform does not document (e.g. /api/integrations/*/messages)
-    for path in paths:
+    for path in excluded_paths():
         assert path.startswith("/"), path
         assert "*" not in path.removesuffix("/*"), f"{path}: only a trailing /* is a documented wildcard"
 
 
-def test_the_excluded_paths_match_the_ingest_and_health_routes_as_registered():
+def test_the_excluded_paths_match_the_senders_ingest_route_and_health_as_registered():
     # Given
-    paths = excluded_paths(httpIngestIntegrations=INGEST_INTEGRATIONS)
+    paths = excluded_paths()
 
-    # Then: health is let through, and ingest for each listed integration, to the functions that serve them
+    # Then: health is let through, and the senders' route for any integration, to the functions that serve them
     assert [p for p in paths if matches(p, "/api/health")] == ["/api/health"]
     assert served_by("/api/health") == "health"
-    for integration in ("orders", "erp-2"):
-        path = f"/api/integrations/{integration}/messages"
-        assert path in paths
-        assert served_by(path, "POST") == INGEST_FUNCTION
+    for integration in ("orders", "erp-2", "_unknown"):
+        path = f"/api/ingest/{integration}"
+        assert any(matches(p, path) for p in paths), path
+        assert served_by(path, "POST") == SENDERS_FUNCTION
+    # And the senders' route keeps the function key, whatever the mode the app was loaded in
+    assert level_of(SENDERS_FUNCTION) == func.AuthLevel.FUNCTION
 
 
-def test_ingest_to_an_integration_not_listed_is_not_let_through():
-    # Given
-    paths = excluded_paths(httpIngestIntegrations=INGEST_INTEGRATIONS)
-
-    # Then
-    assert not any(matches(p, "/api/integrations/billing/messages") for p in paths)
-    assert excluded_paths(httpIngestIntegrations="") == excluded_paths()
-    assert not any("/integrations/" in p for p in excluded_paths())
+def test_designs_ingest_route_stays_behind_sign_in():
+    # Then: /api/integrations/{id}/messages is never let through unauthenticated (a signed-in caller with the key)
+    assert not any(matches(p, "/api/integrations/orders/messages") for p in excluded_paths())
+    assert served_by("/api/integrations/orders/messages", "POST") == "ingest_message"
 
 
 def test_every_exact_excluded_path_is_served_by_a_public_route_or_ingest():
     # Given
-    allowed = public_functions() | {INGEST_FUNCTION}
+    allowed = public_functions() | functions_of(RouteKind.INGEST)
 
-    for path in excluded_paths(httpIngestIntegrations=INGEST_INTEGRATIONS):
+    for path in excluded_paths():
         if path.endswith("/*"):
             continue
         # Then: whatever method a caller uses, only a public route or ingest answers that path
         served = {served_by(path, method) for method in ("GET", "POST", "PUT", "DELETE", "PATCH")} - {None}
         assert served, f"{path} is served by no function"
         assert served <= allowed, f"{path} also reaches {served - allowed}"
-        if INGEST_FUNCTION in served:
-            assert served == {INGEST_FUNCTION}
 
 
-def test_no_route_that_needs_a_role_lies_under_a_wildcard_excluded_path():
+def test_no_route_that_needs_a_sign_in_lies_under_a_wildcard_excluded_path():
     # Given
     prefix = load_host_config(ROOT).http.route_prefix
-    wildcards = [p for p in excluded_paths(httpIngestIntegrations=INGEST_INTEGRATIONS) if p.endswith("/*")]
-    assert wildcards == ["/api/portal/*"]
+    wildcards = [p for p in excluded_paths() if p.endswith("/*")]
+    assert wildcards == ["/api/portal/*", "/api/ingest/*"]
+    let_through = public_functions() | functions_of(RouteKind.INGEST)
 
     for wildcard in wildcards:
         under = wildcard.removeprefix(f"/{prefix}/").removesuffix("/*").split("/")
-        # Then: only public routes can match a path under it (a parameter segment could match anything)
+        # Then: only public and ingest routes can match a path under it (a parameter segment could match anything)
         for name, function in http_functions().items():
-            if name in public_functions():
+            if name in let_through:
                 continue
             segments = RouteTemplate.parse(function.get_trigger().route).segments
             could_match = all(
                 index < len(segments) and _could_be(segments[index], part) for index, part in enumerate(under)
             )
             assert not could_match, f"{name} ({function.get_trigger().route}) lies under {wildcard}"
-        # And the public files are served there
-        assert served_by(wildcard.replace("*", "app.js")) == "portal_asset"
+    # And the public files, the sign-in config and the senders' route are served there
+    assert served_by("/api/portal/app.js") == "portal_asset"
+    assert served_by("/api/portal/config") == "portal_config"
+    assert served_by("/api/ingest/orders", "POST") == SENDERS_FUNCTION
 
 
-def test_the_public_routes_are_exactly_the_anonymous_ones_and_all_are_let_through():
-    # Given
-    paths = excluded_paths()
-    public = {served_by(p.replace("*", "app.js")) for p in paths}
+def test_every_public_route_is_let_through_and_nothing_else_but_ingest():
+    # Given a path of each public route, and what the excluded paths let through
+    samples = {"health": "/api/health", "openapi_document": "/api/openapi.json", "portal": "/api/portal"}
+    samples |= {"portal_asset": "/api/portal/js/main.js", "portal_config": "/api/portal/config"}
 
-    # Then
-    assert public == public_functions() == {"health", "openapi_document", "portal", "portal_asset"}
+    # Then every public route is let through at its path
+    assert set(samples) == public_functions()
+    for name, path in samples.items():
+        assert served_by(path) == name
+        assert any(matches(p, path) for p in excluded_paths()), path
 
 
 # The authentication settings
@@ -244,7 +248,8 @@ def test_authentication_is_put_in_front_of_the_function_app_with_the_registratio
     assert module["params"]["clientId"] == "authClientId"
     assert "functionApp" in json.dumps(module["params"]["functionAppName"])
     assert parameters["authClientId"]["value"] == "${AZURE_AUTH_CLIENT_ID}"
-    assert parameters["httpIngestIntegrations"]["value"] == "${REBOUND_HTTP_INGEST_INTEGRATIONS=}"
+    # No list of integrations to let through: the senders' route has a prefix of its own
+    assert "httpIngestIntegrations" not in parameters and "httpIngestIntegrations" not in parse(MAIN)["parameters"]
     decorators = {d["type"]: d.get("argument") for d in parse(MAIN)["parameters"]["authClientId"]["decorators"]}
     assert decorators["min_length"] == decorators["max_length"] == 36
 
@@ -261,8 +266,9 @@ def test_azure_runs_in_entra_mode_and_never_fakes_the_platforms_signals(params):
     assert not [name for name in environ if name.startswith("DEVHOST_")]
 
 
-def test_the_readme_documents_why_ingest_paths_are_listed_one_by_one():
+def test_the_readme_documents_why_senders_have_a_route_of_their_own():
     # Then
     text = (INFRA / "README.md").read_text()
-    assert "REBOUND_HTTP_INGEST_INTEGRATIONS" in text
+    assert "/api/ingest/*" in text
     assert "/api/integrations/*/messages" in text
+    assert "REBOUND_HTTP_INGEST_INTEGRATIONS" not in text

@@ -78,6 +78,16 @@ def test_min_delay_above_max_delay_is_rejected_naming_the_max():
     assert "requeue_min_delay_seconds" in caught.value.fields[0]["message"]
 
 
+def test_a_min_delay_above_the_default_max_is_rejected_rather_than_stored_unreadable():
+    # Given a minimum over the default maximum (60), the maximum left out
+    backoff = {"requeue_min_delay_seconds": 90}
+
+    # When / Then: refused naming the maximum (accepted, it could never be read back from storage)
+    with pytest.raises(RequestValidationError) as caught:
+        parse_model(IntegrationConfig, make_config(retry={"mode": "backoff", "backoff": backoff}))
+    assert fields_of(caught) == ["retry.backoff.requeue_max_delay_seconds"]
+
+
 @pytest.mark.parametrize(
     ("backoff", "field"),
     [

@@ -36,7 +36,8 @@ PARAMETER_KEYS |= {"allowReserved", "schema", "example", "examples", "content"}
 COMPONENT_NAME = re.compile(r"^[a-zA-Z0-9.\-_]+$")
 STATUS_KEY = re.compile(r"^([1-5][0-9][0-9]|[1-5]XX|default)$")
 TEMPLATE_PARAM = re.compile(r"\{([^}]+)\}")
-ANONYMOUS_OPERATIONS = {"health", "openapi_document", "portal", "portal_asset"}
+PUBLIC_OPERATIONS = {"health", "openapi_document", "portal", "portal_asset", "portal_config"}
+INGEST_OPERATIONS = {"ingest", "ingest_message"}
 SNAPSHOT = Path(__file__).with_name("openapi_snapshot.json")
 
 
@@ -258,20 +259,24 @@ def test_security_is_absent_exactly_on_the_public_routes(document):
     # Given the operations without a security requirement
     anonymous = {operation["operationId"] for _, _, operation in operations(document) if "security" not in operation}
 
-    # Then they are health, the document itself and the portal's files; the rest take the key in header or query
-    assert anonymous == ANONYMOUS_OPERATIONS
+    # Then they are health, the document itself and the portal's files and config; ingest takes a function
+    # key; every other route a signed-in caller (entra, dev) or, in key mode, a function key
+    assert anonymous == PUBLIC_OPERATIONS
     assert document["components"]["securitySchemes"] == SECURITY_SCHEMES
     for _, _, operation in operations(document):
-        if "security" in operation:
-            assert [list(requirement) for requirement in operation["security"]] == [
-                ["functionKeyHeader"],
-                ["functionKeyQuery"],
-            ]
-            assert "401" in operation["responses"]
+        if "security" not in operation:
+            continue
+        schemes = [list(requirement) for requirement in operation["security"]]
+        if operation["operationId"] in INGEST_OPERATIONS:
+            assert schemes == [["functionKeyHeader"], ["functionKeyQuery"]]
+        else:
+            assert schemes == [["signedIn"], ["functionKeyHeader"], ["functionKeyQuery"]]
+        assert "401" in operation["responses"]
 
 
 #: Issue 17: a Reader reads everything; an Operator also starts and cancels jobs and replays recovery;
-#: an Admin also changes integration configs. Ingest is for senders (a function key, no role).
+#: an Admin also changes integration configs. Ingest is for senders (a function key, no role); `me` is for
+#: anyone signed in.
 ROLES = {
     "put_integration": Role.ADMIN,
     "delete_integration": Role.ADMIN,
@@ -285,10 +290,12 @@ ROLES = {
     "delete_alert_rule": Role.ADMIN,
     "test_alert_rule": Role.ADMIN,
     "ingest_message": None,
+    "ingest": None,
+    "me": None,
 }
 
 
-def test_each_keyed_operation_names_the_role_it_is_for(document):
+def test_each_secured_operation_names_the_role_it_is_for_and_documents_the_403(document):
     for path, method, operation in operations(document):
         if "security" not in operation:
             continue
@@ -297,70 +304,76 @@ def test_each_keyed_operation_names_the_role_it_is_for(document):
         name = operation["operationId"]
         role = ROLES.get(name, Role.READER)
 
-        # Then every alternative lists the one role issue 17 gives it (none on ingest)
+        # Then every alternative lists the one role issue 17 gives it (none on ingest and `me`)
         assert listed == {(role.value,) if role else ()}, f"{method.upper()} {path}"
+        # And an operation with a role can answer 403
+        assert ("403" in operation["responses"]) == (role is not None), f"{method.upper()} {path}"
 
 
-def test_documented_security_matches_the_registered_auth_levels(document, registered):
-    # Given the registered functions that are anonymous
-    anonymous = {
-        f.get_function_name()
-        for f in registered.values()
-        if getattr(f.get_trigger(), "auth_level", None) == func.AuthLevel.ANONYMOUS
-    }
+def test_the_public_operations_are_anonymous_in_every_mode_and_ingest_keeps_its_key(document, registered):
+    # Given the registered functions by level
+    def level(function: func.Function) -> str:
+        value = getattr(function.get_trigger(), "auth_level", None)
+        return str(getattr(value, "value", value)).lower()
 
-    # Then exactly those are documented without security
-    assert anonymous == {op["operationId"] for _, _, op in operations(document) if "security" not in op}
+    by_name = {f.get_function_name(): level(f) for f in registered.values()}
+
+    # Then the undocumented-security ones are anonymous, and ingest takes the function key
+    assert {name for name in PUBLIC_OPERATIONS} <= {name for name, value in by_name.items() if value == "anonymous"}
+    assert {by_name[name] for name in INGEST_OPERATIONS} == {"function"}
+
+
+#: What issue 17 (part 2) added to the document: operations, and the schemas only they use.
+NEW_OPERATIONS = {"ingest", "me", "list_audit", "portal_config"}
+NEW_SCHEMAS = {"Actor", "AuditAction", "AuditEntry", "AuditList", "AuthMode", "Role", "SignInConfig", "SignedIn"}
 
 
 def test_the_document_is_mains_but_for_the_listed_changes(document):
-    # Given main's document as it was served before it was generated from the routes, with the
-    # deliberate changes applied to it
+    # Given the generated document without what issue 17 added (its new operations, their schemas, and the
+    # `created_by` jobs now carry)
+    generated = without_issue_17_additions(document)
+
+    # And main's document as it was served before it was generated from the routes, with the deliberate
+    # changes applied to it
     expected = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
-    # 1. Security per operation: each keyed requirement lists the role the route is for, and the
-    #    key schemes say what the listed role means.
-    for _, _, operation in operations(expected):
-        role = ROLES.get(operation["operationId"], Role.READER)
-        for requirement in operation.get("security", []):
-            for scheme in requirement:
-                requirement[scheme] = [role.value] if role else []
-    for name, scheme in expected["components"]["securitySchemes"].items():
-        scheme["description"] = SECURITY_SCHEMES[name]["description"]
-    # 2. Ingest's answer documents `parked`, which it always sent (the handler now returns the model).
+    # 1-3. Issue 17: security per kind and role, the 401/403 envelopes, the page's and ingest's descriptions.
+    with_issue_17_security(expected, generated)
+    expected["components"]["securitySchemes"] = document["components"]["securitySchemes"]
+    # 4. Ingest's answer documents `parked`, which it always sent (the handler now returns the model).
     accepted = expected["components"]["schemas"]["MessageAccepted"]
     accepted["properties"]["parked"] = document["components"]["schemas"]["MessageAccepted"]["properties"]["parked"]
     accepted["required"].append("parked")
-    # 3. Issue 16, pickup: its two routes under their own tag, an optional `source` on the config (a union
+    # 5. Issue 16, pickup: its two routes under their own tag, an optional `source` on the config (a union
     #    of five source models), the status model, and the failure origin `pickup`; nothing else moves.
-    generated = document["components"]["schemas"]
+    schemas = generated["components"]["schemas"]
     pickup_paths = ("/integrations/{integration}/pickup", "/integrations/{integration}/pickup/run")
-    expected["paths"].update({path: document["paths"][path] for path in pickup_paths})
+    expected["paths"].update({path: generated["paths"][path] for path in pickup_paths})
     expected["tags"].insert(expected["tags"].index({"name": "recovery"}) + 1, {"name": "pickup"})
     for name in ("BlobSource", "SftpSource", "StorageQueueSource", "ServiceBusSource", "HttpPollSource"):
-        expected["components"]["schemas"][name] = generated[name]
+        expected["components"]["schemas"][name] = schemas[name]
     for name in ("PickupStatus", "PickupOutcome"):
-        expected["components"]["schemas"][name] = generated[name]
+        expected["components"]["schemas"][name] = schemas[name]
     for name in ("IntegrationConfig", "IntegrationConfigBody"):
-        source = generated[name]["properties"]["source"]
+        source = schemas[name]["properties"]["source"]
         assert {ref["$ref"].rsplit("/", 1)[1] for ref in source["anyOf"][0]["oneOf"]} == {
             "BlobSource", "SftpSource", "StorageQueueSource", "ServiceBusSource", "HttpPollSource"
         } and source["anyOf"][1] == {"type": "null"} and source["default"] is None  # fmt: skip
         expected["components"]["schemas"][name]["properties"]["source"] = source
     expected["components"]["schemas"]["FailureOrigin"]["enum"].append("pickup")
-    # 4. Issue 18, control: pause, resume and the status under their own tag; `circuit_breaker` and
+    # 6. Issue 18, control: pause, resume and the status under their own tag; `circuit_breaker` and
     #    `rate_limit` on the config; a config as read (and listed) shows `paused`.
-    control_paths = [path for path in document["paths"] if path.endswith(("/pause", "/resume", "/control"))]
+    control_paths = [path for path in generated["paths"] if path.endswith(("/pause", "/resume", "/control"))]
     assert len(control_paths) == 3
-    expected["paths"].update({path: document["paths"][path] for path in control_paths})
+    expected["paths"].update({path: generated["paths"][path] for path in control_paths})
     expected["tags"].insert(expected["tags"].index({"name": "integrations"}) + 1, {"name": "control"})
     for name in (
         "PauseRequest", "PauseInfo", "ControlStatus", "BreakerStatus", "BreakerPhase", "CircuitBreakerPolicy",
         "RateLimitPolicy", "IntegrationView",
     ):  # fmt: skip
-        expected["components"]["schemas"][name] = generated[name]
+        expected["components"]["schemas"][name] = schemas[name]
     for name in ("IntegrationConfig", "IntegrationConfigBody"):
         for field in ("circuit_breaker", "rate_limit"):
-            expected["components"]["schemas"][name]["properties"][field] = generated[name]["properties"][field]
+            expected["components"]["schemas"][name]["properties"][field] = schemas[name]["properties"][field]
     put_integration = expected["paths"]["/integrations/{integration}"]["put"]
     put_integration["requestBody"]["description"] += "; `paused` (as GET shows it) is ignored"
     get_integration = expected["paths"]["/integrations/{integration}"]["get"]
@@ -372,26 +385,65 @@ def test_the_document_is_mains_but_for_the_listed_changes(document):
     }
     #    The overview lists OverviewItem (a summary and its `held`), the metrics their `held` per integration.
     expected["components"]["schemas"].pop("FailureSummary")
-    expected["components"]["schemas"]["OverviewItem"] = generated["OverviewItem"]
-    expected["components"]["schemas"]["FailureOverview"] = generated["FailureOverview"]
-    expected["components"]["schemas"]["MetricsSnapshot"]["properties"]["held"] = generated["MetricsSnapshot"][
+    expected["components"]["schemas"]["OverviewItem"] = schemas["OverviewItem"]
+    expected["components"]["schemas"]["FailureOverview"] = schemas["FailureOverview"]
+    expected["components"]["schemas"]["MetricsSnapshot"]["properties"]["held"] = schemas["MetricsSnapshot"][
         "properties"
     ]["held"]
-    # 5. Issue 18, alerts: the rule routes, the alert list, "send test alert", under their own tag, and
+    # 7. Issue 18, alerts: the rule routes, the alert list, "send test alert", under their own tag, and
     #    their models.
-    alert_paths = [path for path in document["paths"] if path.startswith(("/alert-rules", "/alerts"))]
+    alert_paths = [path for path in generated["paths"] if path.startswith(("/alert-rules", "/alerts"))]
     assert sorted(alert_paths) == ["/alert-rules", "/alert-rules/{rule_id}", "/alert-rules/{rule_id}/test", "/alerts"]
-    expected["paths"].update({path: document["paths"][path] for path in alert_paths})
+    expected["paths"].update({path: generated["paths"][path] for path in alert_paths})
     expected["tags"].insert(expected["tags"].index({"name": "operability"}), {"name": "alerts"})
     for name in (
         "AlertRule", "AlertRuleBody", "AlertKind", "WebhookChannel", "TeamsChannel", "EmailChannel", "RuleState",
         "RuleView", "RuleList", "Alert", "AlertList", "AlertSample", "NoticeStatus",
     ):  # fmt: skip
-        expected["components"]["schemas"][name] = generated[name]
+        expected["components"]["schemas"][name] = schemas[name]
     expected["components"]["schemas"] = dict(sorted(expected["components"]["schemas"].items()))
 
     # Then the generated document is exactly that
-    assert json.loads(json.dumps(document)) == expected
+    assert generated == expected
+
+
+def without_issue_17_additions(document: dict[str, Any]) -> dict[str, Any]:
+    generated: dict[str, Any] = json.loads(json.dumps(document))
+    for path, item in list(generated["paths"].items()):
+        for method, operation in list(item.items()):
+            if operation["operationId"] in NEW_OPERATIONS:
+                del item[method]
+        if not item:
+            del generated["paths"][path]
+    for name in NEW_SCHEMAS:
+        generated["components"]["schemas"].pop(name)
+    generated["components"]["schemas"]["Job"]["properties"].pop("created_by")
+    generated["tags"] = [tag for tag in generated["tags"] if tag["name"] not in ("identity", "audit")]
+    return generated
+
+
+def with_issue_17_security(expected: dict[str, Any], generated: dict[str, Any]) -> None:
+    """Each operation's security as its kind takes it, listing its role; 401/403 as the error envelope of the
+    routes that name their caller; the page and DESIGN.md's ingest route describing sign-in and the senders' route."""
+    schemes = list(SECURITY_SCHEMES)
+    for _, _, operation in operations(expected):
+        name = operation["operationId"]
+        now = generated_operation(generated, name)
+        if "security" in operation:
+            role = ROLES.get(name, Role.READER)
+            kinds = ["functionKeyHeader", "functionKeyQuery"] if name in INGEST_OPERATIONS else schemes
+            operation["security"] = [{scheme: [role.value] if role else []} for scheme in kinds]
+            if name not in INGEST_OPERATIONS:
+                operation["responses"]["401"] = now["responses"]["401"]
+            if role is not None:
+                operation["responses"]["403"] = now["responses"]["403"]
+        if name in ("portal", "ingest_message"):
+            operation["summary"], operation["description"] = now["summary"], now["description"]
+
+
+def generated_operation(document: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [operation for _, _, operation in operations(document) if operation["operationId"] == name]
+    return found
 
 
 async def test_the_handler_serves_the_document_as_json():
@@ -424,7 +476,7 @@ def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):
                 if parameter["in"] != "path" or parameter["name"] == "asset":
                     continue
                 name = parameter["name"]
-                config_route = path == "/integrations/{integration}" or path.endswith(
+                config_route = path in ("/integrations/{integration}", "/ingest/{integration}") or path.endswith(
                     ("/messages", "/pickup", "/run", "/pause", "/resume", "/control")
                 )
                 shape = (CONFIG_ID if config_route else FAILURES_INTEGRATION).pattern

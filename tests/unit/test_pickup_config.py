@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import asyncssh
 import pytest
 
+from shared.audit.service import AuditTrail
 from shared.config.service import IntegrationConfigs
 from shared.egress import EgressPolicy
 from shared.errors import IntegrationNotFound, RequestValidationError, SourceDisabled, SourceNotFound
@@ -16,6 +17,8 @@ from shared.pickup.service import PickupService
 from shared.pickup.validation import SourceRules
 from shared.services import own_names
 from shared.settings import Settings
+from tests.support.auth import TESTER
+from tests.twins.audit import MemoryAuditStore
 from tests.twins.pickups import DictIntegrations, MemoryPickupStates
 
 ED25519 = asyncssh.generate_private_key("ssh-ed25519")
@@ -32,6 +35,7 @@ def service(
     return IntegrationConfigs(
         DictIntegrations(),
         egress=EgressPolicy(allow_private=allow_private, secret_settings=secrets),
+        audit=AuditTrail(MemoryAuditStore(), retention_days=365),
         source_rules=rules,
     )
 
@@ -42,7 +46,7 @@ def sftp(**fields: object) -> dict[str, object]:
 
 
 async def save(configs: IntegrationConfigs, source: Mapping[str, object]) -> None:
-    await configs.save("orders", {"name": "Orders", "endpoint": ENDPOINT, "source": source})
+    await configs.save("orders", {"name": "Orders", "endpoint": ENDPOINT, "source": source}, actor=TESTER)
 
 
 async def refused_fields(configs: IntegrationConfigs, source: Mapping[str, object]) -> dict[str, str]:
@@ -65,7 +69,9 @@ async def refused_fields(configs: IntegrationConfigs, source: Mapping[str, objec
 async def test_every_kind_of_source_is_accepted_with_its_defaults(source):
     configs = service(secrets=frozenset({"SFTP_KEY"}))
 
-    config, created = await configs.save("orders", {"name": "Orders", "endpoint": ENDPOINT, "source": source})
+    config, created = await configs.save(
+        "orders", {"name": "Orders", "endpoint": ENDPOINT, "source": source}, actor=TESTER
+    )
 
     assert created and config.source is not None
     assert (config.source.interval_seconds, config.source.max_per_run, config.source.enabled) == (60, 100, True)
@@ -192,16 +198,17 @@ class _NoRuns:
 async def _pickup(source: dict[str, object] | None) -> tuple[PickupService, _NoRuns, MemoryPickupStates]:
     configs = service(min_s=1)
     body = {"name": "Orders", "endpoint": ENDPOINT, **({"source": source} if source else {})}
-    await configs.save("orders", body)
+    await configs.save("orders", body, actor=TESTER)
     states, runner = MemoryPickupStates(), _NoRuns()
-    pickup = PickupService(integrations=configs._store, states=states, runner=runner)  # type: ignore[arg-type]
+    audit = AuditTrail(MemoryAuditStore(), retention_days=365)
+    pickup = PickupService(integrations=configs._store, states=states, runner=runner, audit=audit)  # type: ignore[arg-type]
     return pickup, runner, states
 
 
 async def test_run_now_marks_the_source_as_asked_for_and_starts_a_run():
     pickup, runner, states = await _pickup({"kind": "blob", "connection": "Up", "container": "drop"})
 
-    status = await pickup.run_now("orders")
+    status = await pickup.run_now("orders", actor=TESTER)
     await pickup.wait_for_runs()
 
     assert status.run_requested and status.kind == "blob" and status.last_run_at is None
@@ -213,7 +220,7 @@ async def test_run_now_on_a_disabled_source_is_a_conflict():
     pickup, runner, _ = await _pickup({"kind": "blob", "connection": "Up", "container": "drop", "enabled": False})
 
     with pytest.raises(SourceDisabled):
-        await pickup.run_now("orders")
+        await pickup.run_now("orders", actor=TESTER)
     assert runner.started == []
 
 

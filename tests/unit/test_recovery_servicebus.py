@@ -15,7 +15,7 @@ from shared.recovery.parker import Parker
 from shared.recovery.sweeper import RecoverySweeper
 from shared.storage.recovery_service_bus import ServiceBusRecoveryFlow
 from tests.twins.service_bus import FakeServiceBusClient
-from tests.unit.on_twins import envelopes_on, make_jobs
+from tests.unit.on_twins import audit_on, envelopes_on, make_jobs
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ async def test_the_sweep_moves_the_flow_and_its_dead_letters_back_to_inbound(cli
         flow=flow, poison=stores.poison, inbound=stores.inbound, job_pages=stores.job_pages,
         payloads=stores.payloads, failures=stores.failures, jobs=make_jobs(stores, fake_time).runner,
         state=stores.sweep_state, main_flow=stores.main_flow, max_reinserts=3, batch_size=100,
-        max_inbound_depth=1000, metrics=Metrics(), clock=fake_time.now,
+        max_inbound_depth=1000, metrics=Metrics(), audit=audit_on(stores, fake_time), clock=fake_time.now,
     )  # fmt: skip
 
     # When it sweeps

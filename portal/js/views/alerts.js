@@ -6,6 +6,7 @@ import { confirmAction } from "../dialogs.js";
 import { h, replace, uid } from "../dom.js";
 import { formatCount, timeElement } from "../format.js";
 import { errorBlock, notify, notifyError } from "../notices.js";
+import { can, ROLES } from "../session.js";
 
 const KINDS = [
   ["failure_count", "Failures in the window"],
@@ -34,8 +35,10 @@ export function mountAlerts(main) {
   );
   document.title = "Alerts · Rebound";
   let disposed = false;
+  // Rules are an admin's to change (and to test); others see them and the history.
   const form = createRuleForm({ onSaved: () => load() });
-  replace(formCard, form.element);
+  if (can(ROLES.admin)) replace(formCard, form.element);
+  else formCard.hidden = true;
 
   async function load() {
     try {
@@ -83,6 +86,7 @@ function rulesTable(views, { onEdit, onChanged }) {
             h(
               "td",
               {},
+              can(ROLES.admin) &&
               h(
                 "span",
                 { class: "badges" },

@@ -4,6 +4,7 @@
 import { api } from "../api.js";
 import { h, replace, uid } from "../dom.js";
 import { notify } from "../notices.js";
+import { can, ROLES } from "../session.js";
 
 const BREAKER_FIELDS = [
   ["failure_threshold", "Failure threshold", 1, 100000, "Transient failures in the window that open it (default 20)"],
@@ -53,8 +54,14 @@ export function createControlForm(integration, config, onSaved) {
       grid,
     ),
     formErrors,
-    h("div", { class: "toolbar" }, save, status),
+    // Changing settings is an admin's: others see them, read-only, and why.
+    can(ROLES.admin)
+      ? h("div", { class: "toolbar" }, save, status)
+      : h("p", { class: "muted" }, "Changing delivery control needs the Admin role."),
   );
+  if (!can(ROLES.admin)) {
+    for (const fieldset of form.querySelectorAll("fieldset")) fieldset.disabled = true;
+  }
 
   function fill(source) {
     rate.value = source.rate_limit ? String(source.rate_limit.per_second) : "";

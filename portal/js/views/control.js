@@ -7,6 +7,7 @@ import { openDialog } from "../dialogs.js";
 import { h, replace, uid } from "../dom.js";
 import { formatCount, timeElement } from "../format.js";
 import { notify, notifyError } from "../notices.js";
+import { can, ROLES } from "../session.js";
 
 export const CONTROL_POLL_MS = 3000;
 
@@ -19,7 +20,8 @@ export function createControlPanel(integration, { onResumed } = {}) {
   const element = h(
     "section",
     { class: "card", "aria-labelledby": "control-title", "data-testid": "control-panel", hidden: true },
-    h("div", { class: "page-head" }, h("h2", { id: "control-title" }, "Delivery ", state), h("div", { class: "actions" }, pause, resume)),
+    // Pausing and resuming are an operator's: readers see the state only.
+    h("div", { class: "page-head" }, h("h2", { id: "control-title" }, "Delivery ", state), can(ROLES.operator) ? h("div", { class: "actions" }, pause, resume) : null),
     facts,
     error,
   );

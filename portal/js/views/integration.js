@@ -16,6 +16,7 @@
 import { api } from "../api.js";
 import { h, replace } from "../dom.js";
 import { integrationHref } from "../route.js";
+import { can, ROLES } from "../session.js";
 import { openFailureDetail } from "./detail.js";
 import { createFailureList } from "./failure-list.js";
 import { createFilterBar } from "./filters.js";
@@ -30,6 +31,7 @@ import { createSelection } from "./selection.js";
 export function mountIntegration(main, route) {
   const integration = route.integration;
   let filters = route.filters; // the URL's; the components are told when they change
+  const acts = can(ROLES.operator); // retry, delete and cancel are an operator's
   let disposed = false;
 
   const head = createIntegrationHead(integration, { onRefresh: () => refresh() });
@@ -49,6 +51,7 @@ export function mountIntegration(main, route) {
     selection,
     onOpen: (failure) => openFailureDetail(integration, failure),
     onCount: (count) => selection.setMatching(count),
+    selectable: acts,
   });
   const jobsPanel = createJobsPanel(integration, {
     onActiveChange: (job) => actions.setActiveJob(job),
@@ -60,7 +63,7 @@ export function mountIntegration(main, route) {
     onConflict: (activeJobId) => (activeJobId ? jobsPanel.trackById(activeJobId) : jobsPanel.load()),
   });
 
-  replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions }));
+  replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts }));
 
   // Groups feed two components: the panel and the filter bar's group choice.
   async function loadGroups() {
@@ -129,7 +132,7 @@ export function mountIntegration(main, route) {
 }
 
 /** Where each component sits: the head on top; jobs, filters and failures in the main column; control, pickup and groups beside. */
-function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions }) {
+function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts }) {
   return [
     head.parts.breadcrumb,
     head.parts.heading,
@@ -141,28 +144,32 @@ function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, cont
         { class: "stack" },
         jobsPanel.element,
         h("section", { class: "card", "aria-label": "Filters" }, filterBar.element),
-        failuresCard(list, selection, actions),
+        failuresCard(list, selection, actions, acts),
       ),
       h("div", { class: "side" }, controlPanel.element, pickupPanel.element, groupsPanel.element),
     ),
   ];
 }
 
-/** The failures card, where the list, the selection and the job actions interleave. */
-function failuresCard(list, selection, actions) {
+/** The failures card, where the list, the selection and the job actions interleave (the last two for
+ * those who may act: a reader sees the list and why there is nothing to press). */
+function failuresCard(list, selection, actions, acts) {
+  const bar = acts
+    ? h(
+        "div",
+        { class: "action-bar", role: "group", "aria-label": "Selection and actions" },
+        selection.parts.allSwitch,
+        selection.parts.summary,
+        actions.parts.buttons,
+        actions.parts.why,
+      )
+    : h("p", { class: "muted", "data-testid": "read-only-note" }, "Retrying and deleting failures needs the Operator role.");
   return h(
     "section",
     { class: "card", "aria-labelledby": "failures-title" },
     h("h2", { id: "failures-title" }, "Failures"),
     list.parts.matchCount,
-    h(
-      "div",
-      { class: "action-bar", role: "group", "aria-label": "Selection and actions" },
-      selection.parts.allSwitch,
-      selection.parts.summary,
-      actions.parts.buttons,
-      actions.parts.why,
-    ),
+    bar,
     actions.parts.conflict,
     list.parts.status,
     list.parts.table,

@@ -7,6 +7,7 @@ import { api } from "../api.js";
 import { h, replace } from "../dom.js";
 import { formatCount, formatDuration, timeElement } from "../format.js";
 import { notifyError } from "../notices.js";
+import { can, ROLES } from "../session.js";
 
 export const PICKUP_POLL_MS = 1000;
 const POLL_LIMIT = 60; // polls after "Pick up now" before the panel stops watching
@@ -19,7 +20,8 @@ export function createPickupPanel(integration, { onRun } = {}) {
   const element = h(
     "section",
     { class: "card", "aria-labelledby": "pickup-title", "data-testid": "pickup-panel", hidden: true },
-    h("div", { class: "page-head" }, h("h2", { id: "pickup-title" }, "Pickup"), h("div", { class: "actions" }, button)),
+    // "Pick up now" is an operator's; others see the source's status.
+    h("div", { class: "page-head" }, h("h2", { id: "pickup-title" }, "Pickup"), h("div", { class: "actions" }, can(ROLES.operator) ? button : null)),
     facts,
     error,
     note,

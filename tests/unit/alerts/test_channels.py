@@ -21,9 +21,12 @@ from shared.alerts.channels import (
 )
 from shared.alerts.models import Alert, AlertKind, AlertRule, AlertSample, Notice
 from shared.alerts.service import AlertRulesService
+from shared.audit.models import Actor
+from shared.audit.service import AuditTrail
 from shared.egress import EgressPolicy
 from shared.errors import RequestValidationError
 from tests.twins.alerts import MemoryAlertLog, MemoryAlertRules
+from tests.twins.audit import MemoryAuditStore
 
 AT = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -185,9 +188,23 @@ async def test_an_acs_send_that_does_not_succeed_is_a_failed_notice():
     assert error is not None and "failed" in error
 
 
+ADMIN = Actor(name="admin", id="admin", auth="dev")
+
+
 def service(*, allow_private: bool = False, email: bool = True) -> AlertRulesService:
     policy = EgressPolicy(allow_private=allow_private, secret_settings=frozenset({"ALERT_HOOK_SECRET"}))
-    return AlertRulesService(MemoryAlertRules(), MemoryAlertLog(), egress=policy, email_enabled=email)
+
+    async def not_sent(rule_id: str) -> Alert:
+        raise AssertionError("no test alert in these tests")
+
+    return AlertRulesService(
+        MemoryAlertRules(),
+        MemoryAlertLog(),
+        egress=policy,
+        email_enabled=email,
+        audit=AuditTrail(MemoryAuditStore(), retention_days=365),
+        send_test=not_sent,
+    )
 
 
 @pytest.mark.parametrize(
@@ -202,23 +219,29 @@ def service(*, allow_private: bool = False, email: bool = True) -> AlertRulesSer
 )  # fmt: skip
 async def test_a_rule_whose_channel_breaks_the_endpoint_rules_is_refused(channel, field):
     with pytest.raises(RequestValidationError) as refused:
-        await service().put("r", {"kind": "failure_count", "channel": channel})
+        await service().put("r", {"kind": "failure_count", "channel": channel}, actor=ADMIN)
     assert field in [error["field"] for error in refused.value.details["fields"]]
 
 
 async def test_an_email_rule_is_refused_while_email_is_off():
     with pytest.raises(RequestValidationError, match="ALERT_EMAIL_BACKEND"):
-        await service(email=False).put("r", {"kind": "failure_count", "channel": {"kind": "email", "to": ["a@b.io"]}})
+        await service(email=False).put(
+            "r", {"kind": "failure_count", "channel": {"kind": "email", "to": ["a@b.io"]}}, actor=ADMIN
+        )
 
 
 async def test_a_teams_url_is_shown_masked_and_a_masked_url_sent_back_keeps_the_stored_one():
     rules = service()
     url = "https://prod.workflows.example/workflows/1/triggers/manual/paths/invoke?api-version=1&sig=SECRET"
-    created, _ = await rules.put("teams", {"kind": "circuit_open", "channel": {"kind": "teams", "url": url}})
+    created, _ = await rules.put(
+        "teams", {"kind": "circuit_open", "channel": {"kind": "teams", "url": url}}, actor=ADMIN
+    )
     shown = str(created.rule.channel.url)  # type: ignore[union-attr]
     assert "SECRET" not in shown
 
-    await rules.put("teams", {"kind": "circuit_open", "threshold": 2, "channel": {"kind": "teams", "url": shown}})
+    await rules.put(
+        "teams", {"kind": "circuit_open", "threshold": 2, "channel": {"kind": "teams", "url": shown}}, actor=ADMIN
+    )
 
     stored = await rules._rules.get("teams")
     assert stored is not None and str(stored.rule.channel.url) == url  # type: ignore[union-attr]

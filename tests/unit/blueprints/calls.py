@@ -7,6 +7,8 @@ from typing import Any
 
 import azure.functions as func
 
+from tests.support.auth import ADMIN_HEADERS
+
 
 def request(
     method: str,
@@ -17,12 +19,13 @@ def request(
     headers: dict[str, str] | None = None,
     **route_params: str,
 ) -> func.HttpRequest:
+    """The request, signed in as devhost's admin (`headers` add to that, or replace it)."""
     return func.HttpRequest(
         method,
         f"http://localhost/api/{path}",
         body=body,
         params=params or {},
-        headers=headers or {},
+        headers={**ADMIN_HEADERS, **(headers or {})},
         route_params=route_params,
     )
 

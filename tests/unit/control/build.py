@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.audit.models import Actor
+from shared.audit.service import AuditTrail
 from shared.control.drain import HeldDrainer
 from shared.control.gate import DeliveryControl
 from shared.control.limiter import RateLimiter
@@ -19,6 +21,11 @@ from tests.twins.stores import MemoryStores
 from tests.unit.on_twins import run_inbound
 
 REFRESH_S = 2.0
+
+
+def actor(name: str) -> Actor:
+    """An operator signed in by name (dev mode)."""
+    return Actor(name=name, id=name, auth="dev")
 
 
 @dataclass
@@ -112,6 +119,7 @@ def controlled(
         control=gate,
         drainer=drainer,
         circuit_window=stores.circuit_window,
+        audit=AuditTrail(stores.audit, retention_days=365, clock=time.now),
         refresh_s=REFRESH_S,
         clock=time.now,
         sleep=time.sleep,

@@ -8,7 +8,7 @@ from shared.control.models import BREAKER_ACTOR, CIRCUIT_OPEN, BreakerPhase, Pau
 from shared.delivery.engine import Held, RetryScheduled
 from tests.twins.senders import ScriptedSender, ok, status
 from tests.twins.stores import MemoryStores
-from tests.unit.control.build import Controlled, controlled
+from tests.unit.control.build import Controlled, actor, controlled
 from tests.unit.on_twins import make_config
 
 BREAKER = {"enabled": True, "failure_threshold": 3, "window_minutes": 5, "cooldown_seconds": 30}
@@ -122,7 +122,7 @@ async def test_resume_closes_an_open_breaker(stores, fake_time, orders):
     await tripped(c)
     c.sender.script = [ok()]
 
-    resumed = await c.control.resume("orders", actor="ops")
+    resumed = await c.control.resume("orders", actor=actor("ops"))
     await c.run_drains()
 
     assert resumed.breaker is not None and resumed.breaker.phase is BreakerPhase.CLOSED
@@ -132,7 +132,7 @@ async def test_resume_closes_an_open_breaker(stores, fake_time, orders):
 async def test_a_person_paused_integration_is_not_probed_when_the_cooldown_ends(stores, fake_time, orders):
     c = controlled(stores, fake_time, ScriptedSender([status(503)]))
     await tripped(c)
-    await c.control.pause("orders", PauseRequest(reason="investigating"), actor="ops")
+    await c.control.pause("orders", PauseRequest(reason="investigating"), actor=actor("ops"))
     sent = len(c.sender.sent)
 
     fake_time.advance(60)

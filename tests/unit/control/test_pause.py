@@ -13,7 +13,7 @@ from shared.operability.metrics import Counter
 from tests.twins.clock import FakeTime
 from tests.twins.senders import ScriptedSender, ok, status
 from tests.twins.stores import MemoryStores
-from tests.unit.control.build import REFRESH_S, controlled
+from tests.unit.control.build import REFRESH_S, actor, controlled
 from tests.unit.on_twins import make_config
 
 END = FakeTime().now().replace(year=2100)
@@ -27,7 +27,7 @@ async def orders(stores: MemoryStores) -> None:
 async def test_messages_arriving_while_paused_are_held_not_attempted_nor_counted(stores, fake_time, orders):
     # Given a paused integration
     c = controlled(stores, fake_time, ScriptedSender([ok()]))
-    await c.control.pause("orders", PauseRequest(reason="receiver upgrade"), actor="ops")
+    await c.control.pause("orders", PauseRequest(reason="receiver upgrade"), actor=actor("ops"))
 
     # When messages arrive and the engine drains inbound
     await c.arrive("1", "2", "3")
@@ -45,7 +45,7 @@ async def test_messages_arriving_while_paused_are_held_not_attempted_nor_counted
 async def test_resume_delivers_every_held_message_in_arrival_order(stores, fake_time, orders):
     # Given 20 messages held while paused (processed by the engine in a shuffled order)
     c = controlled(stores, fake_time, ScriptedSender([ok()]))
-    await c.control.pause("orders", PauseRequest(), actor="ops")
+    await c.control.pause("orders", PauseRequest(), actor=actor("ops"))
     bodies = [str(n) for n in range(20)]
     await c.arrive(*bodies)
     messages = stores.inbound.drain()
@@ -53,7 +53,7 @@ async def test_resume_delivers_every_held_message_in_arrival_order(stores, fake_
         await c.engine.process_message(message.body, queue_message_id=message.id)
 
     # When the integration is resumed and its drain runs
-    status_after = await c.control.resume("orders", actor="ops")
+    status_after = await c.control.resume("orders", actor=actor("ops"))
     await c.run_drains()
 
     # Then every message reached the receiver once, in the order it arrived, and the hold is empty
@@ -71,7 +71,7 @@ async def test_pause_answers_only_after_every_instance_reads_the_state_again(sto
     # When another instance pauses the integration
     other = controlled(stores, fake_time, ScriptedSender([ok()]))
     before = fake_time.monotonic()
-    status_now = await other.control.pause("orders", PauseRequest(reason="x"), actor="ops")
+    status_now = await other.control.pause("orders", PauseRequest(reason="x"), actor=actor("ops"))
 
     # Then the answer came after the refresh time, and the first instance now holds what arrives
     assert fake_time.monotonic() - before >= REFRESH_S
@@ -85,7 +85,7 @@ async def test_a_message_failing_transiently_after_the_pause_is_held_not_retried
     c = controlled(stores, fake_time, ScriptedSender([status(503)]))
 
     async def send_then_pause(delivery: Delivery) -> Response:
-        await c.control.pause("orders", PauseRequest(reason="receiver down"), actor="ops")
+        await c.control.pause("orders", PauseRequest(reason="receiver down"), actor=actor("ops"))
         return status(503)
 
     c.sender.send_hook = send_then_pause
@@ -103,10 +103,10 @@ async def test_a_message_failing_transiently_after_the_pause_is_held_not_retried
 async def test_messages_arriving_during_the_drain_queue_behind_the_held_ones(stores, fake_time, orders):
     # Given three held messages, and a resume whose drain has not run yet
     c = controlled(stores, fake_time, ScriptedSender([ok()]))
-    await c.control.pause("orders", PauseRequest(), actor="ops")
+    await c.control.pause("orders", PauseRequest(), actor=actor("ops"))
     await c.arrive("1", "2", "3")
     await c.run_inbound()
-    await c.control.resume("orders", actor="ops")
+    await c.control.resume("orders", actor=actor("ops"))
 
     # When a new message arrives before the drain
     await c.arrive("4")
@@ -124,11 +124,11 @@ async def test_a_message_held_by_an_instance_that_had_not_seen_the_drain_end_is_
     # Given a drained hold, and an instance whose cache still says "holding"
     c = controlled(stores, fake_time, ScriptedSender([ok()]))
     stale = controlled(stores, fake_time, c.sender)
-    await c.control.pause("orders", PauseRequest(), actor="ops")
+    await c.control.pause("orders", PauseRequest(), actor=actor("ops"))
     await c.arrive("1")
     await c.run_inbound()
     await stale.gate.refresh("orders")
-    await c.control.resume("orders", actor="ops")
+    await c.control.resume("orders", actor=actor("ops"))
     await stale.gate.refresh("orders")
     for message in stores.drain_requests.drain():
         await c.drainer.run(message.body)
@@ -148,32 +148,32 @@ async def test_a_second_pause_replaces_the_first_and_resume_of_a_running_integra
     stores, fake_time, orders
 ):
     c = controlled(stores, fake_time, ScriptedSender([ok()]))
-    await c.control.pause("orders", PauseRequest(reason="first"), actor="a")
-    second = await c.control.pause("orders", PauseRequest(reason="second"), actor="b")
+    await c.control.pause("orders", PauseRequest(reason="first"), actor=actor("a"))
+    second = await c.control.pause("orders", PauseRequest(reason="second"), actor=actor("b"))
     assert second.paused is not None and (second.paused.by, second.paused.reason) == ("b", "second")
 
-    await c.control.resume("orders", actor="a")
+    await c.control.resume("orders", actor=actor("a"))
     await c.run_drains()
-    again = await c.control.resume("orders", actor="a")
+    again = await c.control.resume("orders", actor=actor("a"))
     assert (again.paused, again.state, again.held) == (None, "running", 0)
 
 
 async def test_pause_of_an_unknown_integration_is_not_found(stores, fake_time):
     c = controlled(stores, fake_time, ScriptedSender([ok()]))
     with pytest.raises(IntegrationNotFound):
-        await c.control.pause("nope", PauseRequest(), actor="ops")
+        await c.control.pause("nope", PauseRequest(), actor=actor("ops"))
 
 
 async def test_the_drain_stops_when_the_integration_is_paused_again(stores, fake_time, orders):
     # Given five held messages and a resume
     c = controlled(stores, fake_time, ScriptedSender([ok()]))
-    await c.control.pause("orders", PauseRequest(), actor="ops")
+    await c.control.pause("orders", PauseRequest(), actor=actor("ops"))
     await c.arrive("1", "2", "3", "4", "5")
     await c.run_inbound()
-    await c.control.resume("orders", actor="ops")
+    await c.control.resume("orders", actor=actor("ops"))
 
     # When someone pauses again before the drain runs
-    await c.control.pause("orders", PauseRequest(reason="again"), actor="ops")
+    await c.control.pause("orders", PauseRequest(reason="again"), actor=actor("ops"))
     await c.run_drains()
 
     # Then nothing went out and all five still wait, in order

@@ -16,6 +16,7 @@ from shared.operability.metrics import Counter, Metrics
 from shared.recovery.models import ParkedMessage
 from shared.recovery.parker import Parker
 from shared.tokens import Version
+from tests.support.auth import TESTER
 from tests.twins.clock import FakeTime
 from tests.twins.failures import MemoryFailureStore
 from tests.twins.stores import MemoryStores
@@ -57,7 +58,7 @@ async def test_delete_job_counts_a_failure_changed_mid_page_as_failed_and_leaves
     jobs, runner = make_jobs(stores, fake_time, page_size=10)
 
     # When a delete job runs
-    job = await jobs.start("orders", request(JobAction.DELETE), now=fake_time.now())
+    job = await jobs.start("orders", request(JobAction.DELETE), actor=TESTER, now=fake_time.now())
     await run_job_pages(runner, stores, fake_time)
 
     # Then the changed one is counted as failed, named in last_error, and left in place
@@ -72,7 +73,7 @@ async def test_retry_page_enqueues_concurrently_but_bounded_then_counts_items(st
     metrics = Metrics()
     jobs, runner = make_jobs(stores, fake_time, page_size=40, metrics=metrics)
 
-    await jobs.start("orders", request(JobAction.RETRY), now=fake_time.now())
+    await jobs.start("orders", request(JobAction.RETRY), actor=TESTER, now=fake_time.now())
     await run_job_pages(runner, stores, fake_time)
 
     assert 1 < stores.inbound.most_in_flight["send"] <= 16
@@ -89,7 +90,9 @@ async def test_a_q_filtered_job_pages_through_matches_only(stores, fake_time):
     jobs, runner = make_jobs(stores, fake_time, page_size=2)
 
     # When a delete job with q runs, two per page
-    job = await jobs.start("orders", request(JobAction.DELETE, filter={"q": "timeout"}), now=fake_time.now())
+    job = await jobs.start(
+        "orders", request(JobAction.DELETE, filter={"q": "timeout"}), actor=TESTER, now=fake_time.now()
+    )
     await run_job_pages(runner, stores, fake_time)
 
     # Then exactly the matches went
@@ -106,7 +109,7 @@ async def test_a_delete_whose_content_cannot_be_removed_counts_that_failure_as_f
     jobs, runner = make_jobs(stores, fake_time)
 
     # When a delete job runs
-    job = await jobs.start("orders", request(JobAction.DELETE), now=fake_time.now())
+    job = await jobs.start("orders", request(JobAction.DELETE), actor=TESTER, now=fake_time.now())
     await run_job_pages(runner, stores, fake_time)
 
     # Then every failure is gone, and the one whose content stayed is counted as failed
@@ -123,7 +126,7 @@ async def test_a_retry_job_parks_a_message_it_cannot_enqueue_and_still_completes
     jobs, runner = make_jobs(stores, fake_time, parker=Parker(stores.recovery, delay_s=0, metrics=Metrics()))
 
     # When a retry job runs
-    job = await jobs.start("orders", request(JobAction.RETRY), now=fake_time.now())
+    job = await jobs.start("orders", request(JobAction.RETRY), actor=TESTER, now=fake_time.now())
     await run_job_pages(runner, stores, fake_time)
 
     # Then the message waits on the recovery flow, the failure is gone and the job completed
@@ -143,7 +146,7 @@ async def test_a_retry_resends_the_masked_headers_whole(stores, fake_time):
     jobs, runner = make_jobs(stores, fake_time)
 
     # When it is retried
-    await jobs.start("orders", request(JobAction.RETRY), now=fake_time.now())
+    await jobs.start("orders", request(JobAction.RETRY), actor=TESTER, now=fake_time.now())
     await run_job_pages(runner, stores, fake_time)
 
     # Then the resent message carries the whole value again, and the kept whole values are gone

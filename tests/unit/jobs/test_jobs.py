@@ -15,6 +15,7 @@ from shared.failures.models import FailureFilter
 from shared.jobs.models import JobAction, JobRequest, JobSelection, JobState
 from shared.jobs.ports import Checkpoint
 from shared.jobs.runner import BACKPRESSURE_DELAY_S
+from tests.support.auth import TESTER
 from tests.twins.clock import FakeTime
 from tests.twins.stores import MemoryStores
 from tests.unit.on_twins import envelopes_on, make_jobs, run_job_pages, seed_failures
@@ -40,7 +41,7 @@ async def test_retry_all_resends_every_failure_once_and_completes(stores, fake_t
     jobs, runner = make_jobs(stores, fake_time)
 
     # When a retry job runs to the end
-    job = await jobs.start("orders", retry_all(), now=fake_time.now())
+    job = await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
     pages = await run_job_pages(runner, stores, fake_time)
 
     # Then each message is back on inbound once, with resend_count+1 and counters reset
@@ -63,7 +64,7 @@ async def test_a_job_on_an_integration_with_neither_config_nor_failures_is_not_f
     jobs, runner = make_jobs(stores, fake_time)
 
     with pytest.raises(IntegrationNotFound) as caught:
-        await jobs.start("nobody", retry_all(), now=fake_time.now())
+        await jobs.start("nobody", retry_all(), actor=TESTER, now=fake_time.now())
 
     assert caught.value.http_status == 404
     assert await jobs.list("nobody", now=fake_time.now()) == []
@@ -73,7 +74,7 @@ async def test_a_job_on_an_integration_with_neither_config_nor_failures_is_not_f
 async def test_a_job_on_failures_whose_config_is_gone_is_accepted(stores, fake_time):
     await seed_failures(stores, fake_time, 2, configured=False)
 
-    job = await make_jobs(stores, fake_time).lifecycle.start("orders", delete_all(), now=fake_time.now())
+    job = await make_jobs(stores, fake_time).lifecycle.start("orders", delete_all(), actor=TESTER, now=fake_time.now())
 
     assert (job.state, job.total) == (JobState.QUEUED, 2)
 
@@ -81,10 +82,10 @@ async def test_a_job_on_failures_whose_config_is_gone_is_accepted(stores, fake_t
 async def test_second_job_while_one_is_active_is_refused_with_its_id(stores, fake_time):
     await seed_failures(stores, fake_time, 2)
     jobs, runner = make_jobs(stores, fake_time)
-    first = await jobs.start("orders", retry_all(), now=fake_time.now())
+    first = await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
 
     with pytest.raises(JobAlreadyActive) as caught:
-        await jobs.start("orders", delete_all(), now=fake_time.now())
+        await jobs.start("orders", delete_all(), actor=TESTER, now=fake_time.now())
 
     assert caught.value.details["active_job_id"] == first.id and caught.value.http_status == 409
 
@@ -94,7 +95,8 @@ async def test_twenty_concurrent_starts_admit_exactly_one(stores, fake_time):
     jobs, runner = make_jobs(stores, fake_time)
 
     results = await asyncio.gather(
-        *(jobs.start("orders", retry_all(), now=fake_time.now()) for _ in range(20)), return_exceptions=True
+        *(jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now()) for _ in range(20)),
+        return_exceptions=True,
     )
 
     started = [r for r in results if not isinstance(r, BaseException)]
@@ -112,12 +114,12 @@ async def test_a_job_whose_first_page_cannot_be_queued_fails_and_frees_the_integ
 
     # When a job is started
     with pytest.raises(StorageUnavailable):
-        await jobs.start("orders", retry_all(), now=fake_time.now())
+        await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
 
     # Then it is recorded as failed, and the next start takes the lock
     [failed] = await jobs.list("orders", now=fake_time.now())
     assert (failed.state, failed.last_error) == (JobState.FAILED, "could not queue the job")
-    second = await jobs.start("orders", retry_all(), now=fake_time.now())
+    second = await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
     assert stores.jobs.lock_holder("orders") == second.id
 
 
@@ -127,7 +129,9 @@ async def test_delete_with_a_filter_removes_only_matches_and_their_content(store
     jobs, runner = make_jobs(stores, fake_time)
 
     selection = JobSelection.model_validate({"filter": {"sender": "shop"}})
-    job = await jobs.start("orders", JobRequest(action=JobAction.DELETE, selection=selection), now=fake_time.now())
+    job = await jobs.start(
+        "orders", JobRequest(action=JobAction.DELETE, selection=selection), actor=TESTER, now=fake_time.now()
+    )
     await run_job_pages(runner, stores, fake_time)
 
     assert set(await remaining_ids(stores)) == {f.id for f in keep}
@@ -144,7 +148,10 @@ async def test_ids_selection_handles_exactly_those_and_skips_unknown_ids(stores,
     chosen = [failures[0].id, failures[3].id, "0000000000000000-0000000000ff"]
 
     job = await jobs.start(
-        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(ids=chosen)), now=fake_time.now()
+        "orders",
+        JobRequest(action=JobAction.DELETE, selection=JobSelection(ids=chosen)),
+        actor=TESTER,
+        now=fake_time.now(),
     )
     await run_job_pages(runner, stores, fake_time)
 
@@ -156,7 +163,7 @@ async def test_ids_selection_handles_exactly_those_and_skips_unknown_ids(stores,
 async def test_failures_newer_than_the_job_are_left_alone(stores, fake_time):
     await seed_failures(stores, fake_time, 3)
     jobs, runner = make_jobs(stores, fake_time)
-    job = await jobs.start("orders", retry_all(), now=fake_time.now())
+    job = await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
 
     # A failure arrives after the job was created, before it runs
     fake_time.advance(5)
@@ -170,12 +177,12 @@ async def test_failures_newer_than_the_job_are_left_alone(stores, fake_time):
 async def test_cancel_stops_at_the_next_page_boundary(stores, fake_time):
     await seed_failures(stores, fake_time, 10)
     jobs, runner = make_jobs(stores, fake_time, page_size=3)
-    job = await jobs.start("orders", retry_all(), now=fake_time.now())
+    job = await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
 
     # When the first page runs, then cancel is requested
     [message] = stores.job_pages.drain()
     await runner.run_page(message.body, message_id=message.id, now=fake_time.now())
-    await jobs.cancel("orders", job.id, now=fake_time.now())
+    await jobs.cancel("orders", job.id, actor=TESTER, now=fake_time.now())
     await run_job_pages(runner, stores, fake_time)
 
     # Then one page was handled and the rest stays for later
@@ -183,14 +190,14 @@ async def test_cancel_stops_at_the_next_page_boundary(stores, fake_time):
     assert (done.state, done.processed) == (JobState.CANCELLED, 3)
     assert (await stores.failures.summary("orders")).count == 7
     with pytest.raises(Conflict):
-        await jobs.cancel("orders", job.id, now=fake_time.now())
+        await jobs.cancel("orders", job.id, actor=TESTER, now=fake_time.now())
 
 
 async def test_rate_limit_paces_items(stores, fake_time):
     await seed_failures(stores, fake_time, 6)
     jobs, runner = make_jobs(stores, fake_time, page_size=10, rate=2.0)
 
-    await jobs.start("orders", delete_all(), now=fake_time.now())
+    await jobs.start("orders", delete_all(), actor=TESTER, now=fake_time.now())
     slept_before = sum(fake_time.sleeps)
     await run_job_pages(runner, stores, fake_time)
 
@@ -204,7 +211,7 @@ async def test_backpressure_defers_a_retry_page_while_inbound_is_deep(stores, fa
         await stores.inbound.send("{}")
     jobs, runner = make_jobs(stores, fake_time, depth=2)
 
-    await jobs.start("orders", retry_all(), now=fake_time.now())
+    await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
     [message] = stores.job_pages.drain()
     outcome = await runner.run_page(message.body, message_id=message.id, now=fake_time.now())
 
@@ -219,7 +226,7 @@ async def test_page_that_crashes_midway_and_reruns_never_resends_what_it_removed
     # Given a retry job whose page crashes after 3 of 5 sends
     failures = await seed_failures(stores, fake_time, 5)
     jobs, runner = make_jobs(stores, fake_time, page_size=5)
-    await jobs.start("orders", retry_all(), now=fake_time.now())
+    await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
     [message] = stores.job_pages.drain()
     stores.inbound.arm("send", StorageUnavailable("inbound unreachable"), times=None, after=3)
     with pytest.raises(StorageUnavailable):
@@ -237,7 +244,7 @@ async def test_page_that_crashes_midway_and_reruns_never_resends_what_it_removed
 async def test_duplicate_page_message_does_not_run_a_claimed_page(stores, fake_time):
     await seed_failures(stores, fake_time, 2)
     jobs, runner = make_jobs(stores, fake_time)
-    job = await jobs.start("orders", retry_all(), now=fake_time.now())
+    job = await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
     record = await stores.jobs.get("orders", job.id)
     assert record is not None
     await stores.jobs.save(
@@ -256,7 +263,7 @@ async def test_a_claim_that_lapsed_is_taken_over_by_the_next_page_message(stores
     # Given a page claimed by a message whose host died, longer ago than the claim lasts
     await seed_failures(stores, fake_time, 2)
     jobs, runner = make_jobs(stores, fake_time)
-    job = await jobs.start("orders", retry_all(), now=fake_time.now())
+    job = await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
     record = await stores.jobs.get("orders", job.id)
     assert record is not None
     await stores.jobs.save(
@@ -276,7 +283,7 @@ async def test_a_claim_that_lapsed_is_taken_over_by_the_next_page_message(stores
 async def test_watchdog_resumes_a_job_whose_page_message_was_lost(stores, fake_time):
     await seed_failures(stores, fake_time, 2)
     jobs, runner = make_jobs(stores, fake_time)
-    job = await jobs.start("orders", retry_all(), now=fake_time.now())
+    job = await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
     stores.job_pages.clear()  # the page message is lost
 
     fake_time.advance(runner.pages.claim_timeout.total_seconds() + 1)
@@ -290,7 +297,7 @@ async def test_watchdog_resumes_a_job_whose_page_message_was_lost(stores, fake_t
 async def test_reading_a_stalled_job_resumes_it(stores, fake_time):
     await seed_failures(stores, fake_time, 1)
     jobs, runner = make_jobs(stores, fake_time)
-    job = await jobs.start("orders", retry_all(), now=fake_time.now())
+    job = await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
     stores.job_pages.clear()
 
     fake_time.advance(runner.pages.claim_timeout.total_seconds() + 1)
@@ -315,10 +322,10 @@ async def test_cancel_while_a_page_runs_keeps_that_pages_counts(stores, fake_tim
         await fake_time.sleep(seconds)
         if not cancelled:
             cancelled = True
-            await jobs.cancel("orders", job.id, now=fake_time.now())
+            await jobs.cancel("orders", job.id, actor=TESTER, now=fake_time.now())
 
     jobs, runner = make_jobs(stores, fake_time, page_size=6, rate=2.0, sleep=sleep_then_cancel)
-    job = await jobs.start("orders", delete_all(), now=fake_time.now())
+    job = await jobs.start("orders", delete_all(), actor=TESTER, now=fake_time.now())
     [message] = stores.job_pages.drain()
 
     # When that page finishes

@@ -10,6 +10,7 @@ from shared.errors import BadParameter
 from shared.jobs.models import JobAction, JobLimits, JobRequest, JobSelection
 from shared.jobs.pages import CLAIM_GRACE, JobPages
 from shared.jobs.ports import PageMessage
+from tests.support.auth import TESTER
 from tests.unit.on_twins import make_jobs, seed_failures
 
 
@@ -44,7 +45,10 @@ async def test_a_queued_page_is_a_page_message_of_its_job(stores, fake_time):
     jobs, _ = make_jobs(stores, fake_time)
 
     job = await jobs.start(
-        "orders", JobRequest(action=JobAction.RETRY, selection=JobSelection(all=True)), now=fake_time.now()
+        "orders",
+        JobRequest(action=JobAction.RETRY, selection=JobSelection(all=True)),
+        actor=TESTER,
+        now=fake_time.now(),
     )
 
     [message] = stores.job_pages.drain()

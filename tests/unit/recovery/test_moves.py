@@ -16,7 +16,7 @@ from shared.recovery.ports import MessageSource, RecoveryMessage
 from shared.recovery.sweeper import SWEEP_LEASE_S, RecoverySweeper
 from tests.twins.clock import FakeTime
 from tests.twins.stores import MemoryStores
-from tests.unit.on_twins import envelopes_on, make_jobs
+from tests.unit.on_twins import audit_on, envelopes_on, make_jobs
 
 
 def make_sweeper(stores: MemoryStores, time: FakeTime, *, inbound: MessageQueue | None = None) -> RecoverySweeper:
@@ -34,6 +34,7 @@ def make_sweeper(stores: MemoryStores, time: FakeTime, *, inbound: MessageQueue 
         batch_size=500,
         max_inbound_depth=1000,
         metrics=Metrics(),
+        audit=audit_on(stores, time),
         clock=time.now,
     )
 

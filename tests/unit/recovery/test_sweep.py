@@ -21,10 +21,11 @@ from shared.messages.wire import pack
 from shared.operability.metrics import Metrics
 from shared.recovery.parker import Parker
 from shared.recovery.sweeper import SWEEP_LEASE_S, RecoverySweeper
+from tests.support.auth import TESTER
 from tests.twins.clock import FakeTime
 from tests.twins.recovery import MemoryRecoveryFlow
 from tests.twins.stores import MemoryStores
-from tests.unit.on_twins import envelopes_on, make_jobs
+from tests.unit.on_twins import audit_on, envelopes_on, make_jobs
 
 END = FakeTime().now().replace(year=2100)
 MAX_REINSERTS = 2
@@ -47,6 +48,7 @@ def make_sweeper(
         batch_size=batch_size,
         max_inbound_depth=depth,
         metrics=Metrics(),
+        audit=audit_on(stores, time),
         clock=time.now,
     )
 
@@ -251,7 +253,7 @@ async def test_poisoned_job_page_is_reinserted_and_past_the_limit_fails_the_job(
     jobs, runner = make_jobs(stores, fake_time)
     sweeper = make_sweeper(stores, fake_time, runner)
     delete_all = JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True))
-    job = await jobs.start("orders", delete_all, now=fake_time.now())
+    job = await jobs.start("orders", delete_all, actor=TESTER, now=fake_time.now())
     stores.job_pages.clear()
     page = {"integration": "orders", "job_id": job.id}
 
@@ -267,7 +269,7 @@ async def test_poisoned_job_page_is_reinserted_and_past_the_limit_fails_the_job(
     assert second.gave_up == 1
     ended = await jobs.get("orders", job.id, now=fake_time.now())
     assert ended.state is JobState.FAILED and "gave up" in (ended.last_error or "")
-    await jobs.start("orders", delete_all, now=fake_time.now())
+    await jobs.start("orders", delete_all, actor=TESTER, now=fake_time.now())
 
 
 async def test_the_sweep_resumes_stalled_jobs(stores, fake_time):
@@ -279,7 +281,7 @@ async def test_the_sweep_resumes_stalled_jobs(stores, fake_time):
     )  # fmt: skip
     jobs, runner = make_jobs(stores, fake_time)
     delete_all = JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True))
-    await jobs.start("orders", delete_all, now=fake_time.now())
+    await jobs.start("orders", delete_all, actor=TESTER, now=fake_time.now())
     stores.job_pages.clear()
     fake_time.advance(runner.pages.claim_timeout.total_seconds() + 1)
 
