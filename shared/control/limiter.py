@@ -4,9 +4,10 @@ Time is cut into slots (a second for a whole `per_second`, ten seconds otherwise
 integration holds `capacity` tokens in storage (`RateSlots`). An instance that needs a token claims a
 block of them (a quarter of the slot, at least one) with one conditional write, and token i of a slot
 is due at `slot start + i × slot length / capacity`: attempts are spread over the slot, not bunched at
-its start. So across every instance at most `capacity` attempts start per slot (given clocks in sync);
-a token an instance claimed but could not use before its slot ended is lost, which is why the rate
-under load is a little under the limit, never over it.
+its start, and a token claimed more than one interval after it was due is void rather than used at
+once. So across every instance at most `capacity` attempts start per slot, and at most one more in
+any sliding slot-length (given clocks in sync); a token an instance claimed but could not use in time
+is lost, which is why the rate under load is a little under the limit, never over it.
 
 A caller waits for its token in process up to `max_wait_s`; past that it gets None and the message
 goes back on `inbound` with a visibility delay instead of holding an invocation.
@@ -87,15 +88,22 @@ class RateLimiter:
         block = max(1, math.ceil(capacity / 4))
         current = int(now // slot_s)
         ahead = min(MAX_SLOTS_AHEAD, math.ceil(max_wait_s / slot_s))
+        step = slot_s / capacity
         for slot in range(current, current + ahead + 1):
             start_s = slot * slot_s
             if start_s - now > max_wait_s:
                 break
-            first, taken = await self._slots.claim(integration, slot, capacity=capacity, want=block)
-            if taken:
-                step = slot_s / capacity
-                return [
+            for _ in range(capacity // block + 1):
+                first, taken = await self._slots.claim(integration, slot, capacity=capacity, want=block)
+                if not taken:
+                    break
+                # A token whose time passed more than one interval ago is void: used now it would bunch
+                # with the tokens due now, and a receiver would see a burst above the rate.
+                tokens = [
                     _Token(due=start_s + index * step, void_at=start_s + slot_s)
                     for index in range(first, first + taken)
+                    if start_s + index * step >= now - step
                 ]
+                if tokens:
+                    return tokens
         return []

@@ -194,9 +194,12 @@ async def test_a_rate_limit_of_20_per_second_holds_across_two_instances(hosts, r
         rate = (len(times) - 1) / (times[-1] - times[0])
         print(f"rate limit {RATE_PER_S}/s on 2 instances: {rate:.2f}/s over {len(times)} deliveries")
         assert RATE_PER_S * (1 - TOLERANCE) <= rate <= RATE_PER_S * (1 + TOLERANCE)
-        # and no second of it saw more than the limit and a token's worth of clock skew
+        # and no second-slot (UTC seconds, which the token slots are) saw more than the limit, give or take a
+        # delivery or two whose attempt started just before a second ended and reached the receiver after it
+        wall = time.time() - time.monotonic()
         per_second: dict[int, int] = {}
         for at in times:
-            per_second[int(at - times[0])] = per_second.get(int(at - times[0]), 0) + 1
-        assert max(per_second.values()) <= RATE_PER_S * (1 + TOLERANCE)
+            per_second[int(wall + at)] = per_second.get(int(wall + at), 0) + 1
+        print(f"most deliveries in one UTC second: {max(per_second.values())}")
+        assert max(per_second.values()) <= RATE_PER_S + 2
         assert len({request.body for request in requests}) == MESSAGES

@@ -406,7 +406,10 @@ async def test_entra_without_easy_auth_refuses_every_portal_and_api_call_but_hea
 SAMPLE_PATHS = {
     operation.name: "/"
     + operation.path.strip("/").format(
-        integration="x", failure_id="0000000000000000-000000000000", job_id="0000000000000000-000000000000"
+        integration="x",
+        failure_id="0000000000000000-000000000000",
+        job_id="0000000000000000-000000000000",
+        rule_id="x",
     )
     for operation in OPERATIONS
     if operation.kind.needs_principal
