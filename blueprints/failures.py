@@ -34,7 +34,8 @@ api = HttpApi(bp, tag="failures")
 )  # fmt: skip
 async def failures_overview(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     query_params(req)
-    return json_response(FailureOverview(items=await get_services().failures.overview()))
+    services = get_services()
+    return json_response(FailureOverview.of(await services.failures.overview(), await services.control.held_counts()))
 
 
 @api.route(

@@ -15,6 +15,7 @@ from blueprints.schemas import (
     NOT_JSON,
     Error,
     IntegrationList,
+    IntegrationView,
 )
 from shared.audit.models import Actor
 from shared.auth import Principal, Role, RouteKind
@@ -34,19 +35,24 @@ api = HttpApi(bp, tag="integrations")
 )  # fmt: skip
 async def list_integrations(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     query_params(req)
-    return json_response(IntegrationList(items=await get_services().integrations.list()))
+    services = get_services()
+    states = await services.control.states()
+    configs = await services.integrations.list()
+    return json_response(IntegrationList(items=[IntegrationView.of(c, states.get(c.id)) for c in configs]))
 
 
 @api.route(
     "get_integration", "integrations/{integration}", "GET", kind=RouteKind.API, role=Role.READER,
     summary="Read a config",
     params=(CONFIG_INTEGRATION,),
-    responses={200: Reply("the config", IntegrationConfig), 400: BAD_PARAMETER, 404: NO_INTEGRATION},
+    responses={200: Reply("the config", IntegrationView), 400: BAD_PARAMETER, 404: NO_INTEGRATION},
 )  # fmt: skip
 async def get_integration(req: func.HttpRequest, caller: Principal) -> func.HttpResponse:
     integration = route_id(req, "integration", CONFIG_ID)
     query_params(req)
-    return json_response(await get_services().integrations.get(integration))
+    services = get_services()
+    config = await services.integrations.get(integration)
+    return json_response(IntegrationView.of(config, await services.control.state_of(integration)))
 
 
 @api.route(
@@ -54,7 +60,8 @@ async def get_integration(req: func.HttpRequest, caller: Principal) -> func.Http
     summary="Create or replace a config",
     params=(CONFIG_INTEGRATION,),
     body=Body(
-        "the config; `id` may be omitted (the route gives it) and must equal the route when present",
+        "the config; `id` may be omitted (the route gives it) and must equal the route when present; "
+        "`paused` (as GET shows it) is ignored",
         IntegrationConfig,
         schema_name="IntegrationConfigBody",
         optional_fields=("id",),

@@ -12,7 +12,7 @@ from typing import Any
 
 import azure.functions as func
 
-from blueprints import audit, failures, identity, ingest, integrations, jobs, pickup, recovery, ui
+from blueprints import alerts, audit, control, failures, identity, ingest, integrations, jobs, pickup, recovery, ui
 from blueprints.api import HttpApi, Operation, Param, Reply
 from blueprints.http import int_param, json_response, query_params
 from blueprints.openapi import build_openapi
@@ -32,8 +32,8 @@ api = HttpApi(bp, tag="operability")
 
 def _surfaces() -> list[HttpApi]:
     """Every surface's routes, in the order the document lists their tags."""
-    others = [ui.api, identity.api, integrations.api, ingest.api, failures.api, jobs.api, recovery.api, pickup.api]
-    return [health_api, meta_api, *others, audit.api, api]
+    others = [ui.api, identity.api, integrations.api, control.api, ingest.api, failures.api, jobs.api, recovery.api]
+    return [health_api, meta_api, *others, pickup.api, alerts.api, audit.api, api]
 
 
 def api_document() -> dict[str, Any]:
@@ -98,4 +98,6 @@ async def metrics(req: func.HttpRequest, caller: Principal) -> func.HttpResponse
     window = int_param(params, "window_minutes", services.settings.metrics_window_minutes)
     if not 1 <= window <= MAX_WINDOW_MINUTES:
         raise BadParameter("window_minutes", f"must be between 1 and {MAX_WINDOW_MINUTES}")
-    return json_response(services.metrics.snapshot(window_minutes=window))
+    snapshot = services.metrics.snapshot(window_minutes=window)
+    snapshot.held = await services.control.held_counts()
+    return json_response(snapshot)

@@ -15,6 +15,7 @@ from blueprints.http import CONFIG_ID, FAILURES_INTEGRATION, RECORD_ID, IdShape
 from shared.audit.models import AuditEntry
 from shared.auth import AuthMode, Role
 from shared.config.models import IntegrationConfig
+from shared.control.models import ControlState, PauseInfo
 from shared.failures.models import Failure, FailureGroup, FailureSummary
 from shared.failures.queries import DEFAULT_LIMIT, MAX_LIMIT
 from shared.jobs.models import Job
@@ -36,12 +37,43 @@ class Error(BaseModel):
     error: ErrorInfo
 
 
+class IntegrationView(IntegrationConfig):
+    """A config as read: the config, and whether it is paused (read-only; a PUT ignores it)."""
+
+    paused: PauseInfo | None = Field(
+        default=None, description="set while the integration is paused (by a person, or its circuit breaker)"
+    )
+
+    @classmethod
+    def of(cls, config: IntegrationConfig, state: ControlState | None) -> IntegrationView:
+        return cls.model_validate({**config.model_dump(mode="json"), "paused": state.paused if state else None})
+
+
 class IntegrationList(BaseModel):
-    items: list[IntegrationConfig]
+    items: list[IntegrationView]
+
+
+class OverviewItem(FailureSummary):
+    """An integration in the overview: its failures, and what its hold keeps while it is paused (issue 18)."""
+
+    held: Annotated[int, Field(ge=0)] = Field(default=0, description="messages waiting in the hold (paused)")
 
 
 class FailureOverview(BaseModel):
-    items: list[FailureSummary]
+    items: list[OverviewItem] = Field(
+        description="integrations with failures or held messages, most recent failure first"
+    )
+
+    @classmethod
+    def of(cls, summaries: list[FailureSummary], held: dict[str, int]) -> FailureOverview:
+        items = [OverviewItem(**summary.model_dump(), held=held.get(summary.integration, 0)) for summary in summaries]
+        listed = {item.integration for item in items}
+        items += [
+            OverviewItem(integration=name, count=0, first_failed_at=None, last_failed_at=None, by_origin={}, held=count)
+            for name, count in sorted(held.items())
+            if name not in listed
+        ]
+        return cls(items=items)
 
 
 class FailureList(BaseModel):

@@ -156,11 +156,18 @@ def main() -> None:
     # The demo receiver is on 127.0.0.1: a local.settings.json copied before ALLOW_PRIVATE_ENDPOINTS
     # existed must still run the demo; one that sets it keeps its value (and then the demo PUT says why).
     allow_private = settings.get("ALLOW_PRIVATE_ENDPOINTS", "true")
-    # Likewise the pickup timer's schedule: without it the host cannot start the timer (or the app).
-    pickup_schedule = settings.get("PICKUP_SCHEDULE") or "*/15 * * * * *"
+    # Likewise the timers' schedules: without them the host cannot start the timers (or the app).
+    schedules = {
+        name: settings.get(name) or default
+        for name, default in (
+            ("PICKUP_SCHEDULE", "*/15 * * * * *"),
+            ("CONTROL_SCHEDULE", "*/10 * * * * *"),
+            ("ALERT_SCHEDULE", "0 * * * * *"),
+        )
+    }
     devhost = DevhostProcess(
         PROJECT_DIR,
-        env={"DEVHOST_FUNCTION_KEY": key, "ALLOW_PRIVATE_ENDPOINTS": allow_private, "PICKUP_SCHEDULE": pickup_schedule},
+        env={"DEVHOST_FUNCTION_KEY": key, "ALLOW_PRIVATE_ENDPOINTS": allow_private, **schedules},
         port=DEVHOST_PORT,
         log_path=STATE_DIR / "devhost.log",
     )

@@ -61,6 +61,15 @@ param minPickupIntervalSeconds int = 60
 @description('Deploy a Service Bus namespace (Standard) with the recovery queue and use it as the recovery flow (RECOVERY_BACKEND=servicebus). Off: the recovery queue lives on the recovery storage account.')
 param deployServiceBus bool = false
 
+@description('Deploy Azure Communication Services email (an Azure managed domain) for email alerts (ALERT_EMAIL_BACKEND=acs), sent with the app\'s identity. Off: email alert rules are refused; webhook and Teams alerts work either way.')
+param deployAlertEmail bool = false
+
+@description('ACS data location of the email resources (with deployAlertEmail).')
+param alertEmailDataLocation string = 'Europe'
+
+@description('ALERT_SCHEDULE: six-field NCRONTAB of the alert timer (every rule is evaluated; failed notices are sent again).')
+param alertSchedule string = '0 * * * * *'
+
 @description('Deploy a Key Vault (RBAC only, purge protection) for secrets that endpoint headers send, e.g. a receiver\'s token: every name in endpointSecretSettings becomes an app setting holding a Key Vault reference, resolved by the platform with the app\'s identity (Key Vault Secrets User). Off: no vault, and endpoint headers may reference no app setting.')
 param deployKeyVault bool = false
 
@@ -135,6 +144,8 @@ var recoveryStorageAccountName = '${abbrs.storageStorageAccounts}rec${toLower(un
 var serviceBusNamespaceName = '${abbrs.serviceBusNamespaces}${resourceToken}'
 var serviceBusQueueName = 'recovery'
 var keyVaultName = '${abbrs.keyVaultVaults}${resourceToken}'
+var communicationServiceName = 'acs-${resourceToken}'
+var emailServiceName = 'acsmail-${resourceToken}'
 var storageSuffix = environment().suffixes.storage
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -269,6 +280,19 @@ module keyVault 'modules/key-vault.bicep' = if (deployKeyVault) {
   }
 }
 
+// Optional email for alerts: ACS with an Azure managed domain, the identity allowed to send through it.
+module alertEmail 'modules/alert-email.bicep' = if (deployAlertEmail) {
+  name: 'alertEmail'
+  scope: rg
+  params: {
+    communicationServiceName: communicationServiceName
+    emailServiceName: emailServiceName
+    dataLocation: alertEmailDataLocation
+    tags: tags
+    principalId: identity.outputs.principalId
+  }
+}
+
 module rbac 'modules/rbac.bicep' = {
   name: 'rbac'
   scope: rg
@@ -345,6 +369,15 @@ var appBehaviourSettings = {
   MIN_PICKUP_INTERVAL_S: string(minPickupIntervalSeconds)
   PICKUP_DEDUP_DAYS: '5'
   PICKUP_MAX_CONSECUTIVE_FAILURES: '5'
+  // Control (docs/control.md): how old an instance's view of pause and breaker may get; the control timer.
+  CONTROL_REFRESH_S: '2'
+  CONTROL_SCHEDULE: '*/10 * * * * *'
+  // Alerts (docs/alerts.md): the timer; email through ACS when deployed (webhook and Teams need nothing here).
+  ALERT_SCHEDULE: alertSchedule
+  ALERT_EMAIL_BACKEND: deployAlertEmail ? 'acs' : 'off'
+  ALERT_EMAIL_SENDER: deployAlertEmail ? alertEmail.outputs.senderAddress : ''
+  ALERT_ACS_ENDPOINT: deployAlertEmail ? alertEmail.outputs.endpoint : ''
+  ALERT_ACS_CLIENT_ID: identity.outputs.clientId
   // Endpoints must be public addresses in Azure: no loopback, private, link-local or platform
   // addresses (metadata is refused regardless). Set true only with VNet integration and a reason.
   ALLOW_PRIVATE_ENDPOINTS: 'false'
@@ -416,4 +449,5 @@ output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_RECOVERY_STORAGE_ACCOUNT_NAME string = recoveryStorage.outputs.name
 output AZURE_SERVICE_BUS_NAMESPACE string = deployServiceBus ? serviceBusNamespaceName : ''
 output AZURE_KEY_VAULT_NAME string = deployKeyVault ? keyVaultName : ''
+output AZURE_COMMUNICATION_SERVICE_NAME string = deployAlertEmail ? communicationServiceName : ''
 output REBOUND_PREFIX string = prefix

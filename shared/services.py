@@ -12,13 +12,27 @@ import asyncio
 import weakref
 from functools import cached_property
 
+import httpx
+
+from shared.alerts.channels import AcsEmail, AlertChannels, EmailSender, SmtpEmail
+from shared.alerts.conditions import AlertSources
+from shared.alerts.evaluator import AlertEvaluator
+from shared.alerts.models import AlertKind
+from shared.alerts.service import AlertRulesService
+from shared.alerts.signals import AlertSignals, SignallingFailures, SignallingJobs, SignallingParking
 from shared.audit.service import AuditTrail
 from shared.config.cache import ConfigCache
 from shared.config.service import IntegrationConfigs
+from shared.control.drain import HeldDrainer
+from shared.control.gate import DeliveryControl
+from shared.control.limiter import RateLimiter
+from shared.control.service import IntegrationControl
+from shared.delivery.adapters.http import build_http_client
 from shared.delivery.adapters.registry import SenderRegistry
 from shared.delivery.engine import DeliveryEngine
 from shared.delivery.ingest import Ingest
 from shared.delivery.retry import EndpointRetryPolicy
+from shared.failures.ports import FailureSink
 from shared.failures.queries import FailureQueries
 from shared.failures.retention import Retention
 from shared.jobs.batches import JobBatches
@@ -34,9 +48,11 @@ from shared.pickup.runner import LEASE_S, PickupLimits, PickupRunner
 from shared.pickup.service import PickupService
 from shared.pickup.validation import SourceRules
 from shared.recovery.parker import Parker
+from shared.recovery.ports import Parking
 from shared.recovery.sweeper import RecoverySweeper
-from shared.settings import RECOVERY_STORAGE_SETTING, STORAGE_SETTING, RecoveryBackend, Settings
+from shared.settings import RECOVERY_STORAGE_SETTING, STORAGE_SETTING, AlertEmailBackend, RecoveryBackend, Settings
 from shared.storage.azure import AzureStores
+from shared.storage.clients import build_email_client
 from shared.storage.names import StorageNames, poison_queue
 from shared.stores import Stores
 
@@ -91,7 +107,7 @@ class Services:
             inbound=stores.inbound,
             payloads=stores.payloads,
             parker=self.parker,
-            failures=stores.failures,
+            failures=self.failure_sink,
             metrics=self.metrics,
             limits=PickupLimits(
                 dedup_days=settings.pickup_dedup_days,
@@ -137,11 +153,55 @@ class Services:
             senders=self.senders,
             inbound=stores.inbound,
             payloads=stores.payloads,
-            failures=stores.failures,
+            failures=self.failure_sink,
             error_window=stores.error_window,
             endpoint_policy=self.endpoint_policy,
             metrics=self.metrics,
             parker=self.parker,
+            gate=self.delivery_control,
+        )
+
+    @cached_property
+    def delivery_control(self) -> DeliveryControl:
+        """The engine's gate: pause, circuit breaker, rate limit (one per instance: its state cache)."""
+        stores = self.stores
+        return DeliveryControl(
+            states=stores.control_states,
+            held=stores.held,
+            payloads=stores.payloads,
+            circuit_window=stores.circuit_window,
+            limiter=RateLimiter(stores.rate_slots),
+            metrics=self.metrics,
+            refresh_s=self.settings.control_refresh_s,
+            on_circuit_open=lambda integration: self.alert_signals.raised(AlertKind.CIRCUIT_OPEN, integration),
+        )
+
+    @cached_property
+    def drainer(self) -> HeldDrainer:
+        stores = self.stores
+        engine = self.engine
+        return HeldDrainer(
+            control=self.delivery_control,
+            states=stores.control_states,
+            held=stores.held,
+            requests=stores.drain_requests,
+            process=lambda envelope, release: engine.process(envelope, release=release),
+            metrics=self.metrics,
+            refresh_s=self.settings.control_refresh_s,
+        )
+
+    @cached_property
+    def control(self) -> IntegrationControl:
+        stores = self.stores
+        return IntegrationControl(
+            integrations=stores.integrations,
+            states=stores.control_states,
+            held=stores.held,
+            control=self.delivery_control,
+            drainer=self.drainer,
+            circuit_window=stores.circuit_window,
+            audit=self.audit,
+            refresh_s=self.settings.control_refresh_s,
         )
 
     @cached_property
@@ -176,7 +236,7 @@ class Services:
             failures=stores.failures, payloads=stores.payloads, inbound=stores.inbound, parker=self.parker
         )
         return JobRunner(
-            jobs=stores.jobs,
+            jobs=SignallingJobs(stores.jobs, self.alert_signals),
             failures=stores.failures,
             pages=self.job_pages,
             batches=batches,
@@ -186,8 +246,79 @@ class Services:
         )
 
     @cached_property
-    def parker(self) -> Parker:
-        return Parker(self.stores.recovery, delay_s=self.settings.recovery_park_delay_s, metrics=self.metrics)
+    def parker(self) -> Parking:
+        parker = Parker(self.stores.recovery, delay_s=self.settings.recovery_park_delay_s, metrics=self.metrics)
+        return SignallingParking(parker, self.alert_signals)
+
+    @cached_property
+    def failure_sink(self) -> FailureSink:
+        """Where the engine, pickup and recovery record failures: the store, and a signal to the alerts."""
+        return SignallingFailures(self.stores.failures, self.alert_signals)
+
+    # --- alerts ----------------------------------------------------------------------------------
+
+    @cached_property
+    def alert_signals(self) -> AlertSignals:
+        return AlertSignals(self.stores.alert_rules, self.stores.alert_events)
+
+    @cached_property
+    def alert_rules(self) -> AlertRulesService:
+        return AlertRulesService(
+            self.stores.alert_rules,
+            self.stores.alert_log,
+            egress=self.egress,
+            email_enabled=self.settings.alert_email_backend is not AlertEmailBackend.OFF,
+            audit=self.audit,
+            send_test=lambda rule_id: self.alert_evaluator.send_test(rule_id),
+        )
+
+    @cached_property
+    def email(self) -> EmailSender | None:
+        settings = self.settings
+        match settings.alert_email_backend:
+            case AlertEmailBackend.SMTP:
+                return SmtpEmail(
+                    host=settings.alert_smtp_host, port=settings.alert_smtp_port, sender=settings.alert_email_sender
+                )
+            case AlertEmailBackend.ACS:
+                client = build_email_client(settings.alert_acs_endpoint, client_id=settings.alert_acs_client_id)
+                return AcsEmail(client, sender=settings.alert_email_sender)
+            case _:
+                return None
+
+    @cached_property
+    def alert_http(self) -> httpx.AsyncClient:
+        """The vetted client for webhook and Teams notices (the egress policy, checked on every connection)."""
+        return build_http_client(self.egress)
+
+    @cached_property
+    def alert_evaluator(self) -> AlertEvaluator:
+        stores, settings = self.stores, self.settings
+        sources = AlertSources(
+            failures=stores.failures,
+            integrations=stores.integrations,
+            control_states=stores.control_states,
+            jobs=stores.jobs,
+            recovery=[stores.recovery, *stores.poison],
+            pickups=stores.pickups,
+        )
+        channels = AlertChannels(http=self.alert_http, email=self.email, secret=self._alert_secret)
+        base = settings.portal_base_url()
+
+        def portal_url(integration: str | None) -> str | None:
+            if base is None:
+                return None
+            return f"{base}#/integrations/{integration}" if integration else f"{base}#/alerts"
+
+        return AlertEvaluator(
+            rules=stores.alert_rules, log=stores.alert_log, sources=sources, channels=channels, portal_url=portal_url
+        )
+
+    def _alert_secret(self, name: str) -> str | None:
+        """The value of a webhook's `secret_setting`, only when ENDPOINT_SECRET_SETTINGS lists it."""
+        if self.egress.check_setting_reference(name) is not None:
+            return None
+        return self.settings.app_setting(name)
 
     @cached_property
     def sweeper(self) -> RecoverySweeper:
@@ -225,6 +356,12 @@ class Services:
         return HealthCheck(lambda: check_health(self.stores.health_probes, timeout_s=timeout_s))
 
     async def close(self) -> None:
+        if "alert_signals" in self.__dict__:
+            await self.alert_signals.settle()
+        if "alert_http" in self.__dict__:
+            await self.alert_http.aclose()
+        if isinstance(self.__dict__.get("email"), AcsEmail):
+            await self.email.close()  # type: ignore[union-attr]
         if "pickup" in self.__dict__:
             await self.pickup.close()
         if "pickup_readers" in self.__dict__:
@@ -237,8 +374,8 @@ class Services:
 def own_names(settings: Settings) -> frozenset[tuple[str, str, str]]:
     """The queues, containers and Service Bus queue Rebound itself uses: no pickup source may drain them."""
     names = StorageNames(settings.prefix)
-    queues = [names.inbound, names.jobs_queue, names.recovery, names.health_probe]
-    queues += [poison_queue(q) for q in (names.inbound, names.jobs_queue)]
+    queues = [names.inbound, names.jobs_queue, names.recovery, names.health_probe, names.drain_queue]
+    queues += [poison_queue(q) for q in (names.inbound, names.jobs_queue, names.drain_queue)]
     # The Functions host's own containers, besides ours.
     containers = [names.payloads, names.recovery_payloads, "azure-webjobs-hosts", "azure-webjobs-secrets"]
     own = {

@@ -44,6 +44,12 @@ _PREFIX_PATTERN = re.compile(r"^([a-z][a-z0-9]{0,19})?$")
 _SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+class AlertEmailBackend(StrEnum):
+    OFF = "off"
+    SMTP = "smtp"
+    ACS = "acs"
+
+
 class RecoveryBackend(StrEnum):
     STORAGE = "storage"
     SERVICE_BUS = "servicebus"
@@ -197,6 +203,29 @@ class Settings(BaseSettings):
         default=5, validation_alias="PICKUP_MAX_CONSECUTIVE_FAILURES"
     )
 
+    #: How old an instance's view of an integration's control state (paused, breaker) may get; a pause
+    #: answers after this long, when every instance honours it (issue 18).
+    control_refresh_s: Annotated[float, Field(ge=0.1, le=60)] = Field(default=2.0, validation_alias="CONTROL_REFRESH_S")
+    #: NCRONTAB of the control timer: breakers whose cooldown is over probe, stalled drains start again.
+    control_schedule: str = Field(default="*/10 * * * * *", validation_alias="CONTROL_SCHEDULE")
+
+    #: NCRONTAB of the alert timer: every rule is evaluated, failed notices are sent again (issue 18).
+    alert_schedule: str = Field(default="0 * * * * *", validation_alias="ALERT_SCHEDULE")
+    #: How email alerts go out: `off`, `smtp` (ALERT_SMTP_HOST/PORT, locally), `acs` (Azure Communication Services).
+    alert_email_backend: AlertEmailBackend = Field(
+        default=AlertEmailBackend.OFF, validation_alias="ALERT_EMAIL_BACKEND"
+    )
+    #: The From address (with ACS: a sender address of the connected, verified domain).
+    alert_email_sender: str = Field(default="", validation_alias="ALERT_EMAIL_SENDER")
+    alert_smtp_host: str = Field(default="127.0.0.1", validation_alias="ALERT_SMTP_HOST")
+    alert_smtp_port: Annotated[int, Field(ge=1, le=65535)] = Field(default=25, validation_alias="ALERT_SMTP_PORT")
+    #: `https://<resource>.communication.azure.com`; the app's identity needs a role on it (infra/ grants it).
+    alert_acs_endpoint: str = Field(default="", validation_alias="ALERT_ACS_ENDPOINT")
+    #: The user-assigned identity ACS is called with (empty: the default credential chain).
+    alert_acs_client_id: str = Field(default="", validation_alias="ALERT_ACS_CLIENT_ID")
+    #: Where alerts link to; empty: `https://<WEBSITE_HOSTNAME>/api/portal` in Azure, no link locally.
+    portal_url: str = Field(default="", validation_alias="PORTAL_URL")
+
     _environ: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @field_validator("endpoint_secret_settings", mode="before")
@@ -259,6 +288,13 @@ class Settings(BaseSettings):
 
     def _has_connection(self, name: str) -> bool:
         return any(key == name or key.startswith(f"{name}__") for key, v in self._environ.items() if v.strip())
+
+    def portal_base_url(self) -> str | None:
+        """The portal's address for links in alerts: PORTAL_URL, else the one App Service gives the app."""
+        if self.portal_url:
+            return self.portal_url.rstrip("/")
+        host = self.app_setting("WEBSITE_HOSTNAME")
+        return f"https://{host}/api/portal" if host else None
 
     @property
     def storage(self) -> Connection:

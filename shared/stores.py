@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from shared.alerts.ports import AlertLog, AlertRules
 from shared.audit.ports import AuditStore
 from shared.config.ports import IntegrationStore
+from shared.control.ports import ControlStates, HeldMessages, RateSlots
 from shared.delivery.ports import ErrorWindow
 from shared.failures.ports import FailureStore
 from shared.jobs.ports import JobStore
@@ -63,6 +65,44 @@ class Stores(Protocol):
     @property
     def pickup_seen(self) -> SeenItems:
         """Items already picked (duplicate detection)."""
+        ...
+
+    @property
+    def control_states(self) -> ControlStates:
+        """Per integration: paused or not, the circuit breaker, the drain's lease."""
+        ...
+
+    @property
+    def held(self) -> HeldMessages:
+        """Messages of paused integrations, in arrival order."""
+        ...
+
+    @property
+    def rate_slots(self) -> RateSlots:
+        """The rate limits' token slots, shared by every instance."""
+        ...
+
+    @property
+    def circuit_window(self) -> ErrorWindow:
+        """Transient failures per integration per interval, for the circuit breakers (shared by all instances)."""
+        ...
+
+    @property
+    def drain_requests(self) -> MessageQueue:
+        """The `drain` queue: one message per page of a hold being drained."""
+        ...
+
+    @property
+    def alert_rules(self) -> AlertRules: ...
+
+    @property
+    def alert_log(self) -> AlertLog:
+        """The alerts that fired."""
+        ...
+
+    @property
+    def alert_events(self) -> MessageQueue:
+        """The `alert-events` queue: events that ask for an evaluation."""
         ...
 
     @property

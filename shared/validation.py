@@ -12,7 +12,9 @@ from shared.errors import FieldError, RequestValidationError
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 #: Tags of the discriminated endpoint and source unions; pydantic puts them in the location, users never wrote them.
-_UNION_TAGS = frozenset({"http", "storage_queue", "service_bus", "blob", "sftp", "http_poll"})
+_UNION_TAGS = frozenset(
+    {"http", "storage_queue", "service_bus", "blob", "sftp", "http_poll", "webhook", "teams", "email"}
+)
 
 
 def field_path(location: tuple[int | str, ...]) -> str:

@@ -101,6 +101,16 @@ export const api = {
   pickup: (integration) => request("GET", `${integrationPath(integration)}/pickup`),
   runPickup: (integration) => request("POST", `${integrationPath(integration)}/pickup/run`),
 
+  control: (integration) => request("GET", `${integrationPath(integration)}/control`),
+  pause: (integration, reason) => request("POST", `${integrationPath(integration)}/pause`, { body: { reason } }),
+  resume: (integration) => request("POST", `${integrationPath(integration)}/resume`),
+
+  alertRules: () => request("GET", "alert-rules"),
+  saveAlertRule: (id, rule) => request("PUT", `alert-rules/${segment(id)}`, { body: rule }),
+  deleteAlertRule: (id) => request("DELETE", `alert-rules/${segment(id)}`),
+  testAlertRule: (id) => request("POST", `alert-rules/${segment(id)}/test`),
+  alerts: (limit = 50) => request("GET", "alerts", { params: { limit } }),
+
   recovery: () => request("GET", "recovery"),
   replay: () => request("POST", "recovery/replay"),
 

@@ -9,6 +9,7 @@ import { forgetKey, getKey, setKey, takeKeyFromUrl } from "./key.js";
 import { clearNotices } from "./notices.js";
 import { isRoute, overviewHref, parseRoute } from "./route.js";
 import { roleLabel, setConfig, setUser, signInHref, signOutHref, signsIn, user } from "./session.js";
+import { mountAlerts } from "./views/alerts.js";
 import { mountAudit } from "./views/audit.js";
 import { mountIntegration } from "./views/integration.js";
 import { mountOverview } from "./views/overview.js";
@@ -16,7 +17,11 @@ import { mountSettings } from "./views/settings.js";
 
 const main = document.getElementById("main");
 const account = document.getElementById("account");
-const navLinks = { overview: document.getElementById("nav-failures"), audit: document.getElementById("nav-audit") };
+const navLinks = {
+  overview: document.getElementById("nav-failures"),
+  alerts: document.getElementById("nav-alerts"),
+  audit: document.getElementById("nav-audit"),
+};
 
 let view = null;
 let asking = false;
@@ -39,6 +44,7 @@ function show(initial = false) {
   clearNotices();
   for (const [name, link] of Object.entries(navLinks)) link.setAttribute("aria-current", route.view === name ? "page" : "false");
   if (route.view === "overview") view = mountOverview(main);
+  else if (route.view === "alerts") view = mountAlerts(main);
   else if (route.view === "integration") view = mountIntegration(main, route);
   else if (route.view === "settings") view = mountSettings(main, route);
   else if (route.view === "audit") view = mountAudit(main, route);

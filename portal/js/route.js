@@ -12,7 +12,7 @@ export const ORIGINS = ["endpoint", "engine", "ingest", "catastrophic", "config"
 /** The audit page's filters, in the API's query parameter names. */
 export const AUDIT_FILTER_KEYS = ["integration", "actor", "action", "from", "to"];
 
-export const AUDIT_ACTIONS = ["config.put", "config.delete", "job.start", "job.finish", "job.cancel", "recovery.replay", "pickup.run"];
+export const AUDIT_ACTIONS = ["config.put", "config.delete", "job.start", "job.finish", "job.cancel", "recovery.replay", "pickup.run", "integration.pause", "integration.resume", "alert_rule.put", "alert_rule.delete", "alert_rule.test"];
 
 export function isRoute(hash) {
   return hash === "" || hash === "#" || hash.startsWith("#/");
@@ -25,6 +25,7 @@ export function parseRoute(hash) {
   const parts = path.split("/").filter(Boolean).map(safeDecode);
   const filters = filtersFrom(new URLSearchParams(query));
   if (parts.length === 0) return { view: "overview" };
+  if (parts.length === 1 && parts[0] === "alerts") return { view: "alerts" };
   if (parts[0] === "audit" && parts.length === 1) return { view: "audit", filters: auditFiltersFrom(new URLSearchParams(query)) };
   if (parts[0] === "integrations" && parts.length === 2) return { view: "integration", integration: parts[1], filters };
   if (parts[0] === "integrations" && parts.length === 3 && parts[2] === "settings") {
@@ -67,6 +68,10 @@ export function integrationHref(integration, filters = {}) {
   for (const key of FILTER_KEYS) if (filters[key]) query.set(key, filters[key]);
   const suffix = query.toString();
   return `#/integrations/${encodeURIComponent(integration)}${suffix ? `?${suffix}` : ""}`;
+}
+
+export function alertsHref() {
+  return "#/alerts";
 }
 
 export function settingsHref(integration) {

@@ -59,6 +59,16 @@ class AuditAction(StrEnum):
     RECOVERY_REPLAY = "recovery.replay"
     #: "Pick up now": a pickup source asked to run at once (issue 16); the run's outcome is the source's status.
     PICKUP_RUN = "pickup.run"
+    #: An integration paused (issue 18); details: `reason`.
+    INTEGRATION_PAUSE = "integration.pause"
+    #: An integration resumed; details: `held` (messages that then drain in arrival order).
+    INTEGRATION_RESUME = "integration.resume"
+    #: An alert rule created or replaced; target: the rule; details: `created`, `kind`, `channel`.
+    ALERT_RULE_PUT = "alert_rule.put"
+    #: An alert rule deleted; target: the rule.
+    ALERT_RULE_DELETE = "alert_rule.delete"
+    #: "Send test alert"; target: the rule; details: whether the notice went out.
+    ALERT_RULE_TEST = "alert_rule.test"
 
 
 class AuditEntry(FrozenModel):

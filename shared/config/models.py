@@ -16,6 +16,7 @@ from shared.config.fields import (
     TaggedModel,
     is_valid_queue_name,
 )
+from shared.control.models import CircuitBreakerPolicy, RateLimitPolicy
 from shared.pickup.models import Source
 from shared.values import FrozenModel, IntegrationId
 
@@ -154,6 +155,10 @@ class IntegrationConfig(FrozenModel):
     persist_failures: bool = True
     #: Where Rebound fetches messages from, when the upstream system cannot call the API (issue 16).
     source: Source | None = None
+    #: Pause by itself when the receiver keeps failing transiently (issue 18).
+    circuit_breaker: CircuitBreakerPolicy | None = None
+    #: Delivery attempts per second across all instances (issue 18).
+    rate_limit: RateLimitPolicy | None = None
 
     @field_validator("error_rules")
     @classmethod

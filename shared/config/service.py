@@ -16,6 +16,9 @@ from shared.errors import EntityTooLarge, FieldError, IntegrationNotFound, Paylo
 from shared.pickup.validation import SourceRules, source_problems
 from shared.validation import parse_model
 
+#: What GET shows beside a config and PUT ignores: pause and resume have their own routes.
+READ_ONLY_FIELDS = ("paused",)
+
 
 class IntegrationConfigs:
     """Integration config use cases behind /api/integrations: validated against the egress policy, and
@@ -46,6 +49,8 @@ class IntegrationConfigs:
             raise RequestValidationError(
                 "invalid body: expected a JSON object", [{"field": "body", "message": "expected a JSON object"}]
             )
+        # Shown by GET beside the config, kept apart from it: a config sent back as read is taken.
+        body = {key: value for key, value in body.items() if key not in READ_ONLY_FIELDS}
         if "id" in body and body["id"] != integration_id:
             raise RequestValidationError(
                 "invalid body: id does not match the route",

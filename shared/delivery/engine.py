@@ -2,6 +2,7 @@
 
 Order of decisions for a message (DESIGN.md section 4):
   1. unreadable → `ingest` failure; unknown integration or unusable endpoint → `config` failure;
+     the gate (control: pause, circuit breaker, rate limit) holds or defers it, or lets it go;
   2. backoff mode and the shared error window over its threshold → a delay action (requeue
      with a visibility delay, before any delivery attempt), at most MaxDelayActions times;
   3. endpoint retry (layer 1); a redirect rule moves delivery to the fallback endpoint;
@@ -23,9 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.config.models import Endpoint, IntegrationConfig, RetryMode, RetryPolicy
+from shared.control.models import Release
 from shared.delivery.adapters.base import Delivery
 from shared.delivery.endpoint_retry import EndpointResult, deliver_with_endpoint_retry
-from shared.delivery.ports import ConfigSource, ErrorWindow, SenderSource
+from shared.delivery.ports import Admission, ConfigSource, DeliveryGate, ErrorWindow, Gate, OpenGate, SenderSource
 from shared.delivery.retry import (
     EndpointRetryPolicy,
     Verdict,
@@ -89,7 +91,19 @@ class Parked:
     reason: str
 
 
-Outcome = Delivered | RetryScheduled | DelayScheduled | FailureRecorded | Parked
+@dataclass(frozen=True)
+class Held:
+    """The integration is paused: the message waits in its hold, not attempted, and nothing is counted."""
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """Over the rate limit: the same message is back on `inbound`, visible after delay_s (not an attempt)."""
+
+    delay_s: int
+
+
+Outcome = Delivered | RetryScheduled | DelayScheduled | FailureRecorded | Parked | Held | Deferred
 
 
 class DeliveryEngine:
@@ -105,6 +119,7 @@ class DeliveryEngine:
         endpoint_policy: EndpointRetryPolicy,
         metrics: Metrics,
         parker: Parking | None = None,
+        gate: DeliveryGate | None = None,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -119,6 +134,7 @@ class DeliveryEngine:
         self._endpoint_policy = endpoint_policy
         self._metrics = metrics
         self._parker = parker
+        self._gate: DeliveryGate = gate or OpenGate()
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
@@ -148,7 +164,8 @@ class DeliveryEngine:
             )
             return Parked(reason=exc.message)
 
-    async def process(self, envelope: Envelope) -> Outcome:
+    async def process(self, envelope: Envelope, *, release: Release | None = None) -> Outcome:
+        """Decide one message; `release` when the hold's drain hands it back (control)."""
         attributes: dict[str, str | int] = {
             "rebound.integration": envelope.integration,
             "rebound.message_id": envelope.id,
@@ -158,18 +175,21 @@ class DeliveryEngine:
         with tracer.start_as_current_span(
             "rebound.process", context=context_of(envelope.traceparent), attributes=attributes
         ) as span:
-            if envelope.engine_attempts == 0 and envelope.delay_actions == 0:
+            if envelope.engine_attempts == 0 and envelope.delay_actions == 0 and release is None:
                 self._metrics.count(Counter.RECEIVED, envelope.integration)
-            outcome = await self._process(envelope)
+            outcome = await self._process(envelope, release)
             span.set_attribute("rebound.outcome", type(outcome).__name__)
             return outcome
 
-    async def _process(self, envelope: Envelope) -> Outcome:
+    async def _process(self, envelope: Envelope, release: Release | None) -> Outcome:
         config = await self._configs.get(envelope.integration)
         if config is None:
             return await self._fail(
                 envelope, FailureOrigin.CONFIG, f"integration {envelope.integration!r} does not exist", config=None
             )
+        admission = await self._gate.admit(envelope, config, release)
+        if admission.gate is not Gate.GO:
+            return await self._not_now(envelope, admission)
         policy = config.retry.effective()
         if policy.mode is RetryMode.BACKOFF:
             held = await self._delay_if_error_window_full(envelope, config, policy)
@@ -194,9 +214,9 @@ class DeliveryEngine:
         )
         engine_attempt = envelope.engine_attempts + 1
         try:
-            result = await self._deliver(config.endpoint, delivery, config, engine_attempt)
+            result = await self._deliver(config.endpoint, delivery, config, engine_attempt, admission)
             if result.verdict is Verdict.REDIRECT and config.fallback_endpoint is not None:
-                redirected = await self._deliver(config.fallback_endpoint, delivery, config, engine_attempt)
+                redirected = await self._deliver(config.fallback_endpoint, delivery, config, engine_attempt, admission)
                 redirected.attempts[:0] = result.attempts
                 result = redirected
         except ConfigError as exc:
@@ -206,6 +226,7 @@ class DeliveryEngine:
         history = (envelope.history + result.attempts)[-MAX_ATTEMPT_HISTORY:]
         self._log_decision(envelope, engine_attempt, result)
         self._metrics.count(Counter.ENDPOINT_RETRIES, envelope.integration, len(result.attempts) - 1)
+        hold_instead = await self._gate.after_attempt(envelope, config, result.verdict, release)
         if result.verdict is Verdict.SUCCESS:
             self._metrics.count(Counter.DELIVERED, envelope.integration)
             await self._discard_claim_check(envelope)
@@ -221,14 +242,21 @@ class DeliveryEngine:
                 envelope, FailureOrigin.ENDPOINT, result.reason, config=config,
                 status_code=result.status_code, attempts=attempts, history=history,
             )  # fmt: skip
-        return await self._engine_retry(envelope, config, policy, result, engine_attempt, attempts, history)
+        return await self._engine_retry(
+            envelope, config, policy, result, engine_attempt, attempts, history, hold_instead=hold_instead
+        )
 
     # --- steps -------------------------------------------------------------------------------
 
     async def _deliver(
-        self, endpoint: Endpoint, delivery: Delivery, config: IntegrationConfig, engine_attempt: int
+        self,
+        endpoint: Endpoint,
+        delivery: Delivery,
+        config: IntegrationConfig,
+        engine_attempt: int,
+        admission: Admission,
     ) -> EndpointResult:
-        sender = self._senders.sender_for(endpoint)
+        sender = admission.pace(self._senders.sender_for(endpoint))
         return await deliver_with_endpoint_retry(
             sender,
             delivery,
@@ -276,7 +304,14 @@ class DeliveryEngine:
         engine_attempt: int,
         attempts: int,
         history: list[AttemptRecord],
+        *,
+        hold_instead: bool,
     ) -> Outcome:
+        if hold_instead:
+            # Paused since the attempt began (the breaker may have just opened on it): it waits, not failing.
+            counted = {"engine_attempts": engine_attempt, "attempts": attempts, "history": history}
+            await self._gate.hold(envelope.model_copy(update=counted))
+            return Held()
         decision = engine_retry_decision(policy, engine_attempt, rng=self._rng, retry_after_s=result.retry_after_s)
         if not decision.retry:
             return await self._fail(
@@ -289,6 +324,13 @@ class DeliveryEngine:
         await self._requeue(retried, decision.delay_s)
         self._metrics.count(Counter.ENGINE_REQUEUES, envelope.integration)
         return RetryScheduled(delay_s=decision.delay_s, engine_attempts=engine_attempt, reason=result.reason)
+
+    async def _not_now(self, envelope: Envelope, admission: Admission) -> Outcome:
+        if admission.gate is Gate.HOLD:
+            await self._gate.hold(envelope)
+            return Held()
+        await self._requeue(envelope, admission.delay_s)
+        return Deferred(delay_s=admission.delay_s)
 
     async def _requeue(self, envelope: Envelope, delay_s: int) -> None:
         _, text = await pack(envelope, self._payloads)

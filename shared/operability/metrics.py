@@ -43,6 +43,12 @@ class Counter(StrEnum):
     PARKED = "parked"
     REINSERTED = "reinserted"
     JOB_ITEMS = "job_items"
+    #: Messages put in the hold of a paused integration (not attempted), and handed back by its drain.
+    HELD = "held"
+    RELEASED = "released"
+    #: Messages sent back to `inbound` for a while because the rate limit had no turn for them soon.
+    RATE_DEFERRED = "rate_deferred"
+    CIRCUIT_OPENED = "circuit_opened"
 
     @classmethod
     def failure(cls, origin: str) -> Counter:
@@ -59,6 +65,8 @@ class MetricsSnapshot(BaseModel):
     window_minutes: int
     total: CounterSnapshot
     integrations: dict[str, CounterSnapshot]
+    #: Messages waiting in the hold per paused integration: shared by every instance, read from storage.
+    held: dict[str, int] = {}
 
 
 class _Series:

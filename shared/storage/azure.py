@@ -16,8 +16,10 @@ from shared.operability.health import HealthProbe
 from shared.recovery.ports import MessageSource, RecoveryFlow
 from shared.settings import RecoveryBackend, Settings
 from shared.storage.account import StorageAccount
+from shared.storage.alert_tables import TableAlertLog, TableAlertRules
 from shared.storage.audit_table import TableAuditStore
 from shared.storage.clients import build_service_bus_client
+from shared.storage.control_tables import TableControlStates, TableHeldMessages, TableRateSlots
 from shared.storage.error_window_table import TableErrorWindow
 from shared.storage.failure_table import TableFailureStore
 from shared.storage.flow_probe import StorageFlowProbe
@@ -103,6 +105,38 @@ class AzureStores:
     @cached_property
     def pickup_seen(self) -> TableSeenItems:
         return TableSeenItems(self.account.tables.table(self.names.pickup_seen))
+
+    @cached_property
+    def control_states(self) -> TableControlStates:
+        return TableControlStates(self.account.tables.table(self.names.control))
+
+    @cached_property
+    def held(self) -> TableHeldMessages:
+        return TableHeldMessages(self.account.tables.table(self.names.held))
+
+    @cached_property
+    def rate_slots(self) -> TableRateSlots:
+        return TableRateSlots(self.account.tables.table(self.names.rate_limit))
+
+    @cached_property
+    def circuit_window(self) -> TableErrorWindow:
+        return TableErrorWindow(self.account.tables.table(self.names.circuit_window))
+
+    @cached_property
+    def drain_requests(self) -> StorageMessageQueue:
+        return StorageMessageQueue(self.account.queues, self.names.drain_queue)
+
+    @cached_property
+    def alert_rules(self) -> TableAlertRules:
+        return TableAlertRules(self.account.tables.table(self.names.alert_rules))
+
+    @cached_property
+    def alert_log(self) -> TableAlertLog:
+        return TableAlertLog(self.account.tables.table(self.names.alerts))
+
+    @cached_property
+    def alert_events(self) -> StorageMessageQueue:
+        return StorageMessageQueue(self.account.queues, self.names.alert_events)
 
     @cached_property
     def poison(self) -> Sequence[MessageSource]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from azure.communication.email.aio import EmailClient
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.data.tables.aio import TableServiceClient
 from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
@@ -130,6 +131,27 @@ class _IdentityServiceBusClient(ServiceBusClient):
             await super().close()
         finally:
             await self._owned_credential.close()
+
+
+class _IdentityEmailClient(EmailClient):
+    """Closes the credential it was built with, like the Service Bus client above."""
+
+    def __init__(self, endpoint: str, credential: AsyncTokenCredential) -> None:
+        super().__init__(endpoint, credential, retry_total=_RETRY_TOTAL, retry_backoff_factor=_RETRY_BACKOFF_FACTOR)
+        self._owned_credential = credential
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            await self._owned_credential.close()
+
+
+def build_email_client(endpoint: str, *, client_id: str | None) -> EmailClient:
+    """An Azure Communication Services email client with the app's managed identity (no access key)."""
+    if not endpoint.startswith("https://"):
+        raise ConfigError("ALERT_ACS_ENDPOINT must be https://<resource>.communication.azure.com")
+    return _IdentityEmailClient(endpoint, DefaultAzureCredential(managed_identity_client_id=client_id or None))
 
 
 def build_service_bus_client(connection: Connection) -> ServiceBusClient:

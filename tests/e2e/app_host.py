@@ -38,6 +38,8 @@ FAST_SETTINGS = {
     "RECOVERY_SCHEDULE": "0 */5 * * * *",
     "RETENTION_SCHEDULE": "0 17 * * * *",
     "PICKUP_SCHEDULE": "*/15 * * * * *",
+    "CONTROL_SCHEDULE": "*/10 * * * * *",
+    "ALERT_SCHEDULE": "0 * * * * *",
     # Test receivers listen on 127.0.0.1; tests/security runs hosts with this off.
     "ALLOW_PRIVATE_ENDPOINTS": "true",
 }

@@ -35,6 +35,8 @@ QUIET_TIMERS = {
     "RECOVERY_SCHEDULE": "0 0 0 1 1 *",
     "RETENTION_SCHEDULE": "0 0 0 1 1 *",
     "PICKUP_SCHEDULE": "0 0 0 1 1 *",
+    "CONTROL_SCHEDULE": "0 0 0 1 1 *",
+    "ALERT_SCHEDULE": "0 0 0 1 1 *",
 }
 
 

@@ -85,6 +85,8 @@ def host(azurite: AzuriteProcess) -> Iterator[DevhostProcess]:
         ENDPOINT_SECRET_SETTINGS=SFTP_SECRET,
         # The sources it saves name hosts and connections that do not exist: the timer need not try them.
         PICKUP_SCHEDULE="0 0 0 1 1 *",
+        CONTROL_SCHEDULE="0 0 0 1 1 *",
+        ALERT_SCHEDULE="0 0 0 1 1 *",
     )
     with running_app(env) as host:
         yield host

@@ -122,7 +122,32 @@ async def world(admin: httpx.AsyncClient, receiver: Receiver) -> World:
     assert job.status_code == 202, job.text
     sourced = await admin.put("/integrations/sourced", json={**config(receiver), "source": SOURCE})
     assert sourced.status_code == 201, sourced.text
+    rule = await admin.put(f"/alert-rules/{RULE}", json=alert_rule(receiver))
+    assert rule.status_code == 201, rule.text
     return World(admin, receiver, integration, kept["id"], job.json()["id"], "sourced")
+
+
+#: An alert rule the alert routes' samples point at (made in `world`).
+RULE = "matrix-rule"
+
+
+def alert_rule(receiver: Receiver) -> dict[str, Any]:
+    return {"kind": "failure_count", "channel": {"kind": "webhook", "url": receiver.url}}
+
+
+async def _pause(world: World) -> Sample:
+    return Sample(f"/integrations/{await world.fresh_integration()}/pause", {"reason": "matrix"})
+
+
+async def _put_rule(world: World) -> Sample:
+    return Sample(f"/alert-rules/r{uuid.uuid4().hex[:8]}", alert_rule(world.receiver), 201)
+
+
+async def _delete_rule(world: World) -> Sample:
+    rule_id = f"r{uuid.uuid4().hex[:8]}"
+    created = await world.admin.put(f"/alert-rules/{rule_id}", json=alert_rule(world.receiver))
+    assert created.status_code == 201, created.text
+    return Sample(f"/alert-rules/{rule_id}", status=204)
 
 
 async def _put(world: World) -> Sample:
@@ -179,6 +204,15 @@ SAMPLES: dict[str, Callable[[World], Awaitable[Sample]]] = {
     "get_pickup": _fixed("/integrations/{w.sourced}/pickup"),
     "run_pickup": _fixed("/integrations/{w.sourced}/pickup/run", 202),
     "metrics": _fixed("/metrics"),
+    "pause_integration": _pause,
+    "resume_integration": _fixed("/integrations/{w.integration}/resume"),
+    "get_control": _fixed("/integrations/{w.integration}/control"),
+    "list_alert_rules": _fixed("/alert-rules"),
+    "get_alert_rule": _fixed(f"/alert-rules/{RULE}"),
+    "put_alert_rule": _put_rule,
+    "delete_alert_rule": _delete_rule,
+    "test_alert_rule": _fixed(f"/alert-rules/{RULE}/test"),
+    "list_alerts": _fixed("/alerts"),
 }
 
 OPERATIONS = registered_operations()
@@ -301,6 +335,32 @@ async def test_every_action_lands_in_the_audit_trail_as_its_callers(host, world)
     assert refused.status_code == 400 and refused.json()["error"]["details"] == {"parameter": "cursor"}
 
 
+async def test_pause_resume_and_alert_rule_changes_are_in_the_audit_trail_as_their_callers(host, world):
+    name = await world.fresh_integration()
+    rule_id = f"r{uuid.uuid4().hex[:8]}"
+    async with (
+        httpx.AsyncClient(base_url=host.base_url, headers=signed_in("operator"), timeout=30, trust_env=False) as op,
+        httpx.AsyncClient(base_url=host.base_url, headers=signed_in("admin"), timeout=30, trust_env=False) as admin,
+    ):
+        # When an operator pauses (with a reason) and resumes, and an admin adds, tests and deletes a rule
+        paused = await op.post(f"/integrations/{name}/pause", json={"reason": "receiver upgrade"})
+        assert paused.json()["paused"]["by"] == "operator"
+        assert (await op.post(f"/integrations/{name}/resume")).status_code == 200
+        assert (await admin.put(f"/alert-rules/{rule_id}", json=alert_rule(world.receiver))).status_code == 201
+        assert (await admin.post(f"/alert-rules/{rule_id}/test")).status_code == 200
+        assert (await admin.delete(f"/alert-rules/{rule_id}")).status_code == 204
+
+        # Then the trail has each, as its caller's
+        trail = (await admin.get("/audit", params={"integration": name})).json()["items"]
+        assert [(e["action"], e["actor"]["name"], e["details"]) for e in trail][:2] == [
+            ("integration.resume", "operator", {"held": 0}),
+            ("integration.pause", "operator", {"reason": "receiver upgrade"}),
+        ]
+        rules = (await admin.get("/audit", params={"actor": "admin", "limit": "20"})).json()["items"]
+        mine = [e["action"] for e in rules if e["target"] == rule_id]
+        assert mine == ["alert_rule.delete", "alert_rule.test", "alert_rule.put"]
+
+
 async def job_state(http: httpx.AsyncClient, integration: str, job_id: str) -> str:
     return str((await http.get(f"/integrations/{integration}/jobs/{job_id}")).json()["state"])
 
@@ -346,7 +406,10 @@ async def test_entra_without_easy_auth_refuses_every_portal_and_api_call_but_hea
 SAMPLE_PATHS = {
     operation.name: "/"
     + operation.path.strip("/").format(
-        integration="x", failure_id="0000000000000000-000000000000", job_id="0000000000000000-000000000000"
+        integration="x",
+        failure_id="0000000000000000-000000000000",
+        job_id="0000000000000000-000000000000",
+        rule_id="x",
     )
     for operation in OPERATIONS
     if operation.kind.needs_principal

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from shared.delivery.adapters.base import Delivery, Response
@@ -25,9 +25,13 @@ class ScriptedSender:
     target: str = "fake"
     sent: list[Delivery] = field(default_factory=list)
     closed: bool = False
+    #: When set, answers in place of the script (e.g. to act on the world while an attempt is under way).
+    send_hook: Callable[[Delivery], Awaitable[Response]] | None = None
 
     async def send(self, delivery: Delivery) -> Response:
         self.sent.append(delivery)
+        if self.send_hook is not None:
+            return await self.send_hook(delivery)
         answer = self.script[min(len(self.sent) - 1, len(self.script) - 1)]
         if isinstance(answer, DeliveryError):
             raise answer

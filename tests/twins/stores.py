@@ -12,7 +12,9 @@ from datetime import datetime
 
 from shared.operability.health import HealthProbe
 from shared.stores import Stores
+from tests.twins.alerts import MemoryAlertLog, MemoryAlertRules
 from tests.twins.audit import MemoryAuditStore
+from tests.twins.control import MemoryControlStates, MemoryHeldMessages, MemoryRateSlots
 from tests.twins.error_window import MemoryErrorWindow
 from tests.twins.failures import MemoryFailureStore
 from tests.twins.integrations import MemoryIntegrationStore
@@ -45,6 +47,14 @@ class MemoryStores:
         self.pickups = MemoryPickupStates()
         self.pickup_seen = MemorySeenItems()
         self.main_flow = FlowProbeStub()
+        self.control_states = MemoryControlStates()
+        self.held = MemoryHeldMessages()
+        self.rate_slots = MemoryRateSlots()
+        self.circuit_window = MemoryErrorWindow()
+        self.drain_requests = MemoryQueue("drain", clock)
+        self.alert_rules = MemoryAlertRules()
+        self.alert_log = MemoryAlertLog()
+        self.alert_events = MemoryQueue("alert-events", clock)
         self.closed = False
 
     @property

@@ -49,6 +49,19 @@ def test_app_registers_exactly_the_expected_functions():
         "pickup_sources",
         "get_pickup",
         "run_pickup",
+        "pause_integration",
+        "resume_integration",
+        "get_control",
+        "drain_held",
+        "control_tick",
+        "list_alert_rules",
+        "get_alert_rule",
+        "put_alert_rule",
+        "delete_alert_rule",
+        "test_alert_rule",
+        "list_alerts",
+        "alert_timer",
+        "alert_event",
     }
 
 

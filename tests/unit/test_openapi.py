@@ -284,6 +284,11 @@ ROLES = {
     "cancel_job": Role.OPERATOR,
     "recovery_replay": Role.OPERATOR,
     "run_pickup": Role.OPERATOR,
+    "pause_integration": Role.OPERATOR,
+    "resume_integration": Role.OPERATOR,
+    "put_alert_rule": Role.ADMIN,
+    "delete_alert_rule": Role.ADMIN,
+    "test_alert_rule": Role.ADMIN,
     "ingest_message": None,
     "ingest": None,
     "me": None,
@@ -355,6 +360,47 @@ def test_the_document_is_mains_but_for_the_listed_changes(document):
         } and source["anyOf"][1] == {"type": "null"} and source["default"] is None  # fmt: skip
         expected["components"]["schemas"][name]["properties"]["source"] = source
     expected["components"]["schemas"]["FailureOrigin"]["enum"].append("pickup")
+    # 6. Issue 18, control: pause, resume and the status under their own tag; `circuit_breaker` and
+    #    `rate_limit` on the config; a config as read (and listed) shows `paused`.
+    control_paths = [path for path in generated["paths"] if path.endswith(("/pause", "/resume", "/control"))]
+    assert len(control_paths) == 3
+    expected["paths"].update({path: generated["paths"][path] for path in control_paths})
+    expected["tags"].insert(expected["tags"].index({"name": "integrations"}) + 1, {"name": "control"})
+    for name in (
+        "PauseRequest", "PauseInfo", "ControlStatus", "BreakerStatus", "BreakerPhase", "CircuitBreakerPolicy",
+        "RateLimitPolicy", "IntegrationView",
+    ):  # fmt: skip
+        expected["components"]["schemas"][name] = schemas[name]
+    for name in ("IntegrationConfig", "IntegrationConfigBody"):
+        for field in ("circuit_breaker", "rate_limit"):
+            expected["components"]["schemas"][name]["properties"][field] = schemas[name]["properties"][field]
+    put_integration = expected["paths"]["/integrations/{integration}"]["put"]
+    put_integration["requestBody"]["description"] += "; `paused` (as GET shows it) is ignored"
+    get_integration = expected["paths"]["/integrations/{integration}"]["get"]
+    get_integration["responses"]["200"]["content"]["application/json"]["schema"] = {
+        "$ref": "#/components/schemas/IntegrationView"
+    }
+    expected["components"]["schemas"]["IntegrationList"]["properties"]["items"]["items"] = {
+        "$ref": "#/components/schemas/IntegrationView"
+    }
+    #    The overview lists OverviewItem (a summary and its `held`), the metrics their `held` per integration.
+    expected["components"]["schemas"].pop("FailureSummary")
+    expected["components"]["schemas"]["OverviewItem"] = schemas["OverviewItem"]
+    expected["components"]["schemas"]["FailureOverview"] = schemas["FailureOverview"]
+    expected["components"]["schemas"]["MetricsSnapshot"]["properties"]["held"] = schemas["MetricsSnapshot"][
+        "properties"
+    ]["held"]
+    # 7. Issue 18, alerts: the rule routes, the alert list, "send test alert", under their own tag, and
+    #    their models.
+    alert_paths = [path for path in generated["paths"] if path.startswith(("/alert-rules", "/alerts"))]
+    assert sorted(alert_paths) == ["/alert-rules", "/alert-rules/{rule_id}", "/alert-rules/{rule_id}/test", "/alerts"]
+    expected["paths"].update({path: generated["paths"][path] for path in alert_paths})
+    expected["tags"].insert(expected["tags"].index({"name": "operability"}), {"name": "alerts"})
+    for name in (
+        "AlertRule", "AlertRuleBody", "AlertKind", "WebhookChannel", "TeamsChannel", "EmailChannel", "RuleState",
+        "RuleView", "RuleList", "Alert", "AlertList", "AlertSample", "NoticeStatus",
+    ):  # fmt: skip
+        expected["components"]["schemas"][name] = schemas[name]
     expected["components"]["schemas"] = dict(sorted(expected["components"]["schemas"].items()))
 
     # Then the generated document is exactly that
@@ -423,7 +469,7 @@ def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):
     # The handlers refuse ids with blueprints.http.route_id; the document must say the same.
     from blueprints.http import CONFIG_ID, FAILURES_INTEGRATION, RECORD_ID
 
-    expected = {"failure_id": RECORD_ID.pattern, "job_id": RECORD_ID.pattern}
+    expected = {"failure_id": RECORD_ID.pattern, "job_id": RECORD_ID.pattern, "rule_id": CONFIG_ID.pattern}
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             for parameter in operation.get("parameters", []):
@@ -431,7 +477,7 @@ def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):
                     continue
                 name = parameter["name"]
                 config_route = path in ("/integrations/{integration}", "/ingest/{integration}") or path.endswith(
-                    ("/messages", "/pickup", "/run")
+                    ("/messages", "/pickup", "/run", "/pause", "/resume", "/control")
                 )
                 shape = (CONFIG_ID if config_route else FAILURES_INTEGRATION).pattern
                 assert parameter["schema"]["pattern"] == expected.get(name, shape), f"{method} {path} {name}"

@@ -8,6 +8,7 @@
 //   job-actions.js       Retry/Delete: why disabled, confirm, start, the 409 note
 //   groups.js            failure groups, beside the list
 //   pickup.js            the pickup source and its runs, "Pick up now" (hidden without a source)
+//   control.js           paused or running, messages held, the circuit breaker; Pause (with a reason) and Resume
 // A new part of the page is one more component: created here, placed in the layout below, and
 // wired to the others through its callbacks. When only the filters change the page updates in
 // place (keeping focus) instead of being rebuilt.
@@ -23,6 +24,7 @@ import { createGroupsPanel } from "./groups.js";
 import { createIntegrationHead } from "./integration-head.js";
 import { announceFinished, createJobActions } from "./job-actions.js";
 import { createJobsPanel } from "./jobs.js";
+import { createControlPanel } from "./control.js";
 import { createPickupPanel } from "./pickup.js";
 import { createSelection } from "./selection.js";
 
@@ -37,6 +39,8 @@ export function mountIntegration(main, route) {
   const groupsPanel = createGroupsPanel({ onPick: (group) => navigate({ ...filters, group: group ?? undefined }) });
   // A run brings no failures of its own unless it failed too often (a `pickup` failure): show the list as it is.
   const pickupPanel = createPickupPanel(integration, { onRun: () => jobFinishedOrPicked() });
+  // A resume delivers what was held: failures may follow, so the list is shown as it is then.
+  const controlPanel = createControlPanel(integration, { onResumed: () => jobFinishedOrPicked() });
   const selection = createSelection({
     onChange: () => {
       list.showSelection();
@@ -59,7 +63,7 @@ export function mountIntegration(main, route) {
     onConflict: (activeJobId) => (activeJobId ? jobsPanel.trackById(activeJobId) : jobsPanel.load()),
   });
 
-  replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, list, selection, actions, acts }));
+  replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts }));
 
   // Groups feed two components: the panel and the filter bar's group choice.
   async function loadGroups() {
@@ -81,7 +85,10 @@ export function mountIntegration(main, route) {
 
   function refresh() {
     // The pickup panel asks for a status only when the config has a source.
-    head.load().then((config) => pickupPanel.show(config));
+    head.load().then((config) => {
+      pickupPanel.show(config);
+      controlPanel.show(config);
+    });
     loadGroups();
     jobsPanel.load();
     showFailures();
@@ -119,13 +126,13 @@ export function mountIntegration(main, route) {
     },
     destroy() {
       disposed = true;
-      for (const component of [head, list, actions, jobsPanel, pickupPanel]) component.destroy();
+      for (const component of [head, list, actions, jobsPanel, pickupPanel, controlPanel]) component.destroy();
     },
   };
 }
 
-/** Where each component sits: the head on top; jobs, filters and failures in the main column; pickup and groups beside. */
-function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, list, selection, actions, acts }) {
+/** Where each component sits: the head on top; jobs, filters and failures in the main column; control, pickup and groups beside. */
+function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts }) {
   return [
     head.parts.breadcrumb,
     head.parts.heading,
@@ -139,7 +146,7 @@ function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, list
         h("section", { class: "card", "aria-label": "Filters" }, filterBar.element),
         failuresCard(list, selection, actions, acts),
       ),
-      h("div", { class: "side" }, pickupPanel.element, groupsPanel.element),
+      h("div", { class: "side" }, controlPanel.element, pickupPanel.element, groupsPanel.element),
     ),
   ];
 }
