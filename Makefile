@@ -46,8 +46,11 @@ chromium:
 test: install chromium
 	$(PY) -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 
+# The fast layer: unit tests and the memory half of the contract suite, no Azurite (well under 10 s).
+# Schemathesis and Hypothesis (the security tier's) are not loaded: their import alone costs ~2 s.
+FAST_PYTEST := -p no:schemathesis -p no:hypothesispytest
 test-unit: install
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest $(FAST_PYTEST) tests/unit tests/contract -m "not integration" $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

@@ -59,6 +59,10 @@ async def run(options: Options) -> list[Result]:
         from bench.recovery import bench_recovery
 
         results += await bench_recovery(options.parked)
+    if "pickup" in options.only:
+        from bench.pickup import bench_pickup
+
+        results += await bench_pickup(options.pickup_files)
     return results
 
 

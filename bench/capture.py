@@ -21,13 +21,16 @@ from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import ContainerClient
 
 from bench.engine_throughput import envelope_text
-from bench.harness import Result, Stopwatch, phase
+from bench.harness import Result, Stopwatch, azure_stores, phase
 from bench.receiver import ReceiverProcess
-from shared.engine import Delivered, FailureRecorded
-from shared.failures import new_failure
-from shared.models import Envelope, FailureOrigin, IntegrationConfig, utc_now
+from shared.config.models import IntegrationConfig
+from shared.delivery.engine import Delivered, FailureRecorded
+from shared.failures.models import FailureOrigin
+from shared.failures.records import new_failure
+from shared.messages.models import Envelope
 from shared.services import Services
 from shared.storage.failure_rows import failure_to_row
+from shared.values import utc_now
 
 INTEGRATION = "bench"
 #: The same messages to a receiver that answers 200, for the delivery's share of the time.
@@ -46,8 +49,8 @@ async def _per_message_ms(services: Services, integration: str, count: int, expe
 
 
 async def _raw_ms(services: Services, connection_string: str, count: int) -> float:
-    table = TableClient.from_connection_string(connection_string, services.names.failures + "raw")
-    container = ContainerClient.from_connection_string(connection_string, services.names.payloads + "raw")
+    table = TableClient.from_connection_string(connection_string, azure_stores(services).names.failures + "raw")
+    container = ContainerClient.from_connection_string(connection_string, azure_stores(services).names.payloads + "raw")
     with contextlib.suppress(ResourceExistsError):
         await table.create_table()
     with contextlib.suppress(ResourceExistsError):
@@ -78,7 +81,7 @@ async def bench_capture(count: int) -> list[Result]:
             for integration, path in ((INTEGRATION, "/reject"), (DELIVERED, "/ok")):
                 endpoint = {"kind": "http", "url": receiver.url(path)}
                 config = {"id": integration, "name": integration, "endpoint": endpoint}
-                await services.integrations.put(IntegrationConfig.model_validate(config))
+                await services.stores.integrations.put(IntegrationConfig.model_validate(config))
             # Warm up connections and tables, so the first message does not pay for creating them.
             await _per_message_ms(services, INTEGRATION, 5, FailureRecorded)
             await _per_message_ms(services, DELIVERED, 5, Delivered)

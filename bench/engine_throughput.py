@@ -29,9 +29,9 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueMessage, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from bench.harness import Result, Stopwatch, bounded_gather, phase, rate
+from bench.harness import Result, Stopwatch, azure_stores, bounded_gather, phase, rate
 from bench.receiver import ReceiverProcess
-from shared.models import IntegrationConfig
+from shared.config.models import IntegrationConfig
 
 BATCH_SIZE = 16
 NEW_BATCH_THRESHOLD = 8
@@ -123,7 +123,7 @@ async def raw_send_receive_delete(connection_string: str, queue: str, count: int
 async def _engine_run(count: int, receiver: ReceiverProcess, path: str) -> tuple[float, Counter[str], dict[str, int]]:
     async with phase(f"engine, receiver {path}", **SETTINGS) as (azurite, services):
         config = {"id": INTEGRATION, "name": "Bench", "endpoint": {"kind": "http", "url": receiver.url(path)}}
-        await services.integrations.put(IntegrationConfig.model_validate(config))
+        await services.stores.integrations.put(IntegrationConfig.model_validate(config))
         outcomes: Counter[str] = Counter()
         async with httpx.AsyncClient() as http:
             before = (await http.get(receiver.url("/stats"))).json()
@@ -132,7 +132,7 @@ async def _engine_run(count: int, receiver: ReceiverProcess, path: str) -> tuple
                 outcome = await services.engine.process_message(body, queue_message_id=message_id)
                 outcomes[type(outcome).__name__] += 1
 
-            messages_per_s = await _run(azurite.connection_string, services.names.inbound, count, handle)
+            messages_per_s = await _run(azurite.connection_string, azure_stores(services).names.inbound, count, handle)
             after = (await http.get(receiver.url("/stats"))).json()
         stats = {key: int(after[key]) - int(before[key]) for key in ("requests", "transient")}
         return messages_per_s, outcomes, stats
@@ -140,7 +140,7 @@ async def _engine_run(count: int, receiver: ReceiverProcess, path: str) -> tuple
 
 async def bench_engine(count: int) -> list[Result]:
     async with phase("engine raw baseline") as (azurite, services):
-        raw = await raw_send_receive_delete(azurite.connection_string, services.names.inbound, count)
+        raw = await raw_send_receive_delete(azurite.connection_string, azure_stores(services).names.inbound, count)
     print(f"    raw send+receive+delete: {raw:,.1f} msg/s", flush=True)
     raw_what = f"SDK: send (16 at a time) + receive 16 + delete, at most 24 in flight; {count:,} messages"
     results = []

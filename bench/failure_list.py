@@ -18,10 +18,10 @@ from datetime import timedelta
 
 from azure.data.tables.aio import TableClient
 
-from bench.harness import Result, Stopwatch, percentile, phase
+from bench.harness import Result, Stopwatch, azure_stores, percentile, phase
 from bench.seed import GROUP_TEMPLATE, RARE_WORD, seed_failures
-from shared.failure_queries import list_failures
-from shared.models import FailureFilter, utc_now
+from shared.failures.models import FailureFilter
+from shared.values import utc_now
 
 INTEGRATION = "orders"
 LIMIT = 50
@@ -44,7 +44,7 @@ async def bench_failure_list(count: int, *, repeats: int) -> list[Result]:
         seeded = await seed_failures(services, INTEGRATION, count, end=utc_now(), blob_every=0)
         print(f"    seeded {count:,} failures in {watch.elapsed_s:.0f} s", flush=True)
 
-        table = TableClient.from_connection_string(azurite.connection_string, services.names.failures)
+        table = TableClient.from_connection_string(azurite.connection_string, azure_stores(services).names.failures)
         try:
 
             async def raw_first_page() -> None:
@@ -75,7 +75,7 @@ async def bench_failure_list(count: int, *, repeats: int) -> list[Result]:
             items: list[int] = []
 
             async def first_page(selection: FailureFilter = selection, items: list[int] = items) -> None:
-                page = await list_failures(services.failures, INTEGRATION, selection, limit=LIMIT)
+                page = await services.failures.page(INTEGRATION, selection, limit=LIMIT)
                 items.append(len(page.items))
 
             timings = await _timings(first_page, repeats)

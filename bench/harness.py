@@ -25,6 +25,7 @@ from azure.storage.queue.aio import QueueClient
 from devtools.azurite import AzuriteProcess, port_open
 from shared.services import Services
 from shared.settings import Settings
+from shared.storage.azure import AzureStores
 
 T = TypeVar("T")
 
@@ -95,6 +96,8 @@ class PhaseAzurite:
             "STORAGE_TIMEOUT_S": "60",
             # The benchmark receiver listens on 127.0.0.1.
             "ALLOW_PRIVATE_ENDPOINTS": "true",
+            # The benchmarks call the services, not the routes; stated, as every environment states it.
+            "AUTH_MODE": "key",
         }
         env.update(overrides)
         return Settings.from_env(env)
@@ -112,6 +115,13 @@ async def phase(name: str, **overrides: str) -> AsyncIterator[tuple[PhaseAzurite
     finally:
         await services.close()
         await asyncio.to_thread(azurite.stop)
+
+
+def azure_stores(services: Services) -> AzureStores:
+    """The Azure stores behind `services`: benchmarks reach Azurite's tables and queues directly too."""
+    stores = services.stores
+    assert isinstance(stores, AzureStores)
+    return stores
 
 
 class Stopwatch:

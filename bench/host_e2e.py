@@ -46,7 +46,7 @@ from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
 from bench.engine_throughput import envelope_text, host_loop, raw_send_receive_delete
-from bench.harness import Result, bounded_gather, percentile, rate, wait_for_queue_gc
+from bench.harness import Result, azure_stores, bounded_gather, percentile, rate, wait_for_queue_gc
 from bench.host_stack import DevhostMeter, HostStack, host_stack, put_integration, receiver_stats
 
 INTEGRATION = "bench"
@@ -143,7 +143,9 @@ class Throughput:
 
 
 async def _throughput(stack: HostStack, count: int) -> Throughput:
-    raw = await raw_send_receive_delete(stack.azurite.connection_string, stack.services.names.prefix + RAW_QUEUE, count)
+    raw = await raw_send_receive_delete(
+        stack.azurite.connection_string, azure_stores(stack.services).names.prefix + RAW_QUEUE, count
+    )
     settled_s = await _settle(stack, count)
     print(f"    raw send+receive+delete: {raw:,.1f} msg/s (then {settled_s:,.0f} s for Azurite's GC)", flush=True)
     ids = message_ids(uuid.uuid4().hex[:6], count)
@@ -283,7 +285,7 @@ async def _raw_latency(connection_string: str, queue: str, per_s: int, count: in
 async def bench_host_latency(per_s: int, seconds: float, *, log_dir: Path | None = None) -> list[Result]:
     count = max(2, round(per_s * seconds))
     async with host_stack(f"host latency at {per_s} msg/s offered, {count:,} messages", log_dir=log_dir) as stack:
-        queue = stack.services.names.prefix + RAW_QUEUE
+        queue = azure_stores(stack.services).names.prefix + RAW_QUEUE
         raw = await _raw_latency(stack.azurite.connection_string, queue, per_s, count)
         settled_s = await _settle(stack, count)
         print(

@@ -6,10 +6,10 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.models import JobAction
+from shared.jobs.models import JobAction
 
 DESCRIPTION = "`python -m bench`: run the benchmarks, each phase on a fresh Azurite, and write bench/RESULTS.md."
-BENCHMARKS = ("engine", "host", "jobs", "retry-delivered", "list", "capture", "recovery")
+BENCHMARKS = ("engine", "host", "jobs", "retry-delivered", "list", "capture", "recovery", "pickup")
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -27,6 +27,7 @@ class Options:
     retry_budget_min: float
     captures: int
     parked: int
+    pickup_files: int
     raw_sample: int
     list_repeats: int
     actions: tuple[JobAction, ...]
@@ -62,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--captures", type=int, default=300, help="failed messages for the capture cost")
     parser.add_argument("--parked", type=int, default=2_000, help="messages parked for the recovery sweep")
+    parser.add_argument("--pickup-files", type=int, default=2_000, help="files a blob pickup source takes")
     parser.add_argument(
         "--raw-sample", type=int, default=10_000, help="items in the raw baseline of each job (at most --failures)"
     )
@@ -96,6 +98,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         retry_budget_min=args.retry_budget_min,
         captures=args.captures,
         parked=args.parked,
+        pickup_files=args.pickup_files,
         raw_sample=min(args.raw_sample, args.job_failures or args.failures),
         list_repeats=args.list_repeats,
         actions=tuple(JobAction(a.strip()) for a in args.actions.split(",") if a.strip()),

@@ -20,9 +20,10 @@ from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
 from bench.engine_throughput import envelope_text
-from bench.harness import Result, Stopwatch, bounded_gather, phase, rate
-from shared.models import Envelope, utc_now
-from shared.recovery import ParkedMessage
+from bench.harness import Result, Stopwatch, azure_stores, bounded_gather, phase, rate
+from shared.messages.models import Envelope
+from shared.recovery.models import ParkedMessage
+from shared.values import utc_now
 
 PARK_CONCURRENCY = 16
 
@@ -37,7 +38,9 @@ async def _raw(count: int) -> float:
             azurite.connection_string, "rawrecovery", message_encode_policy=TextBase64EncodePolicy()
         )
         target = QueueClient.from_connection_string(
-            azurite.connection_string, services.names.inbound, message_encode_policy=TextBase64EncodePolicy()
+            azurite.connection_string,
+            azure_stores(services).names.inbound,
+            message_encode_policy=TextBase64EncodePolicy(),
         )
         try:
             for client in (source, target):

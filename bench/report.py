@@ -25,6 +25,7 @@ OPTIONS_OF: dict[str, tuple[str, ...]] = {
     "list": ("--failures", "--list-repeats"),
     "capture": ("--captures",),
     "recovery": ("--parked",),
+    "pickup": ("--pickup-files",),
 }
 
 
@@ -197,6 +198,7 @@ def _command(options: Options) -> str:
         "--retry-budget-min": f"{options.retry_budget_min:g}",
         "--captures": options.captures,
         "--parked": options.parked,
+        "--pickup-files": options.pickup_files,
         "--raw-sample": options.raw_sample,
         "--list-repeats": options.list_repeats,
         "--actions": ",".join(a.value for a in options.actions),

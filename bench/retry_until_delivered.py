@@ -42,11 +42,11 @@ from typing import Any
 import httpx
 
 from bench.engine_throughput import raw_send_receive_delete
-from bench.harness import Result, Stopwatch, rate, wait_for_queue_gc
+from bench.harness import Result, Stopwatch, azure_stores, rate, wait_for_queue_gc
 from bench.host_stack import DevhostMeter, HostStack, host_stack, put_integration, receiver_stats
 from bench.seed import seed_failures
 from shared.errors import StorageUnavailable
-from shared.models import utc_now
+from shared.values import utc_now
 
 INTEGRATION = "orders"
 RAW_QUEUE = "rawbaseline"
@@ -79,10 +79,10 @@ class Watch:
 
 
 async def _watch_depth(stack: HostStack, watch: Watch, stop: asyncio.Event) -> None:
-    queues, inbound = stack.services.storage.queues, stack.services.names.inbound
+    inbound = stack.services.stores.inbound
     while not stop.is_set():
         with contextlib.suppress(StorageUnavailable):  # a busy Azurite: the next sample will tell
-            watch.depth = await queues.depth(inbound)
+            watch.depth = await inbound.depth()
             watch.max_depth = max(watch.max_depth, watch.depth)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), SAMPLE_S)
@@ -198,7 +198,7 @@ async def bench_retry_until_delivered(
         print(f"    seeded {count:,} failures and their blobs in {watch_seed.elapsed_s:,.0f} s", flush=True)
         sample = min(count, RAW_SAMPLE)
         raw = await raw_send_receive_delete(
-            stack.azurite.connection_string, stack.services.names.prefix + RAW_QUEUE, sample
+            stack.azurite.connection_string, azure_stores(stack.services).names.prefix + RAW_QUEUE, sample
         )
         settled_s = await wait_for_queue_gc(stack.azurite.connection_string) if sample >= GC_WAIT_MIN_DELETES else 0
         print(f"    raw send+receive+delete: {raw:,.1f} msg/s over {sample:,}; GC wait {settled_s:,.0f} s", flush=True)

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bench.harness import bounded_gather
-from shared.failures import new_failure
-from shared.models import AttemptRecord, Envelope, FailureOrigin
+from bench.harness import azure_stores, bounded_gather
+from shared.failures.models import FailureOrigin
+from shared.failures.records import new_failure
+from shared.messages.models import AttemptRecord, Envelope
 from shared.services import Services
 from shared.storage.failure_rows import failure_to_row
 from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Entity
@@ -113,7 +114,8 @@ async def seed_failures(
     Rows and blobs are written as they are built, a few transactions' worth at a time, so memory
     stays flat however many are seeded.
     """
-    table = services.failures.table
+    azure = azure_stores(services)
+    table = azure.account.tables.table(azure.names.failures)
     await table.ensure()
     groups: dict[int, str] = {}
     blob_refs: list[str] = []
@@ -125,7 +127,7 @@ async def seed_failures(
         await table.transact(operations)
 
     async def upload(ref: str) -> None:
-        await services.payloads.put(ref, b"{}", content_type="application/json")
+        await services.stores.payloads.put(ref, b"{}", content_type="application/json")
 
     async def flush() -> None:
         nonlocal batches, blob_refs, blobs
@@ -148,7 +150,7 @@ async def seed_failures(
         batches.append(batch)
     await flush()
     if rebuild_summary:
-        await services.failures.rebuild_summary(integration)
+        await services.stores.failures.rebuild_summary(integration)
     return Seeded(
         integration=integration,
         count=count,

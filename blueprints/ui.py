@@ -1,9 +1,10 @@
-"""The Failures page: `GET /api/portal` serves portal/index.html, `GET /api/portal/{*asset}` its static files.
+"""The Failures page: `GET /api/portal` serves portal/index.html, `GET /api/portal/{*asset}` its static files,
+and `GET /api/portal/config` how the page signs people in.
 
-Both routes are anonymous: the files hold no data, and every API call the page makes carries
-the function key. Files are read from portal/ beside this package on each request (they are
-small, and a deploy or an edit shows at once); `resolve_asset` is the one gate between a URL
-and the file system.
+All three are anonymous: they hold no data, and every API call the page makes carries the caller's
+sign-in (or, in key mode, the function key). Files are read from portal/ beside this package on
+each request (they are small, and a deploy or an edit shows at once); `resolve_asset` is the one
+gate between a URL and the file system.
 """
 
 from __future__ import annotations
@@ -15,10 +16,15 @@ from urllib.parse import urlsplit
 
 import azure.functions as func
 
-from blueprints.http import error_response, handles_errors
-from shared.errors import NotFound
+from blueprints import api as routes
+from blueprints.api import HttpApi, Param, Reply
+from blueprints.http import error_response, json_response
+from blueprints.schemas import NOT_MODIFIED, Error, SignInConfig
+from shared.auth import AuthMode, RouteKind
+from shared.errors import ConfigError, NotFound
 
 bp = func.Blueprint()
+api = HttpApi(bp, tag="portal")
 
 PORTAL_DIR = Path(__file__).resolve().parent.parent / "portal"
 
@@ -104,9 +110,23 @@ def without_trailing_slash(url: str) -> str | None:
     return parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "")
 
 
-@bp.function_name("portal")
-@bp.route(route="portal", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@handles_errors
+_ASSET = Param("asset", "path", "path under portal/, e.g. `js/main.js` (a catch-all: may contain `/`)", required=True)
+
+# `# fmt: skip` keeps name, route, method, kind and role on one line: they are read together.
+
+
+@api.route(
+    "portal", "portal", "GET", kind=RouteKind.PUBLIC, role=None,
+    summary="The Failures page",
+    description="Anonymous: the page holds no data. It signs the user in as `GET /portal/config` says; in key "
+    "mode it asks for the function key and sends it with every API call (`?code=<key>` in the page URL is taken "
+    "as that key and removed from the address bar).",
+    responses={
+        200: Reply("the portal page", media_type="text/html", schema={"type": "string"}),
+        304: NOT_MODIFIED,
+        308: Reply("`/portal/` redirects to `/portal` (the page's relative links need it)"),
+    },
+)  # fmt: skip
 async def portal(req: func.HttpRequest) -> func.HttpResponse:
     location = without_trailing_slash(req.url)
     if location is not None:
@@ -116,12 +136,39 @@ async def portal(req: func.HttpRequest) -> func.HttpResponse:
     return static_response(page, req.headers.get("if-none-match"), headers)
 
 
-@bp.function_name("portal_asset")
-@bp.route(route="portal/{*asset}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
-@handles_errors
+@api.route(
+    "portal_asset", "portal/{*asset}", "GET", kind=RouteKind.PUBLIC, role=None,
+    summary="A static file of the Failures page (script, style, icon)",
+    params=(_ASSET,),
+    responses={
+        200: Reply("the file, with its content type", media_type="*/*", schema={"type": "string"}),
+        304: NOT_MODIFIED,
+        404: Reply("no such file (or a path that leaves portal/)", Error),
+    },
+)  # fmt: skip
 async def portal_asset(req: func.HttpRequest) -> func.HttpResponse:
     asset = req.route_params.get("asset", "")
     path = resolve_asset(PORTAL_DIR, asset)
     if path is None:
         return error_response(NotFound(f"the portal has no file {asset!r}"))
     return static_response(load_static(path), req.headers.get("if-none-match"), {})
+
+
+#: Where Easy Auth (App Service Authentication, or devhost playing it) signs a browser in and out.
+SIGN_IN = {AuthMode.ENTRA: "/.auth/login/aad", AuthMode.DEV: "/.auth/login/dev"}
+SIGN_OUT = "/.auth/logout"
+
+
+@api.route(
+    "portal_config", "portal/config", "GET", kind=RouteKind.PUBLIC, role=None,
+    summary="How the Failures page signs people in on this deployment",
+    description="Anonymous (under the portal's files): the page reads it before anyone is signed in.",
+    responses={200: Reply("the auth mode and where to sign in and out", SignInConfig)},
+)  # fmt: skip
+async def portal_config(req: func.HttpRequest) -> func.HttpResponse:
+    mode = routes.AUTH_MODE
+    if mode is None:
+        return error_response(ConfigError("AUTH_MODE is not entra, dev or key; fix the app setting and restart"))
+    keyed = mode is AuthMode.KEY
+    config = SignInConfig(auth_mode=mode, sign_in=SIGN_IN.get(mode), sign_out=None if keyed else SIGN_OUT)
+    return json_response(config, headers={"Cache-Control": "no-store"})

@@ -8,14 +8,24 @@ bound before the listeners start, so a busy port fails start-up without side eff
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from devhost.app_settings import AppSettings, LocalSettings, apply_to_environ, merge_settings, read_local_settings
+from devhost.easy_auth import (
+    LOGIN_PATH,
+    MARKER_SETTING,
+    MARKER_VALUE,
+    USERS_SETTING,
+    EasyAuth,
+    parse_users,
+    plays_easy_auth,
+)
 from devhost.errors import StartupError
 from devhost.functions import HttpFunction, QueueFunction, TimerFunction, discover_functions, load_function_app
 from devhost.host_config import load_host_config
@@ -34,6 +44,8 @@ DEFAULT_PORT = 7071
 DEFAULT_GRACE_S = 10.0
 #: The setting holding the key for FUNCTION- and ADMIN-level HTTP functions.
 FUNCTION_KEY_SETTING = "DEVHOST_FUNCTION_KEY"
+#: Per-function keys (JSON function name → key): each opens its own FUNCTION-level function only.
+FUNCTION_KEYS_SETTING = "DEVHOST_FUNCTION_KEYS"
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,46 @@ def function_key(settings: Mapping[str, str]) -> str:
     return key
 
 
+def function_keys(settings: Mapping[str, str], function_names: Iterable[str]) -> dict[str, str]:
+    """`DEVHOST_FUNCTION_KEYS`, checked against the functions there are (names ignore case, as in the host)."""
+    text = settings.get(FUNCTION_KEYS_SETTING, "").strip()
+    if not text:
+        return {}
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise StartupError(f"{FUNCTION_KEYS_SETTING} is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise StartupError(f'{FUNCTION_KEYS_SETTING} must be a JSON object like {{"ingest_message": "<key>"}}')
+    by_lower_name = {name.lower(): name for name in function_names}
+    keys: dict[str, str] = {}
+    for name, key in document.items():
+        function_name = by_lower_name.get(name.lower())
+        if function_name is None:
+            raise StartupError(f"{FUNCTION_KEYS_SETTING} names {name!r}, which is no HTTP function of this app")
+        if not isinstance(key, str) or not key.strip():
+            raise StartupError(f"{FUNCTION_KEYS_SETTING}: the key of {name!r} must be a non-empty string")
+        keys[function_name] = key.strip()
+    return keys
+
+
+def easy_auth(settings: Mapping[str, str], environ: dict[str, str] | None = None) -> EasyAuth | None:
+    """devhost's Easy Auth when AUTH_MODE=dev, else None; marks (or unmarks) the app's environment to match.
+
+    The marker is devhost's to set: one inherited from the shell or local.settings.json is removed
+    unless devhost plays Easy Auth, or the app would trust principal headers nobody vouched for.
+    """
+    target = os.environ if environ is None else environ
+    if not plays_easy_auth(settings):
+        target.pop(MARKER_SETTING, None)
+        return None
+    users = parse_users(settings.get(USERS_SETTING, ""))
+    if not users:
+        logger.warning("AUTH_MODE=dev, but %s defines no users: nobody can sign in", USERS_SETTING)
+    target[MARKER_SETTING] = MARKER_VALUE
+    return EasyAuth(users)
+
+
 class Host:
     def __init__(self, options: HostOptions) -> None:
         self.options = options
@@ -88,6 +140,8 @@ class Host:
         merged = merge_settings(local.values, os.environ)
         apply_to_environ(merged)
         settings = AppSettings(merged)
+        # Before the app is imported: it may read the marker at import.
+        front_end = easy_auth(settings)
         config = load_host_config(app_dir)
         time_zone = schedule_time_zone(settings)
         lease_s = lease_seconds(settings)
@@ -102,6 +156,8 @@ class Host:
             invoker=invoker,
             function_key=function_key(settings) if http_functions else "",
             shutdown_timeout_s=self.options.grace_s,
+            function_keys=function_keys(settings, [f.name for f in http_functions]),
+            easy_auth=front_end,
         )
         port = self.options.port
         if port is None:
@@ -128,6 +184,15 @@ class Host:
         self._progress = ProgressReporter(invoker, self._listeners, progress_interval_s(settings))
         self._progress.start()
         self._log_functions(http_functions, config.queues.max_concurrency)
+        if front_end is not None:
+            logger.info(
+                "easy auth: AUTH_MODE=dev, devhost plays App Service Authentication for dev users %s; "
+                "sign in at http://%s:%d%s or send Authorization: Bearer dev:<user>",
+                ", ".join(sorted(front_end.users)) or "(none)",
+                self.options.host,
+                bound_port,
+                LOGIN_PATH,
+            )
 
     def _log_functions(self, http_functions: list[HttpFunction], queue_concurrency: int) -> None:
         for function in http_functions:

@@ -1,6 +1,9 @@
 """HTTP triggers served by aiohttp on `http://HOST:PORT/<routePrefix>/<route>`.
 
-Requests are routed with `devhost.routes`, checked against the function's auth level,
+Requests first pass devhost's stand-in for App Service Authentication (`devhost.easy_auth`:
+principal headers a client sent are removed; with AUTH_MODE=dev, dev users are signed in and
+`/.auth/*` is served), then are routed with `devhost.routes`, checked against the function's
+auth level (the host key, or the function's own key from DEVHOST_FUNCTION_KEYS),
 turned into `func.HttpRequest`, and the function's return value is mapped back as the
 library's own HTTP output converter does (status, headers, mimetype/charset, body).
 Errors devhost produces itself are JSON: `{"error": {"code", "message", "details"}}`.
@@ -9,19 +12,27 @@ Errors devhost produces itself are JSON: `{"error": {"code", "message", "details
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import azure.functions as func
 from aiohttp import web
 from multidict import CIMultiDict, MultiMapping
 
+from devhost.easy_auth import (
+    AUTH_PATH_PREFIX,
+    EasyAuth,
+    SignInRefused,
+    principal_headers,
+    unauthenticated,
+    without_front_end_headers,
+)
 from devhost.errors import StartupError
 from devhost.functions import HttpFunction
 from devhost.invocation import FunctionInvoker
+from devhost.responses import error_response
 from devhost.routes import MethodNotAllowed, RouteTable, RouteTemplateError
 
 logger = logging.getLogger(__name__)
@@ -42,11 +53,6 @@ KEY_QUERY = "code"
 
 # aiohttp computes these itself from the body it sends.
 _HOP_BY_HOP = frozenset({"content-length", "transfer-encoding", "connection"})
-
-
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = json.dumps({"error": {"code": code, "message": message, "details": {}}})
-    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
 
 
 def _joined(values: MultiMapping[str]) -> dict[str, str]:
@@ -86,10 +92,14 @@ class HttpServer:
         invoker: FunctionInvoker,
         function_key: str,
         shutdown_timeout_s: float,
+        function_keys: Mapping[str, str] | None = None,
+        easy_auth: EasyAuth | None = None,
     ) -> None:
         self.route_prefix = route_prefix
         self._invoker = invoker
         self._function_key = function_key.encode()
+        self._function_keys = {name: key.encode() for name, key in (function_keys or {}).items()}
+        self._easy_auth = easy_auth
         self._routes: RouteTable[HttpFunction] = RouteTable(route_prefix)
         for function in functions:
             try:
@@ -97,7 +107,8 @@ class HttpServer:
             except RouteTemplateError as error:
                 raise StartupError(f"function '{function.name}': {error}") from None
         app = web.Application(client_max_size=MAX_REQUEST_BODY_BYTES)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
+        # [\s\S], not ".": a path with an encoded newline (%0A) must reach _handle too, for a JSON answer.
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)
         # Invocations are logged one line each by the invoker; an access log would double them.
         self._runner = web.AppRunner(
             app,
@@ -129,14 +140,31 @@ class HttpServer:
             await self._runner.cleanup()
             self.port = None
 
-    def _authorized(self, request: web.Request) -> bool:
-        supplied = request.headers.get(KEY_HEADER) or request.query.get(KEY_QUERY) or ""
-        return hmac.compare_digest(supplied.encode(), self._function_key)
+    def _authorized(self, request: web.Request, function: HttpFunction) -> bool:
+        """The host key opens every keyed function; a function's own key opens that function only."""
+        supplied = (request.headers.get(KEY_HEADER) or request.query.get(KEY_QUERY) or "").encode()
+        keys = [self._function_key]
+        own_key = self._function_keys.get(function.name)
+        if own_key is not None and function.auth_level == func.AuthLevel.FUNCTION:
+            keys.append(own_key)
+        # Every key is compared, so the time taken does not tell which one nearly matched.
+        return sum(hmac.compare_digest(supplied, key) for key in keys) > 0
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         oversized = _oversized(request)
         if oversized is not None:
             return oversized
+        # In front of the app, as Easy Auth is in Azure: only the front end sets principal headers.
+        headers = without_front_end_headers(request.headers)
+        if self._easy_auth is not None:
+            if request.path.startswith(AUTH_PATH_PREFIX):
+                return await self._easy_auth.handle(request)
+            try:
+                user = self._easy_auth.identify(headers, request.cookies)
+            except SignInRefused as refused:
+                return unauthenticated(str(refused))
+            if user is not None:
+                headers.update(principal_headers(user))
         resolved = self._routes.resolve(request.rel_url.raw_path, request.method)
         if resolved is None:
             return error_response(404, "not_found", f"no function serves {request.path}")
@@ -146,7 +174,7 @@ class HttpServer:
                 405, "method_not_allowed", f"{request.method} is not allowed here (allowed: {allow})", {"Allow": allow}
             )
         function = resolved.route.target
-        if function.auth_level != func.AuthLevel.ANONYMOUS and not self._authorized(request):
+        if function.auth_level != func.AuthLevel.ANONYMOUS and not self._authorized(request, function):
             return error_response(
                 401, "unauthorized", f"a function key is required: header {KEY_HEADER} or query ?{KEY_QUERY}="
             )
@@ -157,7 +185,7 @@ class HttpServer:
         http_request = func.HttpRequest(
             method=request.method,
             url=str(request.url),
-            headers=_joined(request.headers),
+            headers=_joined(headers),
             params=_joined(request.query),
             route_params=resolved.values,
             body=body,

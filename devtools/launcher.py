@@ -1,6 +1,7 @@
 """`make run`: Azurite (disk-persisted under .azurite/), a demo receiver, devhost, a seeded demo.
 
-Prints the URLs, streams devhost's log, and stops everything on Ctrl-C.
+Prints the URLs (with `AUTH_MODE=dev`, the sample's, where to sign in as which dev user), streams
+devhost's log, and stops everything on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 
@@ -71,22 +75,71 @@ def start_receiver() -> subprocess.Popen[bytes]:
     return process
 
 
-def seed(base_url: str, key: str) -> None:
-    headers = {"x-functions-key": key}
-    with httpx.Client(base_url=base_url, headers=headers, timeout=30, trust_env=False) as client:
+@dataclass(frozen=True)
+class Access:
+    """How the launcher calls the API, and what it tells the developer, in the mode local.settings.json sets."""
+
+    mode: str
+    key: str
+    #: The dev users and their roles (AUTH_MODE=dev).
+    users: dict[str, list[str]]
+    #: What a sender would hold: the senders' route's own key (DEVHOST_FUNCTION_KEYS), else the host key.
+    sender_key: str
+
+    @classmethod
+    def of(cls, settings: dict[str, str]) -> Access:
+        users: dict[str, list[str]] = {}
+        mode = settings.get("AUTH_MODE", "").strip() or "entra"
+        if mode == "dev":
+            try:
+                users = {
+                    str(k): [str(r) for r in v] for k, v in json.loads(settings.get("DEVHOST_USERS") or "{}").items()
+                }
+            except (ValueError, AttributeError, TypeError):
+                users = {}  # devhost refuses the setting at start and says why
+        try:
+            own_keys = json.loads(settings.get("DEVHOST_FUNCTION_KEYS") or "{}")
+        except ValueError:
+            own_keys = {}  # devhost refuses the setting at start and says why
+        host_key = settings.get("DEVHOST_FUNCTION_KEY", "local-dev-key")
+        sender_key = own_keys.get("ingest") if isinstance(own_keys, dict) else None
+        return cls(mode, host_key, users, str(sender_key or host_key))
+
+    @property
+    def admin(self) -> str | None:
+        """A dev user holding Rebound.Admin, who seeds the demo."""
+        return next((name for name, roles in self.users.items() if "Rebound.Admin" in roles), None)
+
+    def headers(self) -> dict[str, str]:
+        """The host key opens ingest (and, in key mode, everything); in dev mode the admin signs the rest in."""
+        headers = {"x-functions-key": self.key}
+        if self.mode == "dev" and self.admin is not None:
+            headers["Authorization"] = f"Bearer dev:{self.admin}"
+        return headers
+
+
+def seed(base_url: str, access: Access, demo: Mapping[str, Any] = DEMO_INTEGRATION) -> None:
+    if access.mode == "dev" and access.admin is None:
+        raise RuntimeError("AUTH_MODE=dev, but DEVHOST_USERS defines no user with Rebound.Admin to seed the demo")
+    if access.mode not in ("dev", "key"):
+        raise RuntimeError(
+            f"AUTH_MODE={access.mode}: make run needs dev (sign in as a dev user) or key (the function key); "
+            "entra works behind App Service Authentication only"
+        )
+    with httpx.Client(base_url=base_url, headers=access.headers(), timeout=30, trust_env=False) as client:
         deadline = time.monotonic() + 60
         while client.get("/health").status_code != 200:
             if time.monotonic() > deadline:
                 raise RuntimeError("devhost did not report healthy within 60 s: " + client.get("/health").text)
             time.sleep(0.5)
-        created = client.put("/integrations/demo", json=DEMO_INTEGRATION)
+        created = client.put("/integrations/demo", json=demo)
         if created.status_code == 422:
             raise RuntimeError(f"the demo integration was refused: {created.text}")
         created.raise_for_status()
         for number in range(1, 21):
             order = {"order": number, "valid": number % 7 != 0}
             response = client.post(
-                "/integrations/demo/messages",
+                "/ingest/demo",
                 json=order,
                 headers={"X-Sender": "demo-webshop", "X-Correlation-Id": f"demo-order-{number}"},
             )
@@ -96,15 +149,25 @@ def seed(base_url: str, key: str) -> None:
 def main() -> None:
     STATE_DIR.mkdir(exist_ok=True)
     settings = local_settings()
-    key = settings.get("DEVHOST_FUNCTION_KEY", "local-dev-key")
+    access = Access.of(settings)
+    key = access.key
     azurite = start_azurite()
     receiver = start_receiver()
     # The demo receiver is on 127.0.0.1: a local.settings.json copied before ALLOW_PRIVATE_ENDPOINTS
     # existed must still run the demo; one that sets it keeps its value (and then the demo PUT says why).
     allow_private = settings.get("ALLOW_PRIVATE_ENDPOINTS", "true")
+    # Likewise the timers' schedules: without them the host cannot start the timers (or the app).
+    schedules = {
+        name: settings.get(name) or default
+        for name, default in (
+            ("PICKUP_SCHEDULE", "*/15 * * * * *"),
+            ("CONTROL_SCHEDULE", "*/10 * * * * *"),
+            ("ALERT_SCHEDULE", "0 * * * * *"),
+        )
+    }
     devhost = DevhostProcess(
         PROJECT_DIR,
-        env={"DEVHOST_FUNCTION_KEY": key, "ALLOW_PRIVATE_ENDPOINTS": allow_private},
+        env={"DEVHOST_FUNCTION_KEY": key, "ALLOW_PRIVATE_ENDPOINTS": allow_private, **schedules},
         port=DEVHOST_PORT,
         log_path=STATE_DIR / "devhost.log",
     )
@@ -117,8 +180,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, stop)
     try:
         devhost.start()
-        seed(devhost.base_url, key)
-        print_urls(devhost.base_url, key)
+        seed(devhost.base_url, access)
+        print_urls(devhost.base_url, access)
         follow(devhost.log_path)
     except KeyboardInterrupt:
         print("\nstopping ...")
@@ -131,14 +194,23 @@ def main() -> None:
         print("stopped")
 
 
-def print_urls(base_url: str, key: str) -> None:
+def print_urls(base_url: str, access: Access) -> None:
+    key = access.key
+    origin = base_url.removesuffix("/api")
     print()
     print("Rebound is running.")
-    print(f"  portal:        {base_url}/portal?code={key}")
+    if access.mode == "dev":
+        print(f"  portal:        {base_url}/portal  (sign in there, or at the link below)")
+        print(f"  sign in:       {origin}/.auth/login/dev?post_login_redirect_uri=/api/portal")
+        for name, roles in access.users.items():
+            print(f"                   {name}: {', '.join(roles) or 'no role'}")
+        print(f"  integrations:  curl -H 'Authorization: Bearer dev:{access.admin}' {base_url}/integrations")
+    else:
+        print(f"  portal:        {base_url}/portal?code={key}")
+        print(f"  integrations:  {base_url}/integrations?code={key}")
     print(f"  health:        {base_url}/health")
-    print(f"  integrations:  {base_url}/integrations?code={key}")
-    ingest = f"{base_url}/integrations/demo/messages"
-    print(f"  ingest:        curl -X POST -H 'x-functions-key: {key}' -d '{{\"order\": 1}}' {ingest}")
+    ingest = f"{base_url}/ingest/demo"
+    print(f"  ingest:        curl -X POST -H 'x-functions-key: {access.sender_key}' -d '{{\"order\": 1}}' {ingest}")
     print(f"  demo receiver: http://127.0.0.1:{RECEIVER_PORT}/stats")
     print("devhost log follows; Ctrl-C stops everything.")
     print()

@@ -39,20 +39,47 @@ param prefix string = 'rb'
 @description('FAILURE_RETENTION_DAYS: failures and their payloads older than this are purged; a lifecycle rule deletes payload blobs one day later as a backstop.')
 param failureRetentionDays int = 7
 
+@minValue(1)
+@maxValue(3650)
+@description('AUDIT_RETENTION_DAYS: audit entries (who changed a config, started, cancelled or finished a job, replayed recovery) older than this are purged by the retention timer.')
+param auditRetentionDays int = 365
+
 @description('RETENTION_SCHEDULE: six-field NCRONTAB of the retention purge timer.')
 param retentionSchedule string = '0 17 * * * *'
 
 @description('RECOVERY_SCHEDULE: six-field NCRONTAB of the recovery sweep.')
 param recoverySchedule string = '0 */5 * * * *'
 
+@description('PICKUP_SCHEDULE: six-field NCRONTAB of the timer that runs the pickup sources that are due (each source keeps its own interval_seconds).')
+param pickupSchedule string = '*/15 * * * * *'
+
+@minValue(1)
+@maxValue(86400)
+@description('MIN_PICKUP_INTERVAL_S: the shortest interval_seconds a pickup source may ask for.')
+param minPickupIntervalSeconds int = 60
+
 @description('Deploy a Service Bus namespace (Standard) with the recovery queue and use it as the recovery flow (RECOVERY_BACKEND=servicebus). Off: the recovery queue lives on the recovery storage account.')
 param deployServiceBus bool = false
+
+@description('Deploy Azure Communication Services email (an Azure managed domain) for email alerts (ALERT_EMAIL_BACKEND=acs), sent with the app\'s identity. Off: email alert rules are refused; webhook and Teams alerts work either way.')
+param deployAlertEmail bool = false
+
+@description('ACS data location of the email resources (with deployAlertEmail).')
+param alertEmailDataLocation string = 'Europe'
+
+@description('ALERT_SCHEDULE: six-field NCRONTAB of the alert timer (every rule is evaluated; failed notices are sent again).')
+param alertSchedule string = '0 * * * * *'
 
 @description('Deploy a Key Vault (RBAC only, purge protection) for secrets that endpoint headers send, e.g. a receiver\'s token: every name in endpointSecretSettings becomes an app setting holding a Key Vault reference, resolved by the platform with the app\'s identity (Key Vault Secrets User). Off: no vault, and endpoint headers may reference no app setting.')
 param deployKeyVault bool = false
 
 @description('ENDPOINT_SECRET_SETTINGS (with deployKeyVault): comma-separated app setting names an endpoint header may reference as %NAME% (letters, digits and underscores), e.g. ORDERS_TOKEN,ERP_API_KEY. Each becomes @Microsoft.KeyVault(SecretUri=https://<vault>.vault.azure.net/secrets/<NAME with _ as ->/): store the secret in the vault under that name. No other app setting can ever be sent to a receiver.')
 param endpointSecretSettings string = ''
+
+@minLength(36)
+@maxLength(36)
+@description('AZURE_AUTH_CLIENT_ID: client id of the Entra ID app registration App Service Authentication signs users and automation clients in with; its app roles Rebound.Reader/Operator/Admin are what the app checks. The preprovision hook (infra/hooks/app_registration.py) creates or updates it and stores the id in the azd environment.')
+param authClientId string
 
 @description('Replication of the primary storage account.')
 @allowed([
@@ -117,6 +144,8 @@ var recoveryStorageAccountName = '${abbrs.storageStorageAccounts}rec${toLower(un
 var serviceBusNamespaceName = '${abbrs.serviceBusNamespaces}${resourceToken}'
 var serviceBusQueueName = 'recovery'
 var keyVaultName = '${abbrs.keyVaultVaults}${resourceToken}'
+var communicationServiceName = 'acs-${resourceToken}'
+var emailServiceName = 'acsmail-${resourceToken}'
 var storageSuffix = environment().suffixes.storage
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -251,6 +280,19 @@ module keyVault 'modules/key-vault.bicep' = if (deployKeyVault) {
   }
 }
 
+// Optional email for alerts: ACS with an Azure managed domain, the identity allowed to send through it.
+module alertEmail 'modules/alert-email.bicep' = if (deployAlertEmail) {
+  name: 'alertEmail'
+  scope: rg
+  params: {
+    communicationServiceName: communicationServiceName
+    emailServiceName: emailServiceName
+    dataLocation: alertEmailDataLocation
+    tags: tags
+    principalId: identity.outputs.principalId
+  }
+}
+
 module rbac 'modules/rbac.bicep' = {
   name: 'rbac'
   scope: rg
@@ -304,6 +346,7 @@ var endpointSecretReferences = [for name in endpointSecretNames: {
 var appBehaviourSettings = {
   REBOUND_PREFIX: prefix
   FAILURE_RETENTION_DAYS: string(failureRetentionDays)
+  AUDIT_RETENTION_DAYS: string(auditRetentionDays)
   RETENTION_SCHEDULE: retentionSchedule
   RECOVERY_SCHEDULE: recoverySchedule
   RECOVERY_BACKEND: deployServiceBus ? 'servicebus' : 'storage'
@@ -321,11 +364,44 @@ var appBehaviourSettings = {
   JOB_RATE_LIMIT_PER_S: '50'
   JOB_PAGE_SIZE: '100'
   METRICS_WINDOW_MINUTES: '3'
+  // Pickup (docs/pickup.md): sources run on this timer, each at its own interval.
+  PICKUP_SCHEDULE: pickupSchedule
+  MIN_PICKUP_INTERVAL_S: string(minPickupIntervalSeconds)
+  PICKUP_DEDUP_DAYS: '5'
+  PICKUP_MAX_CONSECUTIVE_FAILURES: '5'
+  // Control (docs/control.md): how old an instance's view of pause and breaker may get; the control timer.
+  CONTROL_REFRESH_S: '2'
+  CONTROL_SCHEDULE: '*/10 * * * * *'
+  // Alerts (docs/alerts.md): the timer; email through ACS when deployed (webhook and Teams need nothing here).
+  ALERT_SCHEDULE: alertSchedule
+  ALERT_EMAIL_BACKEND: deployAlertEmail ? 'acs' : 'off'
+  ALERT_EMAIL_SENDER: deployAlertEmail ? alertEmail.outputs.senderAddress : ''
+  ALERT_ACS_ENDPOINT: deployAlertEmail ? alertEmail.outputs.endpoint : ''
+  ALERT_ACS_CLIENT_ID: identity.outputs.clientId
   // Endpoints must be public addresses in Azure: no loopback, private, link-local or platform
   // addresses (metadata is refused regardless). Set true only with VNet integration and a reason.
   ALLOW_PRIVATE_ENDPOINTS: 'false'
   ENDPOINT_SECRET_SETTINGS: deployKeyVault ? join(endpointSecretNames, ',') : ''
+  // Portal and API callers sign in with Entra ID through App Service Authentication (easyAuth below)
+  // and need the app roles; the app refuses every call if authentication is ever switched off.
+  AUTH_MODE: 'entra'
 }
+
+// What App Service Authentication lets through unauthenticated. Public: health (probes), the OpenAPI
+// document, the portal's page, static files and sign-in config (they hold no data; the API behind them
+// needs a role). Ingest: the senders' route, POST /api/ingest/{integration}, whose only function keeps
+// its function key (AuthLevel.FUNCTION) in every mode. An excluded path matches exactly or by a
+// trailing /* only, so ingest has a prefix of its own: /api/integrations/* would let through every
+// config, failure and job route. DESIGN.md's /api/integrations/{id}/messages stays behind sign-in.
+var anonymousPaths = [
+  '/api/health'
+  '/api/openapi.json'
+  '/api/portal'
+  '/api/portal/*'
+]
+var ingestPaths = [
+  '/api/ingest/*'
+]
 
 module functionApp 'modules/function-app.bicep' = {
   name: 'functionApp'
@@ -351,6 +427,16 @@ module functionApp 'modules/function-app.bicep' = {
   ]
 }
 
+module easyAuth 'modules/easy-auth.bicep' = {
+  name: 'easyAuth'
+  scope: rg
+  params: {
+    functionAppName: functionApp.outputs.name
+    clientId: authClientId
+    excludedPaths: concat(anonymousPaths, ingestPaths)
+  }
+}
+
 // azd writes these into .azure/<env>/.env. Names and endpoints only: there are no secrets to output.
 output AZURE_LOCATION string = location
 output AZURE_RECOVERY_LOCATION string = recoveryLocation
@@ -363,4 +449,5 @@ output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_RECOVERY_STORAGE_ACCOUNT_NAME string = recoveryStorage.outputs.name
 output AZURE_SERVICE_BUS_NAMESPACE string = deployServiceBus ? serviceBusNamespaceName : ''
 output AZURE_KEY_VAULT_NAME string = deployKeyVault ? keyVaultName : ''
+output AZURE_COMMUNICATION_SERVICE_NAME string = deployAlertEmail ? communicationServiceName : ''
 output REBOUND_PREFIX string = prefix

@@ -5,7 +5,7 @@ alert webhooks later) passes through an `EgressPolicy`:
 
 - `check_url` at save time refuses a URL whose host is a literal address the policy refuses.
   A host *name* cannot be judged then (DNS answers change), so names are judged by
-  `check_address` on every connection, after resolution (`shared.adapters.egress_network`).
+  `check_address` on every connection, after resolution (`shared.delivery.adapters.egress_network`).
 - `check_address` refuses the cloud metadata addresses always, and every address that is not
   public unless `allow_private` (ALLOW_PRIVATE_ENDPOINTS) is set. IPv6 forms that carry an
   IPv4 address (IPv4-mapped, IPv4-compatible, NAT64, 6to4) are judged by what they reach.

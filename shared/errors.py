@@ -7,17 +7,26 @@
     │   ├── RequestValidationError       422, field errors in `details`
     │   ├── BadParameter                 400, names the parameter
     │   ├── PayloadTooLarge              413
+    │   ├── UnsupportedMediaType         415, names the Content-Type it refused
     │   ├── HeadersTooLarge              431
+    │   ├── Unauthenticated              401, no principal the app may trust (shared.auth)
+    │   ├── Forbidden                    403, the principal lacks `details.required_role`
     │   ├── NotFound                     404
     │   │   ├── IntegrationNotFound
     │   │   ├── FailureNotFound
-    │   │   └── JobNotFound
+    │   │   ├── JobNotFound
+    │   │   └── SourceNotFound           the integration has no pickup source
     │   └── Conflict                     409
-    │       └── JobAlreadyActive         carries the active job's id
+    │       ├── JobAlreadyActive         carries the active job's id
+    │       ├── SourceDisabled           "pick up now" on a source with `enabled: false`
+    │       └── NothingToResend          a failure that holds no message (origin `pickup`)
     ├── DeliveryError                    a receiver did not take a message
     │   ├── TransientDeliveryError       endpoint retry, then engine retry
     │   │   └── ThrottledDeliveryError   endpoint retry only (408/429/504)
     │   └── PermanentDeliveryError       no retry
+    ├── PickupError                      a pickup source did not give up its items
+    │   ├── TransientPickupError         endpoint retry, then the next interval
+    │   └── PermanentPickupError         no endpoint retry (a refused host key or credential, a missing container)
     └── StorageError                     our own storage misbehaved
         ├── ConcurrencyConflict          an ETag no longer matches (412)
         ├── EntityTooLarge               the real Table limits, enforced here because Azurite does not
@@ -41,20 +50,29 @@ __all__ = [
     "EntityTooLarge",
     "FailureNotFound",
     "FieldError",
+    "Forbidden",
     "HeadersTooLarge",
     "InputError",
     "IntegrationNotFound",
     "JobAlreadyActive",
     "JobNotFound",
     "NotFound",
+    "NothingToResend",
     "PayloadTooLarge",
     "PermanentDeliveryError",
+    "PermanentPickupError",
+    "PickupError",
     "ReboundError",
     "RequestValidationError",
     "StorageError",
+    "SourceDisabled",
+    "SourceNotFound",
     "StorageUnavailable",
     "ThrottledDeliveryError",
     "TransientDeliveryError",
+    "TransientPickupError",
+    "Unauthenticated",
+    "UnsupportedMediaType",
 ]
 
 FieldError = dict[str, str]
@@ -116,11 +134,34 @@ class PayloadTooLarge(InputError):
     http_status = 413
 
 
+class UnsupportedMediaType(InputError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
 class HeadersTooLarge(InputError):
     """The headers that would travel with a message exceed what a message may carry."""
 
     code = "headers_too_large"
     http_status = 431
+
+
+class Unauthenticated(InputError):
+    """No principal, or one the app may not trust here (shared.auth says which); the caller must sign in."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(InputError):
+    """Signed in, but without the role this needs; `details.required_role` names it."""
+
+    code = "forbidden"
+    http_status = 403
+
+    def __init__(self, required_role: str) -> None:
+        super().__init__(f"this needs the role {required_role}", details={"required_role": required_role})
+        self.required_role = required_role
 
 
 class NotFound(InputError):
@@ -143,6 +184,13 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class SourceNotFound(NotFound):
+    code = "source_not_found"
+
+    def __init__(self, integration: str) -> None:
+        super().__init__(f"integration {integration!r} has no pickup source", details={"integration": integration})
+
+
 class Conflict(InputError):
     code = "conflict"
     http_status = 409
@@ -157,6 +205,22 @@ class JobAlreadyActive(Conflict):
             details={"active_job_id": active_job_id},
         )
         self.active_job_id = active_job_id
+
+
+class SourceDisabled(Conflict):
+    code = "source_disabled"
+
+    def __init__(self, integration: str) -> None:
+        super().__init__(
+            f"the pickup source of integration {integration!r} is disabled; enable it in the config first",
+            details={"integration": integration},
+        )
+
+
+class NothingToResend(Conflict):
+    """The failure records a problem, not a message: there is nothing to send again."""
+
+    code = "nothing_to_resend"
 
 
 class DeliveryError(ReboundError):
@@ -184,6 +248,24 @@ class ThrottledDeliveryError(TransientDeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """Retrying cannot help (bad request, not found, a terminate rule)."""
+
+
+class PickupError(ReboundError):
+    """Listing, reading or removing at a pickup source failed."""
+
+    code = "pickup_failed"
+    http_status = 502
+
+
+class TransientPickupError(PickupError):
+    """Worth trying again: endpoint retry inside the window, then the next run."""
+
+
+class PermanentPickupError(PickupError):
+    """Retrying at once cannot help (a refused host key or credential, a missing container).
+
+    The next run tries again: the cause may be fixed at the source meanwhile.
+    """
 
 
 class StorageError(ReboundError):

@@ -18,11 +18,14 @@ from typing import Annotated, Any, Self
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.auth import AuthMode
 from shared.egress import EgressPolicy
 from shared.errors import ConfigError
 
 #: Failures are kept this long before the retention timer purges them.
 DEFAULT_FAILURE_RETENTION_DAYS = 7
+#: Audit entries are kept this long (a year: what reviews of who-did-what usually look back on).
+DEFAULT_AUDIT_RETENTION_DAYS = 365
 #: The product spec's endpoint-retry window: every immediate retry fits inside one minute.
 MAX_ENDPOINT_RETRY_WINDOW_S = 60.0
 #: Above this body size ingest answers 413.
@@ -30,11 +33,21 @@ DEFAULT_MAX_MESSAGE_BYTES = 10 * 1024 * 1024
 #: Bulk producers (jobs, sweeps) pause while `inbound` is deeper than this (DESIGN.md section 10).
 DEFAULT_MAX_INBOUND_DEPTH = 1000
 
+#: Pickup sources are looked at no more often than this by default (MIN_PICKUP_INTERVAL_S).
+DEFAULT_MIN_PICKUP_INTERVAL_S = 60
+DEFAULT_PICKUP_DEDUP_DAYS = 5
+
 STORAGE_SETTING = "AzureWebJobsStorage"
 RECOVERY_STORAGE_SETTING = "RecoveryStorage"
 
 _PREFIX_PATTERN = re.compile(r"^([a-z][a-z0-9]{0,19})?$")
 _SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class AlertEmailBackend(StrEnum):
+    OFF = "off"
+    SMTP = "smtp"
+    ACS = "acs"
 
 
 class RecoveryBackend(StrEnum):
@@ -114,6 +127,9 @@ class Settings(BaseSettings):
         default=DEFAULT_FAILURE_RETENTION_DAYS, validation_alias="FAILURE_RETENTION_DAYS"
     )
     retention_schedule: str = Field(default="0 17 * * * *", validation_alias="RETENTION_SCHEDULE")
+    audit_retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        default=DEFAULT_AUDIT_RETENTION_DAYS, validation_alias="AUDIT_RETENTION_DAYS"
+    )
 
     endpoint_retry_window_s: Annotated[float, Field(ge=0, le=MAX_ENDPOINT_RETRY_WINDOW_S)] = Field(
         default=MAX_ENDPOINT_RETRY_WINDOW_S, validation_alias="ENDPOINT_RETRY_WINDOW_S"
@@ -168,6 +184,47 @@ class Settings(BaseSettings):
     #: Endpoints on loopback, private, link-local, unique-local, CGNAT and other non-public addresses
     #: are refused unless this is true (the local demo delivers to 127.0.0.1). Metadata addresses never.
     allow_private_endpoints: bool = Field(default=False, validation_alias="ALLOW_PRIVATE_ENDPOINTS")
+    #: Who may call the portal/API (shared.auth): `entra` (Easy Auth + Entra ID app roles; the secure
+    #: default), `dev` (devhost plays Easy Auth), `key` (function keys, one key opens everything).
+    auth_mode: AuthMode = Field(default=AuthMode.ENTRA, validation_alias="AUTH_MODE")
+
+    #: The shortest `source.interval_seconds` a config may ask for (pickup, issue 16).
+    min_pickup_interval_s: Annotated[int, Field(ge=1, le=86_400)] = Field(
+        default=DEFAULT_MIN_PICKUP_INTERVAL_S, validation_alias="MIN_PICKUP_INTERVAL_S"
+    )
+    #: NCRONTAB of the timer that runs the sources that are due.
+    pickup_schedule: str = Field(default="*/15 * * * * *", validation_alias="PICKUP_SCHEDULE")
+    #: An item picked within this many days is not ingested again (e.g. when its removal failed).
+    pickup_dedup_days: Annotated[int, Field(ge=1, le=365)] = Field(
+        default=DEFAULT_PICKUP_DEDUP_DAYS, validation_alias="PICKUP_DEDUP_DAYS"
+    )
+    #: After this many failed runs in a row a `pickup` failure is recorded, and counting starts over.
+    pickup_max_consecutive_failures: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=5, validation_alias="PICKUP_MAX_CONSECUTIVE_FAILURES"
+    )
+
+    #: How old an instance's view of an integration's control state (paused, breaker) may get; a pause
+    #: answers after this long, when every instance honours it (issue 18).
+    control_refresh_s: Annotated[float, Field(ge=0.1, le=60)] = Field(default=2.0, validation_alias="CONTROL_REFRESH_S")
+    #: NCRONTAB of the control timer: breakers whose cooldown is over probe, stalled drains start again.
+    control_schedule: str = Field(default="*/10 * * * * *", validation_alias="CONTROL_SCHEDULE")
+
+    #: NCRONTAB of the alert timer: every rule is evaluated, failed notices are sent again (issue 18).
+    alert_schedule: str = Field(default="0 * * * * *", validation_alias="ALERT_SCHEDULE")
+    #: How email alerts go out: `off`, `smtp` (ALERT_SMTP_HOST/PORT, locally), `acs` (Azure Communication Services).
+    alert_email_backend: AlertEmailBackend = Field(
+        default=AlertEmailBackend.OFF, validation_alias="ALERT_EMAIL_BACKEND"
+    )
+    #: The From address (with ACS: a sender address of the connected, verified domain).
+    alert_email_sender: str = Field(default="", validation_alias="ALERT_EMAIL_SENDER")
+    alert_smtp_host: str = Field(default="127.0.0.1", validation_alias="ALERT_SMTP_HOST")
+    alert_smtp_port: Annotated[int, Field(ge=1, le=65535)] = Field(default=25, validation_alias="ALERT_SMTP_PORT")
+    #: `https://<resource>.communication.azure.com`; the app's identity needs a role on it (infra/ grants it).
+    alert_acs_endpoint: str = Field(default="", validation_alias="ALERT_ACS_ENDPOINT")
+    #: The user-assigned identity ACS is called with (empty: the default credential chain).
+    alert_acs_client_id: str = Field(default="", validation_alias="ALERT_ACS_CLIENT_ID")
+    #: Where alerts link to; empty: `https://<WEBSITE_HOSTNAME>/api/portal` in Azure, no link locally.
+    portal_url: str = Field(default="", validation_alias="PORTAL_URL")
 
     _environ: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -231,6 +288,13 @@ class Settings(BaseSettings):
 
     def _has_connection(self, name: str) -> bool:
         return any(key == name or key.startswith(f"{name}__") for key, v in self._environ.items() if v.strip())
+
+    def portal_base_url(self) -> str | None:
+        """The portal's address for links in alerts: PORTAL_URL, else the one App Service gives the app."""
+        if self.portal_url:
+            return self.portal_url.rstrip("/")
+        host = self.app_setting("WEBSITE_HOSTNAME")
+        return f"https://{host}/api/portal" if host else None
 
     @property
     def storage(self) -> Connection:

@@ -37,13 +37,16 @@ def storage_env(azurite: AzuriteProcess, prefix: str) -> dict[str, str]:
     """App settings pointing at the session's Azurite with this test's prefix.
 
     Receivers in tests listen on 127.0.0.1, which the egress policy refuses unless private endpoints
-    are allowed (tests/security checks the refusals with it off).
+    are allowed (tests/security checks the refusals with it off). `AUTH_MODE=key`: these settings serve
+    tests of storage and of devhost itself, where the function key is all the caller needs (the code
+    default, entra, would refuse every portal/API call without App Service Authentication in front).
     """
     return {
         "AzureWebJobsStorage": azurite.connection_string,
         "RecoveryStorage": azurite.connection_string,
         "REBOUND_PREFIX": prefix,
         "ALLOW_PRIVATE_ENDPOINTS": "true",
+        "AUTH_MODE": "key",
     }
 
 

@@ -1,8 +1,10 @@
-// The Rebound HTTP API, one function per route. Every call carries the function key; a 401
-// clears it and tells the app to ask again. Errors arrive as ApiError with the API's
-// {"error": {"code", "message", "details"}} unpacked.
+// The Rebound HTTP API, one function per route. Where people sign in (entra, dev) the browser's
+// session cookie goes with every call on its own; in key mode every call carries the function key.
+// A 401 tells the app to sign in (or to ask for the key) again. Errors arrive as ApiError with the
+// API's {"error": {"code", "message", "details"}} unpacked; a 403 names `details.required_role`.
 
 import { forgetKey, getKey } from "./key.js";
+import { signsIn } from "./session.js";
 
 // The page lives at <prefix>/portal, so the API prefix is the page's directory ("/api/").
 const API_BASE = new URL(".", window.location.href);
@@ -20,7 +22,7 @@ export class ApiError extends Error {
 
 let onUnauthorized = () => {};
 
-/** The app's reaction to a rejected key (show the key form). */
+/** The app's reaction to a 401: a sign-in that lapsed, or a rejected key (show the key form). */
 export function setUnauthorizedHandler(handler) {
   onUnauthorized = handler;
 }
@@ -33,8 +35,9 @@ function url(path, params = {}) {
   return target;
 }
 
-async function request(method, path, { params, body } = {}) {
-  const headers = { Accept: "application/json", "x-functions-key": getKey() };
+async function request(method, path, { params, body, quiet401 = false } = {}) {
+  const headers = { Accept: "application/json" };
+  if (!signsIn() && getKey()) headers["x-functions-key"] = getKey();
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -57,9 +60,11 @@ async function request(method, path, { params, body } = {}) {
     }
   }
   if (response.status === 401) {
-    forgetKey();
-    onUnauthorized();
-    throw new ApiError(401, data, "The function key was not accepted.");
+    const error = new ApiError(401, data, signsIn() ? "You are not signed in (or your sign-in has expired)." : "The function key was not accepted.");
+    if (quiet401) throw error;
+    if (!signsIn()) forgetKey();
+    onUnauthorized(error);
+    throw error;
   }
   if (!response.ok) throw new ApiError(response.status, data, `${method} ${path} answered ${response.status}`);
   return data;
@@ -69,6 +74,12 @@ const segment = encodeURIComponent;
 const integrationPath = (integration) => `integrations/${segment(integration)}`;
 
 export const api = {
+  /** How this deployment signs people in (anonymous). */
+  config: () => request("GET", "portal/config", { quiet401: true }),
+  /** Who is signed in; a 401 is the caller's to handle (it means: not signed in yet). */
+  me: () => request("GET", "me", { quiet401: true }),
+  audit: (filters, { limit = 50, cursor = null } = {}) => request("GET", "audit", { params: { ...filters, limit, cursor } }),
+
   overview: () => request("GET", "failures"),
   integrations: () => request("GET", "integrations"),
   integration: (integration) => request("GET", integrationPath(integration)),
@@ -86,6 +97,19 @@ export const api = {
   startJob: (integration, action, selection) =>
     request("POST", `${integrationPath(integration)}/jobs`, { body: { action, selection } }),
   cancelJob: (integration, id) => request("POST", `${integrationPath(integration)}/jobs/${segment(id)}/cancel`),
+
+  pickup: (integration) => request("GET", `${integrationPath(integration)}/pickup`),
+  runPickup: (integration) => request("POST", `${integrationPath(integration)}/pickup/run`),
+
+  control: (integration) => request("GET", `${integrationPath(integration)}/control`),
+  pause: (integration, reason) => request("POST", `${integrationPath(integration)}/pause`, { body: { reason } }),
+  resume: (integration) => request("POST", `${integrationPath(integration)}/resume`),
+
+  alertRules: () => request("GET", "alert-rules"),
+  saveAlertRule: (id, rule) => request("PUT", `alert-rules/${segment(id)}`, { body: rule }),
+  deleteAlertRule: (id) => request("DELETE", `alert-rules/${segment(id)}`),
+  testAlertRule: (id) => request("POST", `alert-rules/${segment(id)}/test`),
+  alerts: (limit = 50) => request("GET", "alerts", { params: { limit } }),
 
   recovery: () => request("GET", "recovery"),
   replay: () => request("POST", "recovery/replay"),

@@ -1,12 +1,18 @@
 // The URL is the state of the page: "#/" is the overview, "#/integrations/<id>?sender=x&q=y"
-// an integration's failures with its filters, "#/integrations/<id>/settings" its settings.
+// an integration's failures with its filters, "#/integrations/<id>/settings" its settings,
+// "#/audit?actor=x&action=y" the audit trail with its filters.
 // Shared or reloaded, a URL shows the same view. Hashes not starting with "#/" (the skip
 // link's "#main") are in-page anchors, not routes.
 
 /** The filter bar's fields, in the API's query parameter names. */
 export const FILTER_KEYS = ["from", "to", "q", "sender", "receiver", "origin", "group"];
 
-export const ORIGINS = ["endpoint", "engine", "ingest", "catastrophic", "config"];
+export const ORIGINS = ["endpoint", "engine", "ingest", "catastrophic", "config", "pickup"];
+
+/** The audit page's filters, in the API's query parameter names. */
+export const AUDIT_FILTER_KEYS = ["integration", "actor", "action", "from", "to"];
+
+export const AUDIT_ACTIONS = ["config.put", "config.delete", "job.start", "job.finish", "job.cancel", "recovery.replay", "pickup.run", "integration.pause", "integration.resume", "alert_rule.put", "alert_rule.delete", "alert_rule.test"];
 
 export function isRoute(hash) {
   return hash === "" || hash === "#" || hash.startsWith("#/");
@@ -19,6 +25,8 @@ export function parseRoute(hash) {
   const parts = path.split("/").filter(Boolean).map(safeDecode);
   const filters = filtersFrom(new URLSearchParams(query));
   if (parts.length === 0) return { view: "overview" };
+  if (parts.length === 1 && parts[0] === "alerts") return { view: "alerts" };
+  if (parts[0] === "audit" && parts.length === 1) return { view: "audit", filters: auditFiltersFrom(new URLSearchParams(query)) };
   if (parts[0] === "integrations" && parts.length === 2) return { view: "integration", integration: parts[1], filters };
   if (parts[0] === "integrations" && parts.length === 3 && parts[2] === "settings") {
     return { view: "settings", integration: parts[1] };
@@ -35,6 +43,22 @@ export function filtersFrom(params) {
   return filters;
 }
 
+export function auditFiltersFrom(params) {
+  const filters = {};
+  for (const key of AUDIT_FILTER_KEYS) {
+    const value = params.get(key);
+    if (value) filters[key] = value;
+  }
+  return filters;
+}
+
+export function auditHref(filters = {}) {
+  const query = new URLSearchParams();
+  for (const key of AUDIT_FILTER_KEYS) if (filters[key]) query.set(key, filters[key]);
+  const suffix = query.toString();
+  return `#/audit${suffix ? `?${suffix}` : ""}`;
+}
+
 export function overviewHref() {
   return "#/";
 }
@@ -44,6 +68,10 @@ export function integrationHref(integration, filters = {}) {
   for (const key of FILTER_KEYS) if (filters[key]) query.set(key, filters[key]);
   const suffix = query.toString();
   return `#/integrations/${encodeURIComponent(integration)}${suffix ? `?${suffix}` : ""}`;
+}
+
+export function alertsHref() {
+  return "#/alerts";
 }
 
 export function settingsHref(integration) {

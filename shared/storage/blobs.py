@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import BlobServiceClient
@@ -25,6 +26,15 @@ FALLBACK_CONCURRENCY = 16
 class Blob:
     data: bytes
     content_type: str | None
+    #: The version read (its ETag): a conditional delete removes exactly this version.
+    etag: str = ""
+
+
+@dataclass(frozen=True)
+class ListedBlob:
+    name: str
+    etag: str
+    size: int
 
 
 class BlobGateway:
@@ -64,7 +74,41 @@ class BlobGateway:
             except ResourceNotFoundError:
                 return None
             data = await stream.readall()
-        return Blob(data=data, content_type=stream.properties.content_settings.content_type)
+        properties = stream.properties
+        return Blob(data=data, content_type=properties.content_settings.content_type, etag=str(properties.etag or ""))
+
+    async def list_blobs(
+        self, container: str, *, prefix: str, limit: int, skip_prefix: str | None = None
+    ) -> list[ListedBlob]:
+        """Up to `limit` blobs whose names start with `prefix` (and not with `skip_prefix`), in name order.
+
+        A missing container raises the SDK's ResourceNotFoundError: whoever reads someone else's
+        container must say so, not create it.
+        """
+        listed: list[ListedBlob] = []
+        client = self._service.get_container_client(container)
+        async with storage_call(f"list {container}", self._timeout_s * 3):
+            async for blob in client.list_blobs(name_starts_with=prefix or None, results_per_page=min(limit, 5000)):
+                name = str(blob.name)
+                if skip_prefix and name.startswith(skip_prefix):
+                    continue
+                listed.append(ListedBlob(name=name, etag=str(blob.etag or ""), size=int(blob.size or 0)))
+                if len(listed) >= limit:
+                    break
+        return listed
+
+    async def delete_version(self, container: str, name: str, etag: str) -> bool:
+        """Delete the blob only while it is still the version `etag`; False when it is gone already.
+
+        ConcurrencyConflict when it was rewritten since: the newer content is not ours to remove.
+        """
+        client = self._service.get_blob_client(container, name)
+        async with storage_call(f"delete {container}/{name}", self._timeout_s):
+            try:
+                await client.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
+            except ResourceNotFoundError:
+                return False
+        return True
 
     async def delete(self, container: str, name: str) -> bool:
         """True if this call removed the blob; a missing blob counts as deleted."""

@@ -4,9 +4,9 @@ A connection string (Azurite, or an account key) builds key-authenticated client
 identity form (`<name>__queueServiceUri`, `__credential=managedidentity`, `__clientId`)
 builds clients with an azure-identity credential, as the Functions host does.
 
-`Settings.connection(name)` resolves the setting; the storage clients are built here, the
-Service Bus client by `shared.adapters.service_bus.build_service_bus_client`, and both take
-their credential from `build_credential` below.
+`Settings.connection(name)` resolves the setting; the storage clients and the Service Bus client
+(the recovery flow's, and the Service Bus adapter's) are built here, all taking their credential
+from `build_credential` below.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from azure.communication.email.aio import EmailClient
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.data.tables.aio import TableServiceClient
 from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+from azure.servicebus.aio import ServiceBusClient
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
@@ -103,3 +105,74 @@ class AccountClients:
         if self._credential is not None:
             await self._credential.close()
             self._credential = None
+
+
+# Few, quick SDK retries (as for storage): an outage must surface within our own time bound.
+_RETRY_TOTAL = 2
+_RETRY_BACKOFF_FACTOR = 0.2
+_RETRY_BACKOFF_MAX_S = 2.0
+
+
+class _IdentityServiceBusClient(ServiceBusClient):
+    """Closes the credential it was built with; the SDK client leaves that to the caller."""
+
+    def __init__(self, fully_qualified_namespace: str, credential: AsyncTokenCredential) -> None:
+        super().__init__(
+            fully_qualified_namespace,
+            credential,
+            retry_total=_RETRY_TOTAL,
+            retry_backoff_factor=_RETRY_BACKOFF_FACTOR,
+            retry_backoff_max=_RETRY_BACKOFF_MAX_S,
+        )
+        self._owned_credential = credential
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            await self._owned_credential.close()
+
+
+class _IdentityEmailClient(EmailClient):
+    """Closes the credential it was built with, like the Service Bus client above."""
+
+    def __init__(self, endpoint: str, credential: AsyncTokenCredential) -> None:
+        super().__init__(endpoint, credential, retry_total=_RETRY_TOTAL, retry_backoff_factor=_RETRY_BACKOFF_FACTOR)
+        self._owned_credential = credential
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            await self._owned_credential.close()
+
+
+def build_email_client(endpoint: str, *, client_id: str | None) -> EmailClient:
+    """An Azure Communication Services email client with the app's managed identity (no access key)."""
+    if not endpoint.startswith("https://"):
+        raise ConfigError("ALERT_ACS_ENDPOINT must be https://<resource>.communication.azure.com")
+    return _IdentityEmailClient(endpoint, DefaultAzureCredential(managed_identity_client_id=client_id or None))
+
+
+def build_service_bus_client(connection: Connection) -> ServiceBusClient:
+    """A Service Bus client from a connection setting: a connection string, or identity with a namespace."""
+    if connection.connection_string is not None:
+        try:
+            return ServiceBusClient.from_connection_string(
+                connection.connection_string,
+                retry_total=_RETRY_TOTAL,
+                retry_backoff_factor=_RETRY_BACKOFF_FACTOR,
+                retry_backoff_max=_RETRY_BACKOFF_MAX_S,
+            )
+        except ValueError:
+            # Not chained: the SDK's message may quote the malformed string, key included.
+            raise ConfigError(
+                f"connection setting {connection.name!r} is not a Service Bus connection string "
+                "(Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)"
+            ) from None
+    if not connection.fully_qualified_namespace:
+        raise ConfigError(
+            f"connection setting {connection.name!r} has no Service Bus namespace "
+            f"({connection.name}__fullyQualifiedNamespace)"
+        )
+    return _IdentityServiceBusClient(connection.fully_qualified_namespace, build_credential(connection))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared.models import AttemptRecord, Failure, FailureOrigin
+from shared.failures.models import Failure, FailureOrigin
+from shared.messages.models import AttemptRecord
 from shared.sensitive import mask_headers
 from shared.storage.tables import Entity
 

@@ -30,6 +30,16 @@ class StorageNames:
         return f"{self.prefix}jobs"
 
     @property
+    def drain_queue(self) -> str:
+        """One message per page of a paused integration's hold being drained (issue 18)."""
+        return f"{self.prefix}drain"
+
+    @property
+    def alert_events(self) -> str:
+        """Events that ask for an alert evaluation (issue 18)."""
+        return f"{self.prefix}alert-events"
+
+    @property
     def recovery(self) -> str:
         """On RecoveryStorage: the separate failure domain."""
         return f"{self.prefix}recovery"
@@ -56,9 +66,54 @@ class StorageNames:
         return f"{self.prefix}errorwindow"
 
     @property
+    def audit(self) -> str:
+        """Table: the audit trail (append-only; month partitions, newest first)."""
+        return f"{self.prefix}audit"
+
+    @property
     def recovery_state(self) -> str:
         """Table: the last sweep's result (what GET /recovery shows)."""
         return f"{self.prefix}recoverystate"
+
+    @property
+    def pickups(self) -> str:
+        """Table: per pickup source, the last run and the lease of the run going on."""
+        return f"{self.prefix}pickups"
+
+    @property
+    def pickup_seen(self) -> str:
+        """Table: items already picked, for duplicate detection (PICKUP_DEDUP_DAYS)."""
+        return f"{self.prefix}pickupseen"
+
+    @property
+    def control(self) -> str:
+        """Table: per integration, paused or not, the circuit breaker, the drain's lease."""
+        return f"{self.prefix}control"
+
+    @property
+    def held(self) -> str:
+        """Table: messages of paused integrations, in arrival order."""
+        return f"{self.prefix}held"
+
+    @property
+    def rate_limit(self) -> str:
+        """Table: the rate limits' token slots (a ring of rows per integration)."""
+        return f"{self.prefix}ratelimit"
+
+    @property
+    def circuit_window(self) -> str:
+        """Table: transient failures per integration per interval (the circuit breakers' error window)."""
+        return f"{self.prefix}circuitwindow"
+
+    @property
+    def alert_rules(self) -> str:
+        """Table: alert rules and their evaluation state."""
+        return f"{self.prefix}alertrules"
+
+    @property
+    def alerts(self) -> str:
+        """Table: the alerts that fired."""
+        return f"{self.prefix}alerts"
 
     @property
     def health_probe(self) -> str:
@@ -74,8 +129,3 @@ class StorageNames:
     def recovery_payloads(self) -> str:
         """On RecoveryStorage: bodies too large to park inline."""
         return f"{self.prefix}recoverypayloads"
-
-    @property
-    def app_queues(self) -> tuple[str, ...]:
-        """Queues whose poison twins belong to this app (the recovery sweep drains those)."""
-        return (self.inbound, self.jobs_queue)

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
+from shared.errors import ConcurrencyConflict
 from shared.storage.faults import error_code, storage_call
 
 T = TypeVar("T")
@@ -27,6 +28,8 @@ T = TypeVar("T")
 MAX_QUEUE_MESSAGE_BYTES = 64 * 1024
 #: -1: the message never expires (the service default is 7 days).
 NEVER_EXPIRE = -1
+#: The service's answer to a delete with the receipt of a lease that lapsed and was taken again.
+POP_RECEIPT_MISMATCH = "PopReceiptMismatch"
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,11 @@ class QueueGateway:
         return await self._on_queue(queue, "send to", call)
 
     async def receive(
-        self, queue: str, *, max_messages: int = 32, visibility_timeout_s: int = 30
+        self, queue: str, *, max_messages: int = 32, visibility_timeout_s: int = 30, create_missing: bool = True
     ) -> list[QueueMessage]:
+        """Up to `max_messages`, hidden for `visibility_timeout_s`. With `create_missing=False` (someone
+        else's queue) a missing queue raises the SDK's ResourceNotFoundError instead of being created."""
+
         async def call(client: QueueClient) -> list[QueueMessage]:
             batch = client.receive_messages(
                 messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=visibility_timeout_s
@@ -107,13 +113,27 @@ class QueueGateway:
                 async for m in batch
             ]
 
+        if not create_missing:
+            async with storage_call(f"receive from {queue}", self._timeout_s):
+                return await call(self._client(queue))
         return await self._on_queue(queue, "receive from", call)
 
     async def delete(self, queue: str, message: QueueMessage) -> None:
-        """Delete a received message; "not found" counts as done (Azurite says so right after some receives)."""
+        """Delete a received message; "not found" counts as done (Azurite says so right after some receives).
+
+        `ConcurrencyConflict` when the receipt is stale: the lease lapsed and another receiver took
+        the message, which is theirs now (the service answers 400 PopReceiptMismatch).
+        """
         async with storage_call(f"delete from {queue}", self._timeout_s):
-            with contextlib.suppress(ResourceNotFoundError):
+            try:
                 await self._client(queue).delete_message(message.id, message.pop_receipt)
+            except ResourceNotFoundError:
+                return
+            except HttpResponseError as exc:
+                if error_code(exc) == POP_RECEIPT_MISMATCH:
+                    lapsed = f"delete from {queue}: the lease lapsed; another receiver holds it"
+                    raise ConcurrencyConflict(lapsed) from exc
+                raise
 
     async def depth(self, queue: str) -> int:
         """Approximate number of messages; 0 for a queue that does not exist yet."""

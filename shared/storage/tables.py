@@ -8,9 +8,7 @@ Azurite accepts entities that Azure rejects, so the real limits are enforced her
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +19,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableEntity, TableTransactionError, TransactionOperation, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from shared.errors import BadParameter, ConcurrencyConflict, EntityTooLarge
+from shared.errors import ConcurrencyConflict, EntityTooLarge
 from shared.storage.faults import error_code, storage_call
 
 T = TypeVar("T")
@@ -72,25 +70,6 @@ def _clean(entity: Mapping[str, Any]) -> Entity:
 def etag_of(entity: TableEntity | Mapping[str, Any]) -> str | None:
     metadata = getattr(entity, "metadata", None)
     return metadata.get("etag") if metadata else None
-
-
-def encode_cursor(token: Mapping[str, Any] | None) -> str | None:
-    if not token:
-        return None
-    return base64.urlsafe_b64encode(json.dumps(dict(token), separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None, *, parameter: str = "cursor") -> dict[str, Any] | None:
-    if not cursor:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        token = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadParameter(parameter, "is not a cursor this API returned") from exc
-    if not isinstance(token, dict) or not all(isinstance(k, str) for k in token):
-        raise BadParameter(parameter, "is not a cursor this API returned")
-    return token
 
 
 @dataclass(frozen=True)

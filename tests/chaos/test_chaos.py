@@ -26,6 +26,7 @@ from shared.settings import Settings
 from tests.e2e.app_host import FUNCTION_KEY, app_env, unique_prefix
 from tests.support.fault_proxy import StorageProxies
 from tests.support.receiver import Answer, Receiver
+from tests.support.stores import azure_stores, stored_failures
 
 pytestmark = [pytest.mark.chaos, pytest.mark.xdist_group("chaos"), pytest.mark.timeout(300)]
 
@@ -35,6 +36,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 #: Seconds-scale recovery: a sweep every 2 s, parked messages visible at once.
 CHAOS_SETTINGS = {
+    # Chaos is about storage and the host, not sign-in: the host key opens everything, as before roles.
+    "AUTH_MODE": "key",
     "RECOVERY_SCHEDULE": "*/2 * * * * *",
     "RECOVERY_PARK_DELAY_S": "0",
     "RECOVERY_BATCH_SIZE": "2000",
@@ -102,6 +105,7 @@ async def observer(
             "AzureWebJobsStorage": main_azurite.connection_string,
             "RecoveryStorage": recovery_azurite.connection_string,
             "REBOUND_PREFIX": prefix,
+            "AUTH_MODE": "key",
         }
     )
     services = Services(settings)
@@ -206,16 +210,15 @@ async def settle(
 ) -> Reconciliation:
     """Wait until every accepted message is delivered or failed and nothing is parked, then count."""
     deadline = time.monotonic() + timeout_s
+    azure = azure_stores(observer)
     while True:
         delivered_ids = {r.headers.get("idempotency-key") for r in receiver.requests}
-        failed_ids = {
-            f.message_id async for f, _ in observer.failures.list_rows("PartitionKey eq @pk", {"pk": load.integration})
-        }
+        failed_ids = {f.message_id for f in await stored_failures(observer.stores.failures, load.integration)}
         done = load.accepted & (delivered_ids | failed_ids)
         # Settled also means nothing waits for a sweep any more: a parked copy of a message that
         # was delivered anyway comes back as a duplicate, and is counted as one.
-        parked = await observer.recovery_storage.queues.depth(observer.names.recovery)
-        parked += await observer.storage.queues.depth(observer.names.inbound_poison)
+        parked = await azure.recovery_account.queues.depth(azure.names.recovery)
+        parked += await azure.account.queues.depth(azure.names.inbound_poison)
         if (done == load.accepted and parked == 0) or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.5)

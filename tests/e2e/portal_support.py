@@ -9,8 +9,10 @@ this machine's closed network refuses, and those show up as errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Browser, ConsoleMessage, Page, Playwright, ViewportSize
 
+from devtools.process import DevhostProcess
 from tests.support.polling import until
 from tests.support.receiver import Receiver
 
@@ -39,6 +42,26 @@ UI_TIMEOUT_MS = 15_000
 #: What Chromium itself logs for any fetch answered 4xx/5xx. A test that provokes such an answer on
 #: purpose (409, 422) allows exactly that status; anything else logged as an error fails the test.
 _NETWORK_ERROR = re.compile(r"^Failed to load resource: the server responded with a status of (\d{3})\b")
+
+
+#: devhost's Easy Auth session cookie, as /.auth/login/dev sets it (the value names the dev user).
+SESSION_COOKIE = "AppServiceAuthSession"
+
+
+@contextlib.asynccontextmanager
+async def browser_page(
+    browser: Browser, console: ConsoleWatch, host: DevhostProcess, user: str | None
+) -> AsyncIterator[Page]:
+    """A fresh browser context, signed in as the dev `user` (None: nobody), watched for console errors."""
+    context = await browser.new_context(viewport=VIEWPORT, accept_downloads=True, color_scheme="light")
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    if user is not None:
+        await context.add_cookies([{"name": SESSION_COOKIE, "value": user, "url": host.base_url}])
+    page = await context.new_page()
+    console.attach(page)
+    yield page
+    await context.close()
+    assert not console.errors, f"the page logged errors: {console.errors}"
 
 
 async def launch_chromium(playwright: Playwright) -> Browser:

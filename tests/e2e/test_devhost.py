@@ -20,17 +20,30 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess, DevhostStartError
+from shared.auth import Principal, Role, parse_client_principal
 
 pytestmark = pytest.mark.e2e
 
 APP_DIR = Path(__file__).parent / "devhost_app"
 FUNCTION_KEY = "e2e-function-key"
+#: The `echo` function's own key (DEVHOST_FUNCTION_KEYS): it opens `echo` and nothing else.
+ECHO_KEY = "e2e-echo-key"
+DEV_USERS = {"admin": ["Rebound.Admin"], "operator": ["Rebound.Operator"], "reader": ["Rebound.Reader"]}
+#: What a client could try to slip past the front end.
+FORGED = {
+    "X-MS-CLIENT-PRINCIPAL": "eyJhdXRoX3R5cCI6ImFhZCJ9",
+    "X-MS-CLIENT-PRINCIPAL-NAME": "admin",
+    "x-ms-client-principal-id": "1",
+    "X-Ms-Client-Principal-Idp": "aad",
+    "X-MS-TOKEN-AAD-ID-TOKEN": "forged",
+}
 #: Fires on 1 January only: keeps the `tick` timer quiet in tests that are not about it.
 YEARLY = "0 0 0 1 1 *"
 #: Queue observations are received with this visibility timeout, so each is read once, without deletes.
@@ -145,8 +158,40 @@ def http_devhost(azurite: AzuriteProcess, tmp_path_factory: pytest.TempPathFacto
     storage_env = {"AzureWebJobsStorage": azurite.connection_string, "REBOUND_PREFIX": prefix}
     queue_client(azurite.connection_string, f"{prefix}observed").close()
     log_path = tmp_path_factory.mktemp("devhost") / "devhost.log"
-    with DevhostProcess(APP_DIR, app_env(storage_env), log_path=log_path) as process:
+    # No AUTH_MODE (so not dev): a marker from the environment must not reach the app.
+    with DevhostProcess(APP_DIR, app_env(storage_env, DEVHOST_EASY_AUTH="1"), log_path=log_path) as process:
         yield process
+
+
+@pytest.fixture(scope="module")
+def dev_auth_devhost(azurite: AzuriteProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevhostProcess]:
+    """devhost playing Easy Auth (AUTH_MODE=dev) for three dev users, with a per-function key for `echo`."""
+    storage_env = {"AzureWebJobsStorage": azurite.connection_string, "REBOUND_PREFIX": "t" + uuid.uuid4().hex[:10]}
+    env = app_env(
+        storage_env,
+        AUTH_MODE="dev",
+        DEVHOST_USERS=json.dumps(DEV_USERS),
+        DEVHOST_FUNCTION_KEYS=json.dumps({"echo": ECHO_KEY}),
+    )
+    log_path = tmp_path_factory.mktemp("devhost") / "devhost.log"
+    with DevhostProcess(APP_DIR, env, log_path=log_path) as process:
+        yield process
+
+
+def root_url(devhost: DevhostProcess) -> str:
+    """The host root (`/.auth/...` lives there, outside the /api prefix)."""
+    return devhost.base_url.removesuffix("/api")
+
+
+def browser(devhost: DevhostProcess) -> httpx.Client:
+    """A client that keeps cookies and does not follow redirects (the tests look at them)."""
+    return httpx.Client(base_url=root_url(devhost), follow_redirects=False, trust_env=False, timeout=30)
+
+
+def seen_by_app(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 # HTTP
@@ -236,6 +281,181 @@ def test_request_body_over_ten_mib_reaches_the_function_and_comes_back(http_devh
     # Then
     assert (status, headers["Content-Type"]) == (201, "application/octet-stream")
     assert body == payload
+
+
+# Easy Auth (AUTH_MODE=dev) and per-function keys
+
+
+@pytest.mark.parametrize("devhost_fixture", ["http_devhost", "dev_auth_devhost"])
+def test_principal_headers_a_client_sends_never_reach_the_app_in_any_mode(devhost_fixture, request):
+    # Given
+    devhost: DevhostProcess = request.getfixturevalue(devhost_fixture)
+
+    # When
+    with browser(devhost) as client:
+        seen = seen_by_app(client.get("/api/whoami", headers=FORGED))
+
+    # Then
+    assert seen["headers"] == dict.fromkeys(
+        ["X-MS-CLIENT-PRINCIPAL", "X-MS-CLIENT-PRINCIPAL-NAME", "X-MS-CLIENT-PRINCIPAL-ID", "X-MS-CLIENT-PRINCIPAL-IDP"]
+    )
+    assert seen["token_headers"] == []
+
+
+def test_only_devhost_playing_easy_auth_marks_the_apps_environment(http_devhost, dev_auth_devhost):
+    # When
+    with browser(http_devhost) as plain, browser(dev_auth_devhost) as playing:
+        unmarked = seen_by_app(plain.get("/api/whoami"))
+        marked = seen_by_app(playing.get("/api/whoami"))
+
+    # Then (http_devhost was started with DEVHOST_EASY_AUTH=1 in its environment)
+    assert unmarked["marker"] is None
+    assert marked["marker"] == "1"
+
+
+def test_a_bearer_dev_user_reaches_the_app_as_the_principal_easy_auth_injects(dev_auth_devhost):
+    # Given: a dev user's token, and a forged admin principal beside it
+    headers = {**FORGED, "Authorization": "Bearer dev:operator"}
+
+    # When
+    with browser(dev_auth_devhost) as client:
+        seen = seen_by_app(client.get("/api/whoami", headers=headers))
+
+    # Then
+    injected = seen["headers"]
+    assert parse_client_principal(injected) == Principal(
+        name="operator", id="operator", auth="dev", roles=frozenset({Role.OPERATOR})
+    )
+    assert (injected["X-MS-CLIENT-PRINCIPAL-NAME"], injected["X-MS-CLIENT-PRINCIPAL-IDP"]) == ("operator", "dev")
+    assert seen["authorization"] == "Bearer dev:operator"
+    assert seen["token_headers"] == []
+
+
+@pytest.mark.parametrize("authorization", ["Bearer dev:nobody", "Bearer eyJ0eXAiOiJKV1QifQ.e30.x"])
+def test_an_unknown_dev_user_is_a_401_json_error_even_on_an_anonymous_route(dev_auth_devhost, authorization):
+    # When
+    with browser(dev_auth_devhost) as client:
+        response = client.get("/api/whoami", headers={"Authorization": authorization})
+
+    # Then
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
+
+
+def test_signing_in_on_the_page_sets_a_session_that_me_and_the_app_see_until_sign_out(dev_auth_devhost):
+    with browser(dev_auth_devhost) as client:
+        # Given: the sign-in page, asked to come back to the app afterwards
+        page = client.get("/.auth/login/dev", params={"post_login_redirect_uri": "/api/whoami"})
+        assert page.status_code == 200
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert '<label for="user-reader">reader' in page.text
+        assert 'name="post_login_redirect_uri" value="/api/whoami"' in page.text
+
+        # When: the form is sent for "reader"
+        signed_in = client.post("/.auth/login/dev", data={"user": "reader", "post_login_redirect_uri": "/api/whoami"})
+
+        # Then: back to the app, with an HttpOnly SameSite=Lax session cookie
+        assert (signed_in.status_code, signed_in.headers["Location"]) == (302, "/api/whoami")
+        cookie = signed_in.headers["Set-Cookie"]
+        assert cookie.startswith("AppServiceAuthSession=reader;")
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+        principal = parse_client_principal(seen_by_app(client.get("/api/whoami"))["headers"])
+        assert principal is not None and principal.name == "reader"
+        me = client.get("/.auth/me")
+        assert me.status_code == 200
+        assert me.json() == [
+            {
+                "provider_name": "dev",
+                "user_id": "reader",
+                "user_claims": [
+                    {"typ": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier", "val": "reader"},
+                    {"typ": "name", "val": "reader"},
+                    {"typ": "roles", "val": "Rebound.Reader"},
+                ],
+            }
+        ]
+
+        # When: signing out
+        signed_out = client.get("/.auth/logout")
+
+        # Then: the cookie is gone, and so is the principal
+        assert (signed_out.status_code, signed_out.headers["Location"]) == (302, "/.auth/login/dev")
+        assert client.cookies.get("AppServiceAuthSession") is None
+        assert client.get("/.auth/me").status_code == 401
+        assert seen_by_app(client.get("/api/whoami"))["headers"]["X-MS-CLIENT-PRINCIPAL"] is None
+
+
+def test_me_answers_a_bearer_dev_user_and_refuses_an_anonymous_caller(dev_auth_devhost):
+    # When
+    with browser(dev_auth_devhost) as client:
+        bearer = client.get("/.auth/me", headers={"Authorization": "Bearer dev:admin"})
+        anonymous = client.get("/.auth/me")
+
+    # Then
+    assert bearer.json()[0]["user_id"] == "admin"
+    assert (anonymous.status_code, anonymous.json()["error"]["code"]) == (401, "unauthenticated")
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example"])
+def test_sign_in_and_sign_out_redirect_only_to_paths_on_this_host(dev_auth_devhost, target):
+    # When
+    with browser(dev_auth_devhost) as client:
+        page = client.get("/.auth/login/dev", params={"post_login_redirect_uri": target})
+        form = client.post("/.auth/login/dev", data={"user": "admin", "post_login_redirect_uri": target})
+        logout = client.get("/.auth/logout", params={"post_logout_redirect_uri": target})
+
+    # Then
+    for response in (page, form, logout):
+        assert response.status_code == 400
+        assert response.json()["error"]["details"]["parameter"].startswith("post_log")
+    assert "Set-Cookie" not in form.headers
+
+
+def test_signing_in_as_an_unknown_user_is_401_and_sets_no_cookie(dev_auth_devhost):
+    # When
+    with browser(dev_auth_devhost) as client:
+        response = client.post("/.auth/login/dev", data={"user": "root"})
+
+    # Then
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthenticated")
+    assert "Set-Cookie" not in response.headers
+
+
+def test_the_auth_endpoints_exist_only_while_devhost_plays_easy_auth(http_devhost):
+    # When
+    with browser(http_devhost) as client:
+        response = client.get("/.auth/me", headers={"Authorization": "Bearer dev:admin"})
+
+    # Then
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+
+
+def test_a_functions_own_key_opens_that_function_and_nothing_else(dev_auth_devhost):
+    # Given
+    url = dev_auth_devhost.base_url
+
+    # When
+    own_key = call("POST", f"{url}/echo", headers={"x-functions-key": ECHO_KEY}, body=b"hi")
+    own_key_in_query = call("POST", f"{url}/echo?code={ECHO_KEY}", body=b"hi")
+    elsewhere = call("GET", f"{url}/items/books/1", headers={"x-functions-key": ECHO_KEY})
+    host_key_there = call("GET", f"{url}/items/books/1", headers={"x-functions-key": FUNCTION_KEY})
+    host_key_here = call("POST", f"{url}/echo", headers={"x-functions-key": FUNCTION_KEY}, body=b"hi")
+
+    # Then
+    assert (own_key[0], own_key[2]) == (201, b"hi")
+    assert own_key_in_query[0] == 201
+    assert (elsewhere[0], error_code(elsewhere[2])) == (401, "unauthorized")
+    assert (host_key_there[0], host_key_here[0]) == (200, 201)
+
+
+def test_a_dev_user_needs_the_function_key_as_well_on_a_keyed_route(dev_auth_devhost):
+    # When: Easy Auth identifies the caller; the Functions level still wants its key
+    status, _, body = call(
+        "GET", f"{dev_auth_devhost.base_url}/items/books/1", headers={"Authorization": "Bearer dev:admin"}
+    )
+
+    # Then
+    assert (status, error_code(body)) == (401, "unauthorized")
 
 
 # Queues

@@ -12,11 +12,12 @@ import pytest
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from shared.models import FailureOrigin
+from shared.failures.models import FailureOrigin
 from shared.services import Services
 from shared.settings import Settings
 from tests.e2e.app_host import app_env, client, running_app, unique_prefix
 from tests.support.receiver import Answer, Receiver
+from tests.support.stores import azure_stores, stored_failures
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ async def ingest(host: DevhostProcess, name: str, body: bytes, **headers: str) -
 async def wait_for_failures(services: Services, integration: str, count: int = 1, timeout_s: float = 30):
     deadline = time.monotonic() + timeout_s
     while True:
-        found = [f async for f, _ in services.failures.list_rows("PartitionKey eq @pk", {"pk": integration})]
+        found = await stored_failures(services.stores.failures, integration)
         if len(found) >= count:
             return found
         if time.monotonic() > deadline:
@@ -73,12 +74,13 @@ async def wait_for_failures(services: Services, integration: str, count: int = 1
 async def settled_counts(host: DevhostProcess, services: Services, integration: str, timeout_s: float = 30):
     """The engine's counters for `integration` once it has delivered, and nothing is left on `inbound`
     (no requeued or redelivered copy pending): the event after which nothing more can arrive."""
+    azure = azure_stores(services)
     async with client(host) as http:
         deadline = time.monotonic() + timeout_s
         while True:
             snapshot = (await http.get("/metrics", params={"window_minutes": "5"})).json()
             counts = snapshot["integrations"].get(integration, {}).get("since_start", {})
-            pending = await services.storage.queues.depth(services.names.inbound)
+            pending = await azure.account.queues.depth(azure.names.inbound)
             if counts.get("delivered") and pending == 0:
                 return counts
             if time.monotonic() > deadline:
@@ -174,7 +176,8 @@ async def test_one_mebibyte_binary_payload_is_delivered_byte_identical(host, rec
 
 
 async def test_malformed_queue_message_becomes_an_ingest_failure(host, services):
-    await services.storage.queues.send(services.names.inbound, "<<not an envelope>>")
+    azure = azure_stores(services)
+    await azure.account.queues.send(azure.names.inbound, "<<not an envelope>>")
 
     failures = await wait_for_failures(services, "_unknown")
 
@@ -192,12 +195,14 @@ async def test_unknown_integration_is_404_and_oversized_body_is_413(host, receiv
     assert json.loads(too_large.text)["error"]["details"]["limit_bytes"] == 2 * 1024 * 1024
 
 
-async def test_portal_routes_need_the_function_key(host):
+async def test_portal_routes_need_a_sign_in_and_the_key_alone_does_not_open_them(host):
     async with client(host) as http:
-        anonymous = await http.get("/integrations", headers={"x-functions-key": ""})
-        health = await http.get("/health", headers={"x-functions-key": ""})
+        anonymous = await http.get("/integrations", headers={"x-functions-key": "", "Authorization": ""})
+        key_only = await http.get("/integrations", headers={"Authorization": ""})
+        health = await http.get("/health", headers={"x-functions-key": "", "Authorization": ""})
 
-    assert anonymous.status_code == 401
+    assert (anonymous.status_code, key_only.status_code) == (401, 401)
+    assert key_only.json()["error"]["code"] == "unauthenticated"
     assert health.status_code == 200
 
 

@@ -5,6 +5,10 @@ Each test is one user story. Every test fails on a console error or an uncaught 
 page; a test that provokes an error answer on purpose (409, 422, 401) allows only Chromium's own
 "Failed to load resource" line for that status. Screenshots of each main view, light and dark,
 land in tests/e2e/artifacts/.
+
+The host runs in AUTH_MODE=dev, as `make run` does: `page` is a browser signed in as the dev admin
+(devhost's session cookie), `anonymous_page` one signed in as nobody, who signs in through devhost's
+login page as a user would. The key form is the story of a second host in AUTH_MODE=key.
 """
 
 from __future__ import annotations
@@ -29,9 +33,9 @@ from devtools.process import DevhostProcess
 from tests.e2e.app_host import FUNCTION_KEY, app_env, client, running_app, unique_prefix
 from tests.e2e.portal_support import (
     UI_TIMEOUT_MS,
-    VIEWPORT,
     ConsoleWatch,
     Message,
+    browser_page,
     failure_count,
     launch_chromium,
     screenshots,
@@ -74,14 +78,23 @@ async def console() -> ConsoleWatch:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def page(browser: Browser, console: ConsoleWatch) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport=VIEWPORT, accept_downloads=True, color_scheme="light")
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    page = await context.new_page()
-    console.attach(page)
-    yield page
-    await context.close()
-    assert not console.errors, f"the page logged errors: {console.errors}"
+async def page(browser: Browser, console: ConsoleWatch, host: DevhostProcess) -> AsyncIterator[Page]:
+    async with browser_page(browser, console, host, "admin") as page:
+        yield page
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def anonymous_page(browser: Browser, console: ConsoleWatch, host: DevhostProcess) -> AsyncIterator[Page]:
+    # Before anyone signs in the page asks who is (401): Chromium logs that answer, which is expected here.
+    console.allow_status(401)
+    async with browser_page(browser, console, host, None) as page:
+        yield page
+
+
+@pytest.fixture(scope="module")
+def key_host(azurite: AzuriteProcess) -> Iterator[DevhostProcess]:
+    with running_app(app_env(azurite, unique_prefix(), AUTH_MODE="key")) as host:
+        yield host
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -101,8 +114,8 @@ async def http(host: DevhostProcess) -> AsyncIterator[httpx.AsyncClient]:
 expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
-def portal_url(host: DevhostProcess, route: str = "#/", *, key: str | None = FUNCTION_KEY) -> str:
-    """The URL `make run` prints (key in `?code=`), optionally pointing at a view."""
+def portal_url(host: DevhostProcess, route: str = "#/", *, key: str | None = None) -> str:
+    """The portal's URL, optionally pointing at a view; in key mode `make run` prints it with `?code=<key>`."""
     return f"{host.base_url}/portal" + (f"?code={key}" if key else "") + route
 
 
@@ -115,13 +128,14 @@ async def test_the_overview_lists_integrations_by_last_failure_and_opens_one(pag
     await seed_failures(http, receiver, "ovolder", [Message({"n": 1})])
     await seed_failures(http, receiver, "ovnewer", [Message({"n": 1}), Message({"n": 2}, sender="pos")])
 
-    # When the portal is opened with the URL `make run` prints
+    # When the portal is opened by the signed-in admin
     await page.goto(portal_url(host))
 
-    # Then the key is taken and dropped from the address bar, and the newest failure comes first
+    # Then the header says who is signed in, and the newest failure comes first
+    await expect(page.get_by_test_id("signed-in-as")).to_have_text("admin")
+    await expect(page.get_by_test_id("signed-in-role")).to_have_text("Admin")
     table = page.get_by_test_id("overview-table")
     await expect(table.locator("tr[data-integration='ovolder']")).to_be_visible()
-    assert "code=" not in page.url
     order = await table.locator("tbody tr").evaluate_all("rows => rows.map(r => r.dataset.integration)")
     assert order.index("ovnewer") < order.index("ovolder")
     newer = table.locator("tr[data-integration='ovnewer']")
@@ -156,25 +170,38 @@ async def test_the_overview_lists_integrations_by_last_failure_and_opens_one(pag
     await expect(rows(page).first).to_contain_text("400")
 
 
-async def test_the_key_is_asked_for_once_and_kept_for_the_browser_session(page, console, host):
-    # Given a portal URL without a key
+async def test_in_key_mode_the_url_key_is_taken_and_dropped_from_the_address_bar(browser, console, key_host):
+    # Given a host in key mode, and the URL `make run` prints there (the key in `?code=`)
+    async with browser_page(browser, console, key_host, None) as page:
+        # When the portal is opened with it
+        await page.goto(portal_url(key_host, key=FUNCTION_KEY))
+
+        # Then the overview opens, the key is dropped from the address bar, and the header says a key is set
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Failures")
+        assert "code=" not in page.url
+        await expect(page.get_by_test_id("account")).to_contain_text("Function key set")
+
+
+async def test_in_key_mode_the_key_is_asked_for_once_and_kept_for_the_browser_session(browser, console, key_host):
+    # Given a host in key mode, and a portal URL without a key
     console.allow_status(401)
-    await page.goto(portal_url(host, key=None))
+    async with browser_page(browser, console, key_host, None) as page:
+        await page.goto(portal_url(key_host))
 
-    # When the user enters a wrong key, then the right one
-    form = page.get_by_test_id("key-form")
-    await form.get_by_label("Function key").fill("wrong")
-    await form.get_by_role("button", name="Open the portal").click()
-    await expect(page.get_by_role("alert").filter(has_text="not accepted")).to_be_visible()
-    await form.get_by_label("Function key").fill(FUNCTION_KEY)
-    await form.get_by_role("button", name="Open the portal").click()
+        # When the user enters a wrong key, then the right one
+        form = page.get_by_test_id("key-form")
+        await form.get_by_label("Function key").fill("wrong")
+        await form.get_by_role("button", name="Open the portal").click()
+        await expect(page.get_by_role("alert").filter(has_text="not accepted")).to_be_visible()
+        await form.get_by_label("Function key").fill(FUNCTION_KEY)
+        await form.get_by_role("button", name="Open the portal").click()
 
-    # Then the overview opens, and a reload in the same tab needs no key again
-    await expect(page.get_by_role("heading", level=1)).to_have_text("Failures")
-    await page.reload()
-    await expect(page.get_by_test_id("recovery-panel")).to_be_visible()
-    await expect(page.get_by_test_id("key-form")).to_have_count(0)
-    assert await page.evaluate("sessionStorage.getItem('rebound.functionKey')") == FUNCTION_KEY
+        # Then the overview opens, and a reload in the same tab needs no key again
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Failures")
+        await page.reload()
+        await expect(page.get_by_test_id("recovery-panel")).to_be_visible()
+        await expect(page.get_by_test_id("key-form")).to_have_count(0)
+        assert await page.evaluate("sessionStorage.getItem('rebound.functionKey')") == FUNCTION_KEY
 
 
 async def test_without_recovery_routes_the_panel_says_recovery_status_is_unavailable(page, console, host):
@@ -191,8 +218,8 @@ async def test_without_recovery_routes_the_panel_says_recovery_status_is_unavail
     await expect(page.get_by_role("heading", level=2, name="Integrations with failures")).to_be_visible()
 
 
-async def test_the_page_and_its_files_are_served_without_a_key_and_nothing_outside_portal(host):
-    # Given a client without the function key
+async def test_the_page_and_its_files_are_served_to_anyone_and_nothing_outside_portal(host):
+    # Given a client that is not signed in
     async with httpx.AsyncClient(base_url=host.base_url, timeout=10, trust_env=False) as anonymous:
         # When it asks for the page, a script, a trailing-slash URL and paths that climb out of portal/
         page = await anonymous.get("/portal")
@@ -200,14 +227,17 @@ async def test_the_page_and_its_files_are_served_without_a_key_and_nothing_outsi
         slash = await anonymous.get("/portal/?code=k")
         climbs = [await anonymous.get(path) for path in ("/portal/%2e%2e/host.json", "/portal/..%2fhost.json")]
         api = await anonymous.get("/failures")
+        config = await anonymous.get("/portal/config")
 
-    # Then the files come with their types, the slash redirects, the climbs are 404, and the API still needs the key
+    # Then the files and the sign-in config come with their types, the slash redirects, the climbs are 404,
+    # and the API still needs a sign-in
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     assert (slash.status_code, slash.headers["location"]) == (308, "/api/portal?code=k")
     assert [response.status_code for response in climbs] == [404, 404]
     assert api.status_code == 401
+    assert config.json() == {"auth_mode": "dev", "sign_in": "/.auth/login/dev", "sign_out": "/.auth/logout"}
 
 
 async def test_filter_then_retry_a_subset_and_watch_the_job_complete(page, http, receiver, host):
@@ -521,3 +551,107 @@ async def put_on_queue(azurite: AzuriteProcess, queue: str, text: str) -> None:
 
 async def _count_since(receiver: Receiver, before: int) -> int:
     return len(receiver.requests) - before
+
+
+# --- sign-in and roles ------------------------------------------------------------------------
+
+
+async def sign_in_as(page: Page, host: DevhostProcess, user: str, route: str = "#/") -> None:
+    """Open the portal signed out, follow its Sign in link to devhost's login page, and pick `user`."""
+    await page.goto(portal_url(host, route))
+    card = page.get_by_test_id("sign-in")
+    await expect(card.get_by_role("heading", level=1)).to_have_text("Sign in")
+    await card.get_by_role("link", name="Sign in").click()
+    await page.get_by_role("radio", name=re.compile(rf"^{user} ")).check()
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_test_id("signed-in-as")).to_have_text(user)
+
+
+async def test_a_reader_signs_in_sees_everything_and_is_offered_nothing_to_change(anonymous_page, http, receiver, host):
+    # Given failures and a config, and a browser that is signed in as nobody
+    page = anonymous_page
+    await seed_failures(http, receiver, "readonly", [Message({"n": 1}), Message({"n": 2})])
+
+    # When the reader signs in through the page's Sign in link
+    await sign_in_as(page, host, "reader")
+
+    # Then the header says who, with the role, and the overview lists the integration, without Replay
+    await expect(page.get_by_test_id("signed-in-role")).to_have_text("Reader")
+    await expect(page.get_by_test_id("overview-table").locator("tr[data-integration='readonly']")).to_be_visible()
+    panel = page.get_by_test_id("recovery-panel")
+    await expect(panel.get_by_role("button", name="Refresh")).to_be_visible()
+    await expect(panel.get_by_role("button", name="Replay now")).to_have_count(0)
+
+    # When the reader opens the integration
+    await page.goto(portal_url(host, "#/integrations/readonly"))
+
+    # Then the failures are listed, but there is no Retry, no Delete, no selection, and the page says why
+    await expect(rows(page)).to_have_count(2)
+    await expect(page.get_by_role("button", name="Retry", exact=True)).to_have_count(0)
+    await expect(page.get_by_role("button", name="Delete", exact=True)).to_have_count(0)
+    await expect(page.get_by_test_id("failures-table").get_by_role("checkbox")).to_have_count(0)
+    await expect(page.get_by_test_id("read-only-note")).to_contain_text("Operator")
+    await screenshots(page, "integration-reader")
+
+    # And the settings are shown, but cannot be saved
+    await page.goto(portal_url(host, "#/integrations/readonly/settings"))
+    form = page.get_by_test_id("settings-form")
+    await expect(form.locator("[data-field='retry.linear_count']")).to_be_disabled()
+    await expect(form.get_by_role("button", name="Save retry policy")).to_have_count(0)
+    await expect(form.get_by_test_id("read-only-note")).to_contain_text("Admin")
+
+    # When the reader signs out
+    await page.get_by_role("link", name="Sign out").click()
+
+    # Then the page asks to sign in again
+    await expect(page.get_by_test_id("sign-in")).to_be_visible()
+    await expect(page.get_by_test_id("account")).to_have_text("")
+
+
+async def test_an_operator_signs_in_retries_a_failure_and_finds_it_in_the_audit_trail(
+    anonymous_page, http, receiver, host
+):
+    # Given a failure, a receiver that accepts from now on, and a browser signed in as nobody
+    page = anonymous_page
+    await seed_failures(http, receiver, "audited", [Message({"n": 1})])
+    receiver.script = [Answer(200)]
+
+    # When the operator signs in, lands back on the page, and retries the failure
+    await sign_in_as(page, host, "operator")
+    await page.goto(portal_url(host, "#/integrations/audited"))
+    await expect(rows(page)).to_have_count(1)
+    await rows(page).first.get_by_role("checkbox").check()
+    await page.get_by_role("button", name="Retry", exact=True).click()
+    await page.get_by_role("dialog").get_by_role("button", name="Retry 1 failure").click()
+
+    # Then the job completes, and its card says who started it
+    card = page.get_by_test_id("job-card").first
+    await expect(card).to_have_attribute("data-state", "completed")
+    await expect(card).to_contain_text("by operator")
+    # And the settings are the operator's to read, not to change
+    await page.goto(portal_url(host, "#/integrations/audited/settings"))
+    await expect(page.get_by_test_id("settings-form").get_by_role("button", name="Save retry policy")).to_have_count(0)
+
+    # When the operator opens Audit from the navigation and filters on themself
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Audit")
+    filters = page.get_by_test_id("audit-filters")
+    await filters.get_by_label("Who").fill("operator")
+    await filters.get_by_label("Integration").fill("audited")
+    await filters.get_by_role("button", name="Apply filters").click()
+
+    # Then the URL carries the filters, and the trail shows the job's start and end as the operator's, newest first
+    trail = page.get_by_test_id("audit-table").locator("tbody tr")
+    await expect(trail).to_have_count(2)
+    assert "actor=operator" in page.url and "integration=audited" in page.url
+    actions = await trail.evaluate_all("rows => rows.map(r => [r.dataset.action, r.dataset.actor])")
+    assert actions == [["job.finish", "operator"], ["job.start", "operator"]]
+    await expect(trail.first).to_contain_text("state: completed")
+    await screenshots(page, "audit")
+
+    # When the filter is narrowed to an action nobody took here
+    await filters.get_by_label("Action").select_option("config.delete")
+    await filters.get_by_role("button", name="Apply filters").click()
+
+    # Then the page says so
+    await expect(page.get_by_test_id("audit-empty")).to_have_text("No entries match these filters.")

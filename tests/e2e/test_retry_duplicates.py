@@ -88,7 +88,7 @@ async def post(http: httpx.AsyncClient, integration: str, message_id: str) -> No
 
 async def inbound_is_empty(services: Services) -> bool:
     # The approximate count includes messages an invocation holds: 0 means every copy was processed.
-    return await services.storage.queues.depth(services.names.inbound) == 0
+    return await services.stores.inbound.depth() == 0
 
 
 async def failures_of(http: httpx.AsyncClient, integration: str) -> list[dict]:

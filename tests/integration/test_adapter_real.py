@@ -13,10 +13,10 @@ from aiohttp import web
 from multidict import CIMultiDictProxy
 
 from devtools.azurite import AzuritePorts, AzuriteProcess, connection_string, free_port
-from shared.adapters.base import Delivery
-from shared.adapters.registry import SenderRegistry
+from shared.config.models import HttpEndpoint, StorageQueueEndpoint
+from shared.delivery.adapters.base import Delivery
+from shared.delivery.adapters.registry import SenderRegistry
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
-from shared.models import HttpEndpoint, StorageQueueEndpoint
 from shared.settings import Settings
 from shared.storage.account import StorageAccount
 from shared.storage.queues import MAX_QUEUE_MESSAGE_BYTES

@@ -11,10 +11,19 @@ from bench.report import write_report
 
 TINY = [
     *("--failures", "200", "--raw-sample", "100", "--messages", "100", "--captures", "10", "--parked", "50"),
-    *("--host-messages", "40", "--latency-seconds", "0.4", "--retry-failures", "60"),
+    *("--host-messages", "40", "--latency-seconds", "0.4", "--retry-failures", "60", "--pickup-files", "30"),
 ]
 #: host: the end-to-end row, then p50 and p95 at each of the two offered loads.
-EXPECTED_ROWS = {"engine": 2, "host": 5, "jobs": 2, "retry-delivered": 1, "list": 8, "capture": 1, "recovery": 1}
+EXPECTED_ROWS = {
+    "engine": 2,
+    "host": 5,
+    "jobs": 2,
+    "retry-delivered": 1,
+    "list": 8,
+    "capture": 1,
+    "recovery": 1,
+    "pickup": 1,
+}
 
 
 @pytest.mark.timeout(300)

@@ -1,348 +1,118 @@
-"""Retry and delete jobs against Azurite: the lock, paging, checkpoints, cancel, rate, crashes."""
+"""Retry and delete jobs run end to end on the Azure stores, wired by `Services` as the app wires them.
+
+What jobs do is asserted on the twins (tests/unit/jobs); what each Azure store does, by the contract
+suite (tests/contract). These two runs prove the pieces fit on Azure: the `jobs` queue as the host
+delivers it, table transactions over the frozen selection, and content removed from the blobs.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from datetime import timedelta
+from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import AnyHttpUrl
 
-from shared.errors import Conflict, JobAlreadyActive, StorageUnavailable
-from shared.failures import new_failure
-from shared.jobs import JobLimits, JobService
-from shared.models import Envelope, FailureOrigin, JobAction, JobRequest, JobSelection, JobState
+from shared.config.models import HttpEndpoint, IntegrationConfig
+from shared.failures.models import Failure, FailureOrigin
+from shared.failures.records import new_failure
+from shared.jobs.models import JobAction, JobRequest, JobSelection, JobState
+from shared.messages.models import Envelope
 from shared.services import Services
-from shared.storage.jobs import JobStore
-from tests.fakes import FakeTime
+from shared.settings import Settings
+from shared.values import utc_now
+from tests.support.auth import TESTER
+from tests.support.stores import azure_stores, stored_failures
 
 
 @pytest.fixture
-def time() -> FakeTime:
-    return FakeTime()
+async def services(storage_env: dict[str, str]) -> AsyncIterator[Services]:
+    services = Services(Settings.from_env({**storage_env, "JOB_PAGE_SIZE": "5", "JOB_RATE_LIMIT_PER_S": "1000"}))
+    try:
+        yield services
+    finally:
+        await services.close()
 
 
-def make_service(
-    services: Services, time: FakeTime, *, page_size=5, rate=1000.0, depth=1000, queues=None
-) -> JobService:
-    return JobService(
-        jobs=JobStore(services.storage.tables.table(services.names.jobs_table)),
-        failures=services.failures,
-        payloads=services.payloads,
-        queues=queues or services.storage.queues,
-        inbound_queue=services.names.inbound,
-        jobs_queue=services.names.jobs_queue,
-        limits=JobLimits(page_size=page_size, rate_per_s=rate, max_inbound_depth=depth),
-        sleep=time.sleep,
-        monotonic=time.monotonic,
-    )
-
-
-async def seed(
-    services: Services,
-    time: FakeTime,
-    count: int,
-    *,
-    integration="orders",
-    sender="shop",
-    origin=FailureOrigin.ENDPOINT,
-):
-    """`count` failures, one second apart, each with its content in the payloads blob."""
+async def seed(services: Services, count: int, *, sender: str = "shop") -> list[Failure]:
+    """The integration's config and `count` failures, each with its content in the payloads blob."""
+    endpoint = HttpEndpoint(url=AnyHttpUrl("https://receiver.example/in"))
+    await services.stores.integrations.put(IntegrationConfig(id="orders", name="orders", endpoint=endpoint))
     failures = []
     for number in range(count):
-        envelope = Envelope(integration=integration, body_text=f'{{"n": {number}}}', sender=sender, resend_count=1)
-        await services.payloads.put(envelope.id, envelope.inline_body() or b"", content_type="application/json")
+        envelope = Envelope(integration="orders", body_text=f'{{"n": {number}}}', sender=sender, resend_count=1)
+        await services.stores.payloads.put(envelope.id, envelope.inline_body() or b"", content_type="application/json")
         failure = new_failure(
-            envelope, origin=origin, reason=f"HTTP 503 #{number}", now=time.now(), body_ref=envelope.id, status_code=503
+            envelope, origin=FailureOrigin.ENDPOINT, reason=f"HTTP 503 #{number}", now=utc_now(), body_ref=envelope.id
         )
-        await services.failures.add(failure)
-        failures.append(failure)
-        time.advance(1)
+        failures.append(await services.stores.failures.add(failure))
     return failures
 
 
-async def run_until_done(services: Services, service: JobService, time: FakeTime, *, limit=100) -> int:
+async def run_until_done(services: Services, *, limit: int = 100) -> int:
     """Deliver `jobs` queue messages to the runner like the host would; returns pages run."""
     pages = 0
+    azure = azure_stores(services)
     for _ in range(limit):
-        messages = await services.storage.queues.receive(services.names.jobs_queue, visibility_timeout_s=30)
+        messages = await azure.account.queues.receive(azure.names.jobs_queue, visibility_timeout_s=30)
         if not messages:
             return pages
         for message in messages:
-            if await service.run_page(message.body, message_id=message.id, now=time.now()) is not None:
+            if await services.job_runner.run_page(message.body, message_id=message.id, now=utc_now()) is not None:
                 pages += 1
-            await services.storage.queues.delete(services.names.jobs_queue, message)
+            await azure.account.queues.delete(azure.names.jobs_queue, message)
     raise AssertionError("jobs queue never drained")
 
 
 async def inbound_envelopes(services: Services) -> list[Envelope]:
     """Everything on `inbound` now (each received once: it stays invisible for a minute)."""
     found: list[Envelope] = []
+    azure = azure_stores(services)
     for _ in range(50):
-        batch = await services.storage.queues.receive(services.names.inbound, visibility_timeout_s=60)
+        batch = await azure.account.queues.receive(azure.names.inbound, visibility_timeout_s=60)
         if not batch:
             return found
         found += [Envelope.model_validate_json(m.body) for m in batch]
     raise AssertionError(f"inbound never drained: {len(found)} messages received in 50 batches")
 
 
-def retry_all() -> JobRequest:
-    return JobRequest(action=JobAction.RETRY, selection=JobSelection(all=True))
-
-
-async def test_retry_all_resends_every_failure_once_and_completes(services, time):
+async def test_retry_all_resends_every_failure_once_and_completes(services):
     # Given 12 failures and a page size of 5
-    failures = await seed(services, time, 12)
-    service = make_service(services, time)
+    failures = await seed(services, 12)
 
     # When a retry job runs to the end
-    job = await service.start("orders", retry_all(), now=time.now())
-    pages = await run_until_done(services, service, time)
+    request = JobRequest(action=JobAction.RETRY, selection=JobSelection(all=True))
+    job = await services.jobs.start("orders", request, actor=TESTER, now=utc_now())
+    pages = await run_until_done(services)
 
-    # Then each message is back on inbound once, with resend_count+1 and counters reset
+    # Then each message is back on inbound once, with resend_count+1 and its body by reference
     sent = await inbound_envelopes(services)
     assert sorted(e.id for e in sent) == sorted(f.message_id for f in failures)
-    assert {e.resend_count for e in sent} == {2}
-    assert {(e.engine_attempts, e.delay_actions, e.attempts) for e in sent} == {(0, 0, 0)}
-    assert all(e.body_ref for e in sent)
-    # And the failures are gone, the job says so, and the integration is free again
-    done = await service.get("orders", job.id, now=time.now())
+    assert {e.resend_count for e in sent} == {2} and all(e.body_ref for e in sent)
+    # And the failures are gone, the job says so, and the integration is free for the next job
+    done = await services.jobs.get("orders", job.id, now=utc_now())
     assert (done.state, done.total, done.processed, done.succeeded, done.failed) == (JobState.COMPLETED, 12, 12, 12, 0)
     assert pages == 3
-    assert (await services.failures.summary("orders")).count == 0
-    await service.start("orders", retry_all(), now=time.now())
+    assert (await services.stores.failures.summary("orders")).count == 0
+    await services.jobs.start("orders", request, actor=TESTER, now=utc_now())
 
 
-async def test_second_job_while_one_is_active_is_refused_with_its_id(services, time):
-    await seed(services, time, 2)
-    service = make_service(services, time)
-    first = await service.start("orders", retry_all(), now=time.now())
+async def test_delete_with_a_filter_removes_only_matches_and_their_content(services):
+    # Given failures from two senders
+    keep = await seed(services, 3, sender="erp")
+    drop = await seed(services, 4, sender="shop")
 
-    with pytest.raises(JobAlreadyActive) as caught:
-        await service.start(
-            "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), now=time.now()
-        )
-
-    assert caught.value.active_job_id == first.id
-    assert caught.value.http_status == 409
-
-
-async def test_twenty_concurrent_starts_admit_exactly_one(services, time):
-    await seed(services, time, 1)
-    service = make_service(services, time)
-
-    results = await asyncio.gather(
-        *(service.start("orders", retry_all(), now=time.now()) for _ in range(20)), return_exceptions=True
-    )
-
-    started = [r for r in results if not isinstance(r, BaseException)]
-    refused = [r for r in results if isinstance(r, JobAlreadyActive)]
-    assert len(started) == 1 and len(refused) == 19
-    assert {r.active_job_id for r in refused} == {started[0].id}
-    assert len(await JobStore(services.storage.tables.table(services.names.jobs_table)).list("orders")) == 1
-
-
-async def test_delete_with_a_filter_removes_only_matches_and_their_content(services, time):
-    keep = await seed(services, time, 3, sender="erp")
-    drop = await seed(services, time, 4, sender="shop")
-    service = make_service(services, time)
-
+    # When a delete job for one sender runs
     selection = JobSelection.model_validate({"filter": {"sender": "shop"}})
-    job = await service.start("orders", JobRequest(action=JobAction.DELETE, selection=selection), now=time.now())
-    await run_until_done(services, service, time)
+    job = await services.jobs.start(
+        "orders", JobRequest(action=JobAction.DELETE, selection=selection), actor=TESTER, now=utc_now()
+    )
+    await run_until_done(services)
 
-    remaining = [f async for f, _ in services.failures.list_rows("PartitionKey eq @pk", {"pk": "orders"})]
+    # Then only its failures and their blobs are gone, and nothing was resent
+    remaining = await stored_failures(services.stores.failures, "orders")
     assert {f.id for f in remaining} == {f.id for f in keep}
-    assert [await services.payloads.get(f.body_ref or "") for f in drop] == [None] * 4
-    assert None not in [await services.payloads.get(f.body_ref or "") for f in keep]
-    done = await service.get("orders", job.id, now=time.now())
+    assert [await services.stores.payloads.get(f.body_ref or "") for f in drop] == [None] * 4
+    assert None not in [await services.stores.payloads.get(f.body_ref or "") for f in keep]
+    done = await services.jobs.get("orders", job.id, now=utc_now())
     assert (done.state, done.total, done.succeeded) == (JobState.COMPLETED, 4, 4)
     assert await inbound_envelopes(services) == []
-
-
-async def test_ids_selection_handles_exactly_those_and_skips_unknown_ids(services, time):
-    failures = await seed(services, time, 5)
-    service = make_service(services, time, page_size=2)
-    chosen = [failures[0].id, failures[3].id, "0000000000000000-nothere"]
-
-    job = await service.start(
-        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(ids=chosen)), now=time.now()
-    )
-    await run_until_done(services, service, time)
-
-    done = await service.get("orders", job.id, now=time.now())
-    assert (done.total, done.processed, done.succeeded, done.skipped) == (3, 3, 2, 1)
-    remaining = {f.id async for f, _ in services.failures.list_rows("PartitionKey eq @pk", {"pk": "orders"})}
-    assert remaining == {failures[i].id for i in (1, 2, 4)}
-
-
-async def test_failures_newer_than_the_job_are_left_alone(services, time):
-    await seed(services, time, 3)
-    service = make_service(services, time)
-    job = await service.start("orders", retry_all(), now=time.now())
-
-    # A failure arrives after the job was created, before it runs
-    time.advance(5)
-    [late] = await seed(services, time, 1)
-    await run_until_done(services, service, time)
-
-    remaining = [f.id async for f, _ in services.failures.list_rows("PartitionKey eq @pk", {"pk": "orders"})]
-    assert remaining == [late.id]
-    assert (await service.get("orders", job.id, now=time.now())).succeeded == 3
-
-
-async def test_cancel_stops_at_the_next_page_boundary(services, time):
-    await seed(services, time, 10)
-    service = make_service(services, time, page_size=3)
-    job = await service.start("orders", retry_all(), now=time.now())
-
-    # When the first page runs, then cancel is requested
-    [message] = await services.storage.queues.receive(services.names.jobs_queue)
-    await service.run_page(message.body, message_id=message.id, now=time.now())
-    await services.storage.queues.delete(services.names.jobs_queue, message)
-    await service.cancel("orders", job.id, now=time.now())
-    await run_until_done(services, service, time)
-
-    # Then one page was handled and the rest stays for later
-    done = await service.get("orders", job.id, now=time.now())
-    assert (done.state, done.processed) == (JobState.CANCELLED, 3)
-    assert (await services.failures.summary("orders")).count == 7
-    with pytest.raises(Conflict):
-        await service.cancel("orders", job.id, now=time.now())
-
-
-async def test_rate_limit_paces_items(services, time):
-    await seed(services, time, 6)
-    service = make_service(services, time, page_size=10, rate=2.0)
-
-    await service.start("orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), now=time.now())
-    slept_before = sum(time.sleeps)
-    await run_until_done(services, service, time)
-
-    # 6 items at 2/s: item n starts no earlier than n/2 s in → at least 2.5 s of pacing
-    assert sum(time.sleeps) - slept_before >= 2.5
-
-
-async def test_backpressure_defers_a_retry_page_while_inbound_is_deep(services, time):
-    await seed(services, time, 2)
-    for _ in range(3):
-        await services.storage.queues.send(services.names.inbound, "{}")
-    service = make_service(services, time, depth=2)
-
-    await service.start("orders", retry_all(), now=time.now())
-    [message] = await services.storage.queues.receive(services.names.jobs_queue)
-    outcome = await service.run_page(message.body, message_id=message.id, now=time.now())
-    await services.storage.queues.delete(services.names.jobs_queue, message)
-
-    assert outcome is None
-    assert (await services.failures.summary("orders")).count == 2
-    assert await services.storage.queues.depth(services.names.jobs_queue) == 1  # deferred, invisible for now
-
-
-class FlakyQueues:
-    """The real queue gateway, but sends to inbound fail after `fail_after` successes."""
-
-    def __init__(self, inner, inbound: str, fail_after: int) -> None:
-        self._inner, self._inbound, self.fail_after = inner, inbound, fail_after
-        self.sent_ids: list[str] = []
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    async def send(self, queue, text, *, visibility_timeout_s=None):
-        if queue == self._inbound:
-            if len(self.sent_ids) >= self.fail_after:
-                raise StorageUnavailable("inbound unreachable (injected)")
-            self.sent_ids.append(json.loads(text)["id"])
-        return await self._inner.send(queue, text, visibility_timeout_s=visibility_timeout_s)
-
-
-async def test_page_that_crashes_midway_and_reruns_never_resends_what_it_removed(services, time):
-    # Given a retry job whose page crashes after 3 of 5 sends
-    failures = await seed(services, time, 5)
-    flaky = FlakyQueues(services.storage.queues, services.names.inbound, fail_after=3)
-    service = make_service(services, time, page_size=5, queues=flaky)
-    await service.start("orders", retry_all(), now=time.now())
-    [message] = await services.storage.queues.receive(services.names.jobs_queue, visibility_timeout_s=1)
-    with pytest.raises(StorageUnavailable):
-        await service.run_page(message.body, message_id=message.id, now=time.now())
-
-    # When storage is back and the host re-delivers the same message
-    flaky.fail_after = 100
-    await service.run_page(message.body, message_id=message.id, now=time.now())
-
-    # Then every message was sent exactly once and every failure is gone
-    assert sorted(flaky.sent_ids) == sorted(f.message_id for f in failures)
-    assert (await services.failures.summary("orders")).count == 0
-
-
-async def test_duplicate_page_message_does_not_run_a_claimed_page(services, time):
-    await seed(services, time, 2)
-    service = make_service(services, time)
-    job = await service.start("orders", retry_all(), now=time.now())
-    store = JobStore(services.storage.tables.table(services.names.jobs_table))
-    record = await store.get("orders", job.id)
-    assert record is not None
-    await store.save(
-        record, record.job, cursor=None, pages=0, claim="other-message", claimed_at=time.now(), now=time.now()
-    )
-
-    outcome = await service.run_page(
-        json.dumps({"integration": "orders", "job_id": job.id}).encode(), message_id="dup", now=time.now()
-    )
-
-    assert outcome is None
-    assert (await services.failures.summary("orders")).count == 2
-
-
-async def test_watchdog_resumes_a_job_whose_page_message_was_lost(services, time):
-    await seed(services, time, 2)
-    service = make_service(services, time)
-    job = await service.start("orders", retry_all(), now=time.now())
-    await services.storage.queues.clear(services.names.jobs_queue)  # the page message is lost
-
-    time.advance(service.claim_timeout.total_seconds() + 1)
-    resumed = await service.resume_stalled(now=time.now())
-    await run_until_done(services, service, time)
-
-    assert resumed == 1
-    assert (await service.get("orders", job.id, now=time.now())).state is JobState.COMPLETED
-
-
-async def test_unknown_job_is_not_found(services, time):
-    from shared.errors import JobNotFound
-
-    with pytest.raises(JobNotFound):
-        await make_service(services, time).get("orders", "nope", now=time.now() + timedelta(0))
-
-
-async def test_cancel_while_a_page_runs_keeps_that_pages_counts(services, time):
-    # Given a delete job whose page is paced by the rate limit
-    await seed(services, time, 6)
-    service = make_service(services, time, page_size=6, rate=2.0)
-    job = await service.start(
-        "orders", JobRequest(action=JobAction.DELETE, selection=JobSelection(all=True)), now=time.now()
-    )
-    cancelled = False
-
-    async def sleep_then_cancel(seconds: float) -> None:
-        # The user presses Cancel while the page is waiting for its rate slot
-        nonlocal cancelled
-        await time.sleep(seconds)
-        if not cancelled:
-            cancelled = True
-            await service.cancel("orders", job.id, now=time.now())
-
-    service._sleep = sleep_then_cancel
-    [message] = await services.storage.queues.receive(services.names.jobs_queue)
-
-    # When that page finishes
-    ended = await service.run_page(message.body, message_id=message.id, now=time.now())
-
-    # Then the job is cancelled at the page boundary and the page's work is counted
-    assert cancelled
-    assert ended is not None
-    assert (ended.state, ended.processed, ended.succeeded) == (JobState.CANCELLED, 6, 6)
-    stored = await service.get("orders", job.id, now=time.now())
-    assert (stored.state, stored.processed) == (JobState.CANCELLED, 6)
-    assert (await services.failures.summary("orders")).count == 0

@@ -10,18 +10,20 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.blob.aio import ContainerClient
 
 from shared.errors import ConcurrencyConflict, EntityTooLarge
-from shared.models import utc_now
 from shared.services import Services
 from shared.storage.tables import BatchOperation
+from shared.values import utc_now
+from tests.support.stores import azure_stores
 
 
 async def test_queue_is_created_on_first_send_and_round_trips_base64(services: Services):
     # Given a queue that does not exist yet
-    queue = services.names.inbound
+    azure = azure_stores(services)
+    queue = azure.names.inbound
 
     # When a message is sent and received
-    await services.storage.queues.send(queue, '{"hello": "wörld"}')
-    received = await services.storage.queues.receive(queue, visibility_timeout_s=5)
+    await azure.account.queues.send(queue, '{"hello": "wörld"}')
+    received = await azure.account.queues.receive(queue, visibility_timeout_s=5)
 
     # Then the body is intact and the queue carries the test's prefix
     assert [m.body for m in received] == ['{"hello": "wörld"}'.encode()]
@@ -30,31 +32,35 @@ async def test_queue_is_created_on_first_send_and_round_trips_base64(services: S
 
 
 async def test_delayed_message_is_invisible_until_its_delay(services: Services):
-    queue = services.names.inbound
+    azure = azure_stores(services)
+    queue = azure.names.inbound
 
-    await services.storage.queues.send(queue, "later", visibility_timeout_s=30)
+    await azure.account.queues.send(queue, "later", visibility_timeout_s=30)
 
-    assert await services.storage.queues.receive(queue) == []
-    assert await services.storage.queues.depth(queue) == 1
+    assert await azure.account.queues.receive(queue) == []
+    assert await azure.account.queues.depth(queue) == 1
 
 
 async def test_deleting_a_message_twice_counts_as_done(services: Services):
-    queue = services.names.jobs_queue
-    await services.storage.queues.send(queue, "x")
-    [message] = await services.storage.queues.receive(queue)
+    azure = azure_stores(services)
+    queue = azure.names.jobs_queue
+    await azure.account.queues.send(queue, "x")
+    [message] = await azure.account.queues.receive(queue)
 
-    await services.storage.queues.delete(queue, message)
-    await services.storage.queues.delete(queue, message)
+    await azure.account.queues.delete(queue, message)
+    await azure.account.queues.delete(queue, message)
 
-    assert await services.storage.queues.depth(queue) == 0
+    assert await azure.account.queues.depth(queue) == 0
 
 
 async def test_depth_of_a_missing_queue_is_zero(services: Services):
-    assert await services.storage.queues.depth(services.names.recovery) == 0
+    azure = azure_stores(services)
+    assert await azure.account.queues.depth(azure.names.recovery) == 0
 
 
 async def test_table_is_created_on_first_insert_and_reads_back(services: Services):
-    table = services.storage.tables.table(services.names.failures)
+    azure = azure_stores(services)
+    table = azure.account.tables.table(azure.names.failures)
 
     await table.insert({"PartitionKey": "orders", "RowKey": "1", "Reason": "boom", "Attempts": 3})
     row = await table.get("orders", "1")
@@ -65,7 +71,8 @@ async def test_table_is_created_on_first_insert_and_reads_back(services: Service
 
 
 async def test_second_insert_of_the_same_row_is_a_conflict(services: Services):
-    table = services.storage.tables.table(services.names.jobs_table)
+    azure = azure_stores(services)
+    table = azure.account.tables.table(azure.names.jobs_table)
     await table.insert({"PartitionKey": "orders", "RowKey": "lock"})
 
     with pytest.raises(ConcurrencyConflict):
@@ -74,7 +81,8 @@ async def test_second_insert_of_the_same_row_is_a_conflict(services: Services):
 
 async def test_update_with_a_stale_etag_is_a_conflict(services: Services):
     # Given one row loaded twice, both copies holding the same ETag
-    table = services.storage.tables.table(services.names.failure_summary)
+    azure = azure_stores(services)
+    table = azure.account.tables.table(azure.names.failure_summary)
     await table.insert({"PartitionKey": "s", "RowKey": "orders", "Count": 1})
     copy_a = await table.get("s", "orders")
     copy_b = await table.get("s", "orders")
@@ -91,7 +99,8 @@ async def test_update_with_a_stale_etag_is_a_conflict(services: Services):
 
 
 async def test_query_is_parameterised_so_quotes_in_values_cannot_widen_it(services: Services):
-    table = services.storage.tables.table(services.names.failures)
+    azure = azure_stores(services)
+    table = azure.account.tables.table(azure.names.failures)
     await table.insert({"PartitionKey": "a", "RowKey": "1", "Sender": "x"})
     await table.insert({"PartitionKey": "b", "RowKey": "1", "Sender": "x"})
 
@@ -103,7 +112,8 @@ async def test_query_is_parameterised_so_quotes_in_values_cannot_widen_it(servic
 
 async def test_query_pages_stream_every_row_once(services: Services):
     # Given 250 rows written as transactions of 100
-    table = services.storage.tables.table(services.names.failures)
+    azure = azure_stores(services)
+    table = azure.account.tables.table(azure.names.failures)
     for start in range(0, 250, 100):
         await table.transact(
             BatchOperation.create({"PartitionKey": "p", "RowKey": f"{i:04d}"})
@@ -120,7 +130,8 @@ async def test_query_pages_stream_every_row_once(services: Services):
 
 
 async def test_transaction_is_all_or_nothing(services: Services):
-    table = services.storage.tables.table(services.names.failures)
+    azure = azure_stores(services)
+    table = azure.account.tables.table(azure.names.failures)
     await table.insert({"PartitionKey": "p", "RowKey": "taken"})
 
     with pytest.raises(ConcurrencyConflict):
@@ -135,7 +146,8 @@ async def test_transaction_is_all_or_nothing(services: Services):
 
 
 async def test_entity_over_the_azure_property_limit_is_refused_before_it_reaches_storage(services: Services):
-    table = services.storage.tables.table(services.names.failures)
+    azure = azure_stores(services)
+    table = azure.account.tables.table(azure.names.failures)
 
     with pytest.raises(EntityTooLarge):
         await table.insert({"PartitionKey": "p", "RowKey": "big", "Body": "x" * 40_000})
@@ -144,7 +156,8 @@ async def test_entity_over_the_azure_property_limit_is_refused_before_it_reaches
 
 
 async def test_query_on_a_missing_table_is_empty(services: Services):
-    table = services.storage.tables.table(services.names.error_window)
+    azure = azure_stores(services)
+    table = azure.account.tables.table(azure.names.error_window)
 
     page = await table.query_page("PartitionKey eq @pk", {"pk": "x"})
 
@@ -154,8 +167,9 @@ async def test_query_on_a_missing_table_is_empty(services: Services):
 async def test_blob_round_trips_one_mebibyte_byte_identical(services: Services):
     data = os.urandom(1024 * 1024)
 
-    await services.storage.blobs.upload(services.names.payloads, "m1", data, content_type="application/octet-stream")
-    blob = await services.storage.blobs.download(services.names.payloads, "m1")
+    azure = azure_stores(services)
+    await azure.account.blobs.upload(azure.names.payloads, "m1", data, content_type="application/octet-stream")
+    blob = await azure.account.blobs.download(azure.names.payloads, "m1")
 
     assert blob is not None
     assert blob.data == data
@@ -163,12 +177,14 @@ async def test_blob_round_trips_one_mebibyte_byte_identical(services: Services):
 
 
 async def test_deleting_a_missing_blob_counts_as_deleted(services: Services):
-    assert await services.storage.blobs.delete(services.names.payloads, "never-written") is False
-    assert await services.storage.blobs.download(services.names.payloads, "never-written") is None
+    azure = azure_stores(services)
+    assert await azure.account.blobs.delete(azure.names.payloads, "never-written") is False
+    assert await azure.account.blobs.download(azure.names.payloads, "never-written") is None
 
 
 async def test_delete_many_removes_present_blobs_and_counts_missing_ones_as_gone(services: Services):
-    blobs, container = services.storage.blobs, services.names.payloads
+    azure = azure_stores(services)
+    blobs, container = azure.account.blobs, azure.names.payloads
     present = [f"p{i}" for i in range(0, 300, 10)]
     for name in present:
         await blobs.upload(container, name, b"x")
@@ -181,14 +197,16 @@ async def test_delete_many_removes_present_blobs_and_counts_missing_ones_as_gone
 
 
 async def test_delete_many_in_a_missing_container_counts_every_blob_as_gone(services: Services):
-    assert await services.storage.blobs.delete_many("never-created", ["a", "b"]) == [None, None]
+    azure = azure_stores(services)
+    assert await azure.account.blobs.delete_many("never-created", ["a", "b"]) == [None, None]
 
 
 async def test_delete_many_falls_back_to_single_deletes_when_the_service_refuses_a_batch(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ):
     """Accounts without Blob Batch (hierarchical namespace) answer the whole request 400."""
-    blobs, container = services.storage.blobs, services.names.payloads
+    azure = azure_stores(services)
+    blobs, container = azure.account.blobs, azure.names.payloads
     await blobs.upload(container, "kept-by-batch", b"x")
 
     refused: list[int] = []

@@ -8,13 +8,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shared.engine import DeliveryEngine
-from shared.envelopes import parse_envelope
-from shared.ingest import IncomingMessage, accept_message
-from shared.metrics import METRICS
-from shared.models import IntegrationConfig, utc_now
+from shared.config.models import IntegrationConfig
+from shared.delivery.engine import DeliveryEngine
+from shared.delivery.ingest import IncomingMessage
+from shared.messages.wire import parse_envelope
 from shared.services import Services
-from tests.fakes import OneSender, ScriptedSender, ok, status
+from shared.values import utc_now
+from tests.support.stores import azure_stores
+from tests.twins.senders import OneSender, ScriptedSender, ok, status
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -36,7 +37,7 @@ def engine_for(services: Services, sender: ScriptedSender) -> DeliveryEngine:
 
 async def test_one_trace_spans_ingest_the_engine_and_every_delivery_attempt(services):
     # Given an integration and a receiver that fails once, then accepts
-    await services.integrations.put(
+    await services.stores.integrations.put(
         IntegrationConfig.model_validate(
             {"id": "traced", "name": "t", "endpoint": {"kind": "http", "url": "http://x/"}}
         )
@@ -44,12 +45,9 @@ async def test_one_trace_spans_ingest_the_engine_and_every_delivery_attempt(serv
     _EXPORTER.clear()
 
     # When a message is ingested and then processed from the queue
-    accepted = await accept_message(
-        IncomingMessage("traced", b"{}", "application/json", {}),
-        configs=services.ingest_configs, queues=services.storage.queues, inbound_queue=services.names.inbound,
-        payloads=services.payloads, max_message_bytes=1024, now=utc_now(),
-    )  # fmt: skip
-    [message] = await services.storage.queues.receive(services.names.inbound)
+    azure = azure_stores(services)
+    accepted = await services.ingest.accept(IncomingMessage("traced", b"{}", "application/json", {}), now=utc_now())
+    [message] = await azure.account.queues.receive(azure.names.inbound)
     envelope = parse_envelope(message.body, fallback_id=message.id)
     await engine_for(services, ScriptedSender([status(503), ok()])).process(envelope)
 
@@ -66,12 +64,12 @@ async def test_one_trace_spans_ingest_the_engine_and_every_delivery_attempt(serv
 
 
 async def test_engine_decisions_are_counted_per_integration(services):
-    await services.integrations.put(
+    await services.stores.integrations.put(
         IntegrationConfig.model_validate(
             {"id": "counted", "name": "c", "endpoint": {"kind": "http", "url": "http://x/"}}
         )
     )
-    before = METRICS.snapshot().integrations.get("counted")
+    before = services.metrics.snapshot().integrations.get("counted")
     assert before is None
 
     engine = engine_for(services, ScriptedSender([status(503), ok()]))
@@ -79,7 +77,7 @@ async def test_engine_decisions_are_counted_per_integration(services):
     engine._senders = OneSender(ScriptedSender([status(400)]))
     await engine.process(parse_envelope(b'{"integration": "counted", "body_text": "b"}', fallback_id="m2"))
 
-    counts = METRICS.snapshot().integrations["counted"].since_start
+    counts = services.metrics.snapshot().integrations["counted"].since_start
     assert counts["received"] == 2
     assert counts["delivered"] == 1
     assert counts["endpoint_retries"] == 1

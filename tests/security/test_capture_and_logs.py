@@ -16,11 +16,12 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from shared.models import Failure
+from shared.failures.models import Failure
 from shared.services import Services
 from shared.settings import Settings
 from tests.e2e.app_host import FUNCTION_KEY, app_env, client, running_app, unique_prefix
 from tests.support.receiver import Answer, Receiver
+from tests.support.stores import stored_failures
 
 SECRET = "s3cret-api-key-value"
 
@@ -61,7 +62,7 @@ async def configure(host: DevhostProcess, name: str, receiver: Receiver) -> None
 async def failures_of(services: Services, integration: str, count: int, timeout_s: float = 30) -> list[Failure]:
     deadline = time.monotonic() + timeout_s
     while True:
-        found = [f async for f, _ in services.failures.list_rows("PartitionKey eq @pk", {"pk": integration})]
+        found = await stored_failures(services.stores.failures, integration)
         if len(found) >= count or time.monotonic() > deadline:
             assert len(found) == count, f"{len(found)} failures for {integration}, expected {count}"
             return found
@@ -205,7 +206,10 @@ def test_the_function_key_never_reaches_the_log_when_storage_is_down(azurite, tm
         + azurite.connection_string.split("AccountKey=")[1].split(";")[0]
         + ";QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;TableEndpoint=http://127.0.0.1:9/devstoreaccount1;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
     )
-    env = app_env(azurite, unique_prefix(), AzureWebJobsStorage=dead, RecoveryStorage=dead, STORAGE_TIMEOUT_S="1")
+    # Key mode: the key is what opens the route here, so it is the key that must stay out of the log
+    env = app_env(
+        azurite, unique_prefix(), AzureWebJobsStorage=dead, RecoveryStorage=dead, STORAGE_TIMEOUT_S="1", AUTH_MODE="key"
+    )
     with running_app(env) as host:
         import httpx
 

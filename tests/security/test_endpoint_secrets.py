@@ -15,7 +15,8 @@ import pytest
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from shared.models import FailureOrigin, IntegrationConfig
+from shared.config.models import IntegrationConfig
+from shared.failures.models import FailureOrigin
 from shared.services import Services
 from shared.settings import Settings
 from tests.e2e.app_host import app_env, client, running_app, unique_prefix
@@ -106,7 +107,7 @@ async def test_a_reference_stored_directly_in_the_table_is_a_config_failure_and_
     # Given a config written straight to the integrations table, bypassing PUT (or saved before the
     # allowlist shrank), whose header references the storage connection
     endpoint = {"kind": "http", "url": receiver.url, "headers": {"X-Storage": "%AzureWebJobsStorage%"}}
-    await services.integrations.put(
+    await services.stores.integrations.put(
         IntegrationConfig.model_validate({"id": "planted", "name": "planted", "endpoint": endpoint})
     )
 

@@ -17,9 +17,10 @@ import pytest
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from shared.adapters.egress_network import VettedNetworkBackend, VettedTransport
+from shared.config.models import IntegrationConfig
+from shared.delivery.adapters.egress_network import VettedNetworkBackend, VettedTransport
 from shared.egress import EgressPolicy, IPAddress
-from shared.models import FailureOrigin, IntegrationConfig
+from shared.failures.models import FailureOrigin
 from shared.services import Services
 from shared.settings import Settings
 from tests.e2e.app_host import app_env, client, running_app, unique_prefix
@@ -182,7 +183,7 @@ async def test_a_metadata_url_stored_directly_in_the_table_is_a_config_failure(l
     services = Services(Settings.from_env(local_env))
     try:
         config = {"id": "planted-metadata", "name": "planted", "endpoint": http_endpoint("http://169.254.169.254/")}
-        await services.integrations.put(IntegrationConfig.model_validate(config))
+        await services.stores.integrations.put(IntegrationConfig.model_validate(config))
     finally:
         await services.close()
 

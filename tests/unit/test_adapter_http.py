@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.adapters.base import Delivery
-from shared.adapters.http import (
+from shared.config.models import HttpEndpoint
+from shared.delivery.adapters.base import Delivery
+from shared.delivery.adapters.http import (
     MAX_DETAIL_CHARS,
     HttpSender,
     build_http_client,
@@ -21,7 +22,6 @@ from shared.adapters.http import (
 )
 from shared.egress import EgressPolicy
 from shared.errors import ConfigError, EgressRefused, PermanentDeliveryError, TransientDeliveryError
-from shared.models import HttpEndpoint
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 #: The egress policy of these tests: ORDERS_TOKEN may be referenced, nothing else.

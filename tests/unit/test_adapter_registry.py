@@ -7,16 +7,16 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from shared.adapters.base import Delivery
-from shared.adapters.fake_service_bus import FakeServiceBusClient
-from shared.adapters.http import HttpSender
-from shared.adapters.registry import SenderRegistry
-from shared.adapters.service_bus import ServiceBusSender
-from shared.adapters.storage_queue import StorageQueueSender
+from shared.config.models import HttpEndpoint, ServiceBusEndpoint, StorageQueueEndpoint
+from shared.delivery.adapters.base import Delivery
+from shared.delivery.adapters.http import HttpSender
+from shared.delivery.adapters.registry import SenderRegistry
+from shared.delivery.adapters.service_bus import ServiceBusSender
+from shared.delivery.adapters.storage_queue import StorageQueueSender
 from shared.errors import ConfigError
-from shared.models import HttpEndpoint, ServiceBusEndpoint, StorageQueueEndpoint
 from shared.settings import Connection, Settings
 from shared.storage.account import StorageAccount
+from tests.twins.service_bus import FakeServiceBusClient
 
 # A well-formed connection string to a port nothing listens on: clients build, nothing is contacted.
 STORAGE_CS = (

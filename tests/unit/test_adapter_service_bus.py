@@ -22,13 +22,15 @@ from azure.servicebus.exceptions import (
     ServiceBusServerBusyError,
 )
 
-from shared.adapters import service_bus
-from shared.adapters.base import Delivery
-from shared.adapters.fake_service_bus import FakeQueueSender, FakeServiceBusClient, message_body
-from shared.adapters.service_bus import ServiceBusSender, build_service_bus_client
+from shared.config.models import ServiceBusEndpoint
+from shared.delivery.adapters import service_bus
+from shared.delivery.adapters.base import Delivery
+from shared.delivery.adapters.service_bus import ServiceBusSender
 from shared.errors import ConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from shared.models import ServiceBusEndpoint
 from shared.settings import Connection
+from shared.storage import clients
+from shared.storage.clients import build_service_bus_client
+from tests.twins.service_bus import FakeQueueSender, FakeServiceBusClient, message_body
 
 ENTITY = "orders-in"
 
@@ -280,7 +282,7 @@ async def test_an_identity_client_is_built_from_the_namespace_and_closes_its_cre
 ):
     # Given an identity-based connection with a namespace
     credential = RecordingCredential()
-    monkeypatch.setattr(service_bus, "build_credential", lambda connection: credential)
+    monkeypatch.setattr(clients, "build_credential", lambda connection: credential)
     connection = Connection(
         "ServiceBusConnection", fully_qualified_namespace="rebound.servicebus.windows.net", credential="managedidentity"
     )

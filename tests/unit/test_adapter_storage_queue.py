@@ -7,10 +7,10 @@ import base64
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from shared.adapters.base import Delivery
-from shared.adapters.storage_queue import StorageQueueSender, encoded_size, message_text
+from shared.config.models import StorageQueueEndpoint
+from shared.delivery.adapters.base import Delivery
+from shared.delivery.adapters.storage_queue import StorageQueueSender, encoded_size, message_text
 from shared.errors import ConfigError, PermanentDeliveryError, StorageUnavailable, TransientDeliveryError
-from shared.models import StorageQueueEndpoint
 from shared.storage.queues import MAX_QUEUE_MESSAGE_BYTES, QueueGateway
 
 ENDPOINT = StorageQueueEndpoint(connection="OutboundStorage", queue="orders-out")

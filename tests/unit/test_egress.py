@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import httpcore
 import pytest
 
-from shared.adapters.egress_network import SocketOption, VettedNetworkBackend
+from shared.delivery.adapters.egress_network import SocketOption, VettedNetworkBackend
 from shared.egress import EgressPolicy, IPAddress, literal_address
 from shared.errors import ConfigError, EgressRefused
 

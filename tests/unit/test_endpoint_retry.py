@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 
-from shared.adapters.base import Delivery
-from shared.endpoint_retry import deliver_with_endpoint_retry
+from shared.config.models import ErrorAction, ErrorRule
+from shared.delivery.adapters.base import Delivery
+from shared.delivery.endpoint_retry import deliver_with_endpoint_retry
+from shared.delivery.retry import EndpointRetryPolicy, Verdict
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
-from shared.models import ErrorAction, ErrorRule
-from shared.retry import EndpointRetryPolicy, Verdict
-from tests.fakes import FakeTime, ScriptedSender, ok, status
+from tests.twins.clock import FakeTime
+from tests.twins.senders import ScriptedSender, ok, status
 
 DELIVERY = Delivery(message_id="m1", integration="orders", body=b"{}")
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.models import AttemptRecord, Failure, FailureOrigin
+from shared.failures.models import Failure, FailureOrigin
+from shared.messages.models import AttemptRecord
 from shared.storage.failure_rows import (
     MAX_ROW_TEXT_CHARS,
     failure_from_row,

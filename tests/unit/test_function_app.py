@@ -7,6 +7,10 @@ import inspect
 import azure.functions as func
 
 import function_app
+from blueprints import api
+from blueprints.api import functions_auth_level
+from blueprints.operability import registered_operations
+from shared.auth import RouteKind
 
 
 def test_app_registers_exactly_the_expected_functions():
@@ -19,7 +23,11 @@ def test_app_registers_exactly_the_expected_functions():
         "get_integration",
         "put_integration",
         "delete_integration",
+        "ingest",
         "ingest_message",
+        "me",
+        "list_audit",
+        "portal_config",
         "deliver_inbound",
         "failures_overview",
         "list_failures",
@@ -38,6 +46,22 @@ def test_app_registers_exactly_the_expected_functions():
         "retention_purge",
         "recovery_status",
         "recovery_replay",
+        "pickup_sources",
+        "get_pickup",
+        "run_pickup",
+        "pause_integration",
+        "resume_integration",
+        "get_control",
+        "drain_held",
+        "control_tick",
+        "list_alert_rules",
+        "get_alert_rule",
+        "put_alert_rule",
+        "delete_alert_rule",
+        "test_alert_rule",
+        "list_alerts",
+        "alert_timer",
+        "alert_event",
     }
 
 
@@ -48,15 +72,26 @@ def test_every_binding_names_a_parameter_of_its_function():
         assert bindings <= parameters, function.get_function_name()
 
 
-def test_only_health_the_openapi_document_and_the_portal_files_are_anonymous():
-    anonymous = {
-        f.get_function_name()
+def test_each_http_function_has_the_level_its_kind_takes_in_the_mode_the_app_was_loaded_in():
+    # Given the app's HTTP functions and their declared operations
+    levels = {
+        f.get_function_name(): getattr(f.get_trigger(), "auth_level", None)
         for f in _functions()
-        if getattr(f.get_trigger(), "auth_level", None) == func.AuthLevel.ANONYMOUS
+        if f.is_http_function()
     }
+    operations = registered_operations()
 
-    # The portal's files hold no data; the page sends the key with every API call it makes.
-    assert anonymous == {"health", "openapi_document", "portal", "portal_asset"}
+    # Then every HTTP function is a declared operation with the level of its kind in this mode
+    assert set(levels) == {operation.name for operation in operations}
+    for operation in operations:
+        assert levels[operation.name] == func.AuthLevel(functions_auth_level(operation.kind, api.AUTH_MODE).value)
+    # And the anonymous ones in every mode are the page, its files and sign-in config, health and the document
+    public = {operation.name for operation in operations if operation.kind is RouteKind.PUBLIC}
+    assert public == {"health", "openapi_document", "portal", "portal_asset", "portal_config"}
+    assert {operation.name for operation in operations if operation.kind is RouteKind.INGEST} == {
+        "ingest",
+        "ingest_message",
+    }
 
 
 _cache: list[func.Function] = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.health import HealthCheck, HealthReport
-from shared.models import utc_now
+from shared.operability.health import HealthCheck, HealthReport
+from shared.values import utc_now
 
 
 class Clock:

@@ -18,12 +18,11 @@ from azure.servicebus.aio import ServiceBusClient
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
-from shared.adapters.service_bus import build_service_bus_client
 from shared.errors import ConfigError
 from shared.settings import Connection, Settings
 from shared.storage import clients
 from shared.storage.account import StorageAccount
-from shared.storage.clients import AccountClients
+from shared.storage.clients import AccountClients, build_service_bus_client
 from tests.unit.test_infra_settings import bicep_environment
 
 CLIENT_ID = "00000000-0000-0000-0000-00000000c11d"

@@ -40,11 +40,17 @@ PLATFORM_SETTINGS = {
 #: Model settings whose deployed value Azure fills in at deployment time (a resource property).
 DEPLOY_TIME_VALUES = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "the Application Insights component's connection string",
+    "ALERT_EMAIL_SENDER": "DoNotReply@ the Azure managed email domain's generated sender domain",
+    "ALERT_ACS_ENDPOINT": "the Communication Services resource's host name",
+    "ALERT_ACS_CLIENT_ID": "the app's user-assigned identity's client id",
 }
 
 #: Settings the code reads that the Bicep must not set, and why.
 NOT_SET_IN_AZURE: dict[str, str] = {
-    # None today: devhost-only settings (DEVHOST_*) are read by devhost, not by the model.
+    # Devhost-only settings (DEVHOST_*) are read by devhost, not by the model.
+    "ALERT_SMTP_HOST": "SMTP is the local email backend; in Azure email alerts go through ACS (or are off)",
+    "ALERT_SMTP_PORT": "as ALERT_SMTP_HOST",
+    "PORTAL_URL": "on App Service alerts link to https://<WEBSITE_HOSTNAME>/api/portal, which the platform sets",
 }
 
 #: What the identity form of each connection must carry in Azure, and which services the code uses on it.
@@ -268,6 +274,7 @@ SHAPES = [
     pytest.param({"deployServiceBus": False}, id="storage-recovery"),
     pytest.param({"deployServiceBus": True}, id="service-bus-recovery"),
     pytest.param({"deployKeyVault": True, "endpointSecretSettings": ENDPOINT_SECRETS}, id="key-vault"),
+    pytest.param({"deployAlertEmail": True}, id="alert-email"),
 ]
 
 

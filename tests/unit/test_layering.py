@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import graphlib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -23,6 +24,21 @@ TOP_LEVEL_MODULES = ("function_app",)
 SHARED_MUST_NOT_IMPORT = ("azure.functions", "blueprints", "devhost", "devtools")
 #: The host must run without dev tooling: devtools depends on devhost, never the other way round.
 DEVHOST_MUST_NOT_IMPORT = ("devtools",)
+
+#: The Table dialect (keys, ETags, OData): none of it may appear in shared/ outside the storage line.
+TABLE_DIALECT = re.compile(r"RowKey|PartitionKey|_etag|query_entities| eq '")
+STORAGE_LINE = "shared.storage"
+#: What may import the storage package besides itself: the composition root, and the delivery adapters and
+#: pickup readers, the edges to receivers' and upstreams' own systems (their Storage queues and blobs go
+#: through the same gateways, and their Service Bus clients are built where every Azure client is).
+MAY_IMPORT_STORAGE = ("shared.services", "shared.delivery.adapters", "shared.pickup.readers")
+#: Where Azure SDK modules may be imported: the storage line, the adapters and readers, and the telemetry exporter.
+MAY_IMPORT_AZURE_SDK = (
+    "shared.storage",
+    "shared.delivery.adapters",
+    "shared.pickup.readers",
+    "shared.operability.telemetry",
+)
 
 
 def modules_under(root: Path, packages: Iterable[str], top_level: Iterable[str] = ()) -> dict[str, Path]:
@@ -111,6 +127,8 @@ def test_the_graph_covers_every_package_and_sees_their_imports():
     assert {module.partition(".")[0] for module in graph} == {*PACKAGES, *TOP_LEVEL_MODULES}
     assert "devhost.functions" in graph["devhost.host"]
     assert "devhost.host" in graph["devtools.process"]
+    assert "shared.storage.azure" in graph["shared.services"]
+    assert "shared.failures.ports" in graph["shared.failures.queries"]
 
 
 def test_first_party_packages_import_each_other_without_a_circle():
@@ -157,3 +175,43 @@ def test_a_forbidden_import_spelled_from_its_parent_package_is_caught(tmp_path):
     names = imported_names("core", tmp_path / "core.py")
 
     assert reaching(names, SHARED_MUST_NOT_IMPORT) == ["azure.functions"]
+
+
+def _within(module: str, prefixes: Iterable[str]) -> bool:
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes)
+
+
+def test_the_table_dialect_stays_below_the_storage_line():
+    # Keys, ETags and OData clauses are the storage package's business; the domain sees ids, versions and cursors.
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for module, path in modules_under(ROOT, ["shared"]).items()
+        if not _within(module, [STORAGE_LINE])
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if TABLE_DIALECT.search(line)
+    ]
+
+    assert found == []
+
+
+def test_the_domain_reaches_storage_only_through_its_ports():
+    imports = project_imports()
+    offending = {
+        module: reaching(names, [STORAGE_LINE])
+        for module, names in imports.items()
+        if _within(module, ["shared"]) and not _within(module, [STORAGE_LINE, *MAY_IMPORT_STORAGE])
+    }
+
+    assert {module: names for module, names in offending.items() if names} == {}
+    # and the check sees the imports it allows, so it cannot pass on a graph that lost them
+    assert reaching(imports["shared.services"], [STORAGE_LINE])
+
+
+def test_azure_sdk_imports_stay_at_the_edges():
+    offending = {
+        module: reaching(names, ["azure"])
+        for module, names in project_imports().items()
+        if _within(module, ["shared"]) and not _within(module, MAY_IMPORT_AZURE_SDK)
+    }
+
+    assert {module: names for module, names in offending.items() if names} == {}

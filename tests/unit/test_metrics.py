@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.metrics import MAX_WINDOW_MINUTES, Counter, Metrics
+from shared.operability.metrics import MAX_WINDOW_MINUTES, Counter, Metrics
 
 
 class Clock:

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from shared.errors import RequestValidationError
-from shared.models import (
+from shared.config.models import (
     BackoffPolicy,
-    Envelope,
-    FailureFilter,
     HttpEndpoint,
     IntegrationConfig,
-    JobSelection,
     RetryMode,
     RetryPolicy,
     ServiceBusEndpoint,
     StorageQueueEndpoint,
 )
+from shared.errors import RequestValidationError
+from shared.failures.models import FailureFilter
+from shared.ids import id_prefix_at
+from shared.jobs.models import JobSelection
+from shared.messages.models import Envelope
 from shared.validation import parse_model
 
 
@@ -73,6 +76,16 @@ def test_min_delay_above_max_delay_is_rejected_naming_the_max():
 
     assert fields_of(caught) == ["retry.backoff.requeue_max_delay_seconds"]
     assert "requeue_min_delay_seconds" in caught.value.fields[0]["message"]
+
+
+def test_a_min_delay_above_the_default_max_is_rejected_rather_than_stored_unreadable():
+    # Given a minimum over the default maximum (60), the maximum left out
+    backoff = {"requeue_min_delay_seconds": 90}
+
+    # When / Then: refused naming the maximum (accepted, it could never be read back from storage)
+    with pytest.raises(RequestValidationError) as caught:
+        parse_model(IntegrationConfig, make_config(retry={"mode": "backoff", "backoff": backoff}))
+    assert fields_of(caught) == ["retry.backoff.requeue_max_delay_seconds"]
 
 
 @pytest.mark.parametrize(
@@ -206,10 +219,58 @@ def test_filter_with_reversed_time_range_is_rejected():
     assert fields_of(caught) == ["to"]
 
 
-@pytest.mark.parametrize("selection", [{}, {"all": True, "ids": ["a"]}, {"all": False}])
+@pytest.mark.parametrize("selection", [{}, {"all": True, "ids": ["0000000000000000-000000000000"]}, {"all": False}])
 def test_job_selection_needs_exactly_one_form(selection):
     with pytest.raises(RequestValidationError):
         parse_model(JobSelection, selection)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0.5", "1700000000", "2024-05-01", "2024-05-01 12:00:00", "2024-05-01T12:00", "2024-02-30T00:00:00Z",
+     "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2024-05-01T12:00:00Z\n", ""],
+)  # fmt: skip
+def test_an_instant_from_a_caller_must_be_iso_8601_with_a_utc_equivalent(value):
+    with pytest.raises(RequestValidationError) as caught:
+        parse_model(FailureFilter, {"from": value})
+
+    assert fields_of(caught) == ["from"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-05-01T12:00:00Z", datetime(2024, 5, 1, 12, tzinfo=UTC)),
+        ("2024-05-01T12:00:00", datetime(2024, 5, 1, 12, tzinfo=UTC)),  # no offset: UTC
+        ("2024-05-01t14:00:00.1234567+02:00", datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)),  # .NET's 7 digits
+        ("0001-01-02T00:00:00+14:00", datetime(1, 1, 1, 10, tzinfo=UTC)),
+    ],
+)
+def test_an_iso_8601_instant_is_read_as_utc(value, expected):
+    assert parse_model(FailureFilter, {"from": value}).from_ == expected
+
+
+def test_row_key_bounds_outside_the_key_span_are_clamped_so_they_still_sort():
+    # Keys are 16 digits from 1970 to 2286; before and after, the bound is the first or last key.
+    assert id_prefix_at(datetime(1900, 1, 1, tzinfo=UTC)) == "9" * 16
+    assert id_prefix_at(datetime(9999, 1, 1, tzinfo=UTC)) == "0" * 16
+    assert len(id_prefix_at(datetime(2026, 1, 1, tzinfo=UTC))) == 16
+
+
+@pytest.mark.parametrize(
+    ("retry", "field"),
+    [
+        ({"linear_count": "4"}, "retry.linear_count"),  # a string is not a number
+        ({"linear_count": 4.5}, "retry.linear_count"),
+        ({"backoff": {"enabled": "true"}}, "retry.backoff.enabled"),
+        ({"backoff": {"enabled": 1}}, "retry.backoff.enabled"),
+    ],
+)
+def test_a_body_is_validated_as_json_schema_reads_it_without_coercion(retry, field):
+    with pytest.raises(RequestValidationError) as caught:
+        parse_model(IntegrationConfig, make_config(retry=retry))
+
+    assert fields_of(caught) == [field]
 
 
 @pytest.mark.parametrize(
@@ -229,6 +290,16 @@ def test_an_endpoint_header_that_is_not_a_token_or_holds_a_control_character_is_
         parse_model(IntegrationConfig, make_config(endpoint=endpoint))
 
     assert fields_of(caught) == [field]
+
+
+def test_an_integral_float_is_an_integer_as_in_json_schema():
+    assert parse_model(IntegrationConfig, make_config(retry={"linear_count": 4.0})).retry.linear_count == 4
+
+
+@pytest.mark.parametrize("selection", [{"all": 1}, {"ids": ["a/b"]}, {"ids": ["0000000000000000-0000000000FF"]}])
+def test_job_selection_takes_true_and_only_ids_the_api_hands_out(selection):
+    with pytest.raises(RequestValidationError):
+        parse_model(JobSelection, selection)
 
 
 def test_an_endpoint_header_value_may_hold_a_tab_and_non_ascii_text():

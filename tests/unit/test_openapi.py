@@ -1,8 +1,8 @@
-"""The OpenAPI document: structurally valid 3.1, and in step with the functions the app registers.
+"""The OpenAPI document: structurally valid 3.1, in step with the functions the app registers, and
+unchanged from main's before it was generated from the routes (tests/unit/openapi_snapshot.json).
 
-No OpenAPI validator is installed (openapi-spec-validator is not a dependency), so the
-structure is checked here: every $ref resolves, path templates and path parameters agree,
-operationIds are unique, the object fields are the ones OpenAPI 3.1 defines.
+Besides openapi-spec-validator, the structure is checked here: every $ref resolves, path templates
+and path parameters agree, operationIds are unique, the object fields are the ones OpenAPI 3.1 defines.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from blueprints import portal_api
-from shared.models import FailureFilter
-from shared.openapi import ROUTES, SECURITY_SCHEMES, build_openapi
+from blueprints import operability
+from blueprints.api import openapi_path
+from blueprints.openapi import SECURITY_SCHEMES
+from blueprints.operability import api_document
+from shared.auth import Role
+from shared.failures.models import FailureFilter
 
 ROOT = Path(__file__).resolve().parents[2]
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -33,12 +36,14 @@ PARAMETER_KEYS |= {"allowReserved", "schema", "example", "examples", "content"}
 COMPONENT_NAME = re.compile(r"^[a-zA-Z0-9.\-_]+$")
 STATUS_KEY = re.compile(r"^([1-5][0-9][0-9]|[1-5]XX|default)$")
 TEMPLATE_PARAM = re.compile(r"\{([^}]+)\}")
-ANONYMOUS_OPERATIONS = {"health", "openapi_document", "portal", "portal_asset"}
+PUBLIC_OPERATIONS = {"health", "openapi_document", "portal", "portal_asset", "portal_config"}
+INGEST_OPERATIONS = {"ingest", "ingest_message"}
+SNAPSHOT = Path(__file__).with_name("openapi_snapshot.json")
 
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    return build_openapi()
+    return api_document()
 
 
 def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -92,13 +97,8 @@ def registered_http_routes() -> dict[tuple[str, str], func.Function]:
         methods = getattr(trigger, "methods", None)
         assert methods, f"{function.get_function_name()} must declare its methods"
         for method in methods:
-            routes[(str(getattr(method, "value", method)).lower(), "/" + normalise(trigger.route))] = function
+            routes[(str(getattr(method, "value", method)).lower(), openapi_path(trigger.route))] = function
     return routes
-
-
-def normalise(route: str) -> str:
-    """`{id:int}`, `{id?}`, `{*rest}` → `{id}`, `{rest}`: OpenAPI templates carry names only."""
-    return TEMPLATE_PARAM.sub(lambda m: "{" + m.group(1).lstrip("*").split(":")[0].rstrip("?") + "}", route)
 
 
 @pytest.fixture(scope="module")
@@ -178,9 +178,8 @@ def test_operation_ids_are_unique_and_operations_are_well_formed(document):
     # Given every operation
     ids = [operation["operationId"] for _, _, operation in operations(document)]
 
-    # Then ids are unique, one per table route, and each operation has described responses
+    # Then ids are unique, and each operation has described responses
     assert len(ids) == len(set(ids))
-    assert sorted(ids) == sorted(route.operation_id for route in ROUTES)
     for path, method, operation in operations(document):
         assert path.startswith("/") and not path.startswith("/api/"), path
         assert set(operation) <= OPERATION_KEYS, f"{method} {path}"
@@ -243,52 +242,208 @@ def test_request_bodies_use_validation_schemas(document):
 # --- in step with the app -----------------------------------------------------------------------
 
 
-def test_every_registered_http_function_is_documented_with_its_route_and_method(document, registered):
-    # Given the documented (method, path) → operationId
-    documented = {(method, path): operation["operationId"] for path, method, operation in operations(document)}
-
-    # Then each registered HTTP function is documented at its route, under its own name
-    undocumented = sorted(f"{m.upper()} /api{p}" for m, p in registered if (m, p) not in documented)
-    assert not undocumented, f"add these routes to shared/openapi.py ROUTES: {undocumented}"
-    misnamed = {
-        f"{m.upper()} {p}": (documented[(m, p)], f.get_function_name())
-        for (m, p), f in registered.items()
-        if documented[(m, p)] != f.get_function_name()
+def test_documented_operations_are_exactly_the_registered_http_functions(document, registered):
+    # Given the documented operations and the app's HTTP functions, each as (METHOD /route, name)
+    documented = {
+        (f"{method.upper()} {path}", operation["operationId"]) for path, method, operation in operations(document)
     }
-    assert not misnamed, f"operationId must be the function name (documented, registered): {misnamed}"
+    functions = {(f"{method.upper()} {path}", f.get_function_name()) for (method, path), f in registered.items()}
+
+    # Then they are the same: every function is documented at its route under its own name, and
+    # nothing is documented that the app does not serve
+    assert sorted(functions - documented) == [], "registered but not documented (or under another name)"
+    assert sorted(documented - functions) == [], "documented but not registered"
 
 
-def test_only_planned_routes_may_be_missing_from_the_app(document, registered):
-    # Given the table's routes that the app does not register
-    missing = {(route.method, route.path) for route in ROUTES} - set(registered)
-    planned = {(route.method, route.path) for route in ROUTES if route.planned}
-
-    # Then every one of them is marked planned (jobs, recovery, portal being built)
-    assert missing <= planned, f"documented but not registered, and not planned: {sorted(missing - planned)}"
-
-
-def test_security_is_absent_exactly_on_health_and_openapi(document):
+def test_security_is_absent_exactly_on_the_public_routes(document):
     # Given the operations without a security requirement
     anonymous = {operation["operationId"] for _, _, operation in operations(document) if "security" not in operation}
 
-    # Then they are health and the document itself; the rest take the key in header or query
-    assert anonymous == ANONYMOUS_OPERATIONS
+    # Then they are health, the document itself and the portal's files and config; ingest takes a function
+    # key; every other route a signed-in caller (entra, dev) or, in key mode, a function key
+    assert anonymous == PUBLIC_OPERATIONS
     assert document["components"]["securitySchemes"] == SECURITY_SCHEMES
     for _, _, operation in operations(document):
-        if "security" in operation:
-            assert operation["security"] == [{"functionKeyHeader": []}, {"functionKeyQuery": []}]
+        if "security" not in operation:
+            continue
+        schemes = [list(requirement) for requirement in operation["security"]]
+        if operation["operationId"] in INGEST_OPERATIONS:
+            assert schemes == [["functionKeyHeader"], ["functionKeyQuery"]]
+        else:
+            assert schemes == [["signedIn"], ["functionKeyHeader"], ["functionKeyQuery"]]
+        assert "401" in operation["responses"]
 
 
-def test_documented_security_matches_the_registered_auth_levels(document, registered):
-    # Given the registered functions that are anonymous
-    anonymous = {
-        f.get_function_name()
-        for f in registered.values()
-        if getattr(f.get_trigger(), "auth_level", None) == func.AuthLevel.ANONYMOUS
+#: Issue 17: a Reader reads everything; an Operator also starts and cancels jobs and replays recovery;
+#: an Admin also changes integration configs. Ingest is for senders (a function key, no role); `me` is for
+#: anyone signed in.
+ROLES = {
+    "put_integration": Role.ADMIN,
+    "delete_integration": Role.ADMIN,
+    "start_job": Role.OPERATOR,
+    "cancel_job": Role.OPERATOR,
+    "recovery_replay": Role.OPERATOR,
+    "run_pickup": Role.OPERATOR,
+    "pause_integration": Role.OPERATOR,
+    "resume_integration": Role.OPERATOR,
+    "put_alert_rule": Role.ADMIN,
+    "delete_alert_rule": Role.ADMIN,
+    "test_alert_rule": Role.ADMIN,
+    "ingest_message": None,
+    "ingest": None,
+    "me": None,
+}
+
+
+def test_each_secured_operation_names_the_role_it_is_for_and_documents_the_403(document):
+    for path, method, operation in operations(document):
+        if "security" not in operation:
+            continue
+        # Given the roles listed in its security requirements
+        listed = {tuple(roles) for requirement in operation["security"] for roles in requirement.values()}
+        name = operation["operationId"]
+        role = ROLES.get(name, Role.READER)
+
+        # Then every alternative lists the one role issue 17 gives it (none on ingest and `me`)
+        assert listed == {(role.value,) if role else ()}, f"{method.upper()} {path}"
+        # And an operation with a role can answer 403
+        assert ("403" in operation["responses"]) == (role is not None), f"{method.upper()} {path}"
+
+
+def test_the_public_operations_are_anonymous_in_every_mode_and_ingest_keeps_its_key(document, registered):
+    # Given the registered functions by level
+    def level(function: func.Function) -> str:
+        value = getattr(function.get_trigger(), "auth_level", None)
+        return str(getattr(value, "value", value)).lower()
+
+    by_name = {f.get_function_name(): level(f) for f in registered.values()}
+
+    # Then the undocumented-security ones are anonymous, and ingest takes the function key
+    assert {name for name in PUBLIC_OPERATIONS} <= {name for name, value in by_name.items() if value == "anonymous"}
+    assert {by_name[name] for name in INGEST_OPERATIONS} == {"function"}
+
+
+#: What issue 17 (part 2) added to the document: operations, and the schemas only they use.
+NEW_OPERATIONS = {"ingest", "me", "list_audit", "portal_config"}
+NEW_SCHEMAS = {"Actor", "AuditAction", "AuditEntry", "AuditList", "AuthMode", "Role", "SignInConfig", "SignedIn"}
+
+
+def test_the_document_is_mains_but_for_the_listed_changes(document):
+    # Given the generated document without what issue 17 added (its new operations, their schemas, and the
+    # `created_by` jobs now carry)
+    generated = without_issue_17_additions(document)
+
+    # And main's document as it was served before it was generated from the routes, with the deliberate
+    # changes applied to it
+    expected = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    # 1-3. Issue 17: security per kind and role, the 401/403 envelopes, the page's and ingest's descriptions.
+    with_issue_17_security(expected, generated)
+    expected["components"]["securitySchemes"] = document["components"]["securitySchemes"]
+    # 4. Ingest's answer documents `parked`, which it always sent (the handler now returns the model).
+    accepted = expected["components"]["schemas"]["MessageAccepted"]
+    accepted["properties"]["parked"] = document["components"]["schemas"]["MessageAccepted"]["properties"]["parked"]
+    accepted["required"].append("parked")
+    # 5. Issue 16, pickup: its two routes under their own tag, an optional `source` on the config (a union
+    #    of five source models), the status model, and the failure origin `pickup`; nothing else moves.
+    schemas = generated["components"]["schemas"]
+    pickup_paths = ("/integrations/{integration}/pickup", "/integrations/{integration}/pickup/run")
+    expected["paths"].update({path: generated["paths"][path] for path in pickup_paths})
+    expected["tags"].insert(expected["tags"].index({"name": "recovery"}) + 1, {"name": "pickup"})
+    for name in ("BlobSource", "SftpSource", "StorageQueueSource", "ServiceBusSource", "HttpPollSource"):
+        expected["components"]["schemas"][name] = schemas[name]
+    for name in ("PickupStatus", "PickupOutcome"):
+        expected["components"]["schemas"][name] = schemas[name]
+    for name in ("IntegrationConfig", "IntegrationConfigBody"):
+        source = schemas[name]["properties"]["source"]
+        assert {ref["$ref"].rsplit("/", 1)[1] for ref in source["anyOf"][0]["oneOf"]} == {
+            "BlobSource", "SftpSource", "StorageQueueSource", "ServiceBusSource", "HttpPollSource"
+        } and source["anyOf"][1] == {"type": "null"} and source["default"] is None  # fmt: skip
+        expected["components"]["schemas"][name]["properties"]["source"] = source
+    expected["components"]["schemas"]["FailureOrigin"]["enum"].append("pickup")
+    # 6. Issue 18, control: pause, resume and the status under their own tag; `circuit_breaker` and
+    #    `rate_limit` on the config; a config as read (and listed) shows `paused`.
+    control_paths = [path for path in generated["paths"] if path.endswith(("/pause", "/resume", "/control"))]
+    assert len(control_paths) == 3
+    expected["paths"].update({path: generated["paths"][path] for path in control_paths})
+    expected["tags"].insert(expected["tags"].index({"name": "integrations"}) + 1, {"name": "control"})
+    for name in (
+        "PauseRequest", "PauseInfo", "ControlStatus", "BreakerStatus", "BreakerPhase", "CircuitBreakerPolicy",
+        "RateLimitPolicy", "IntegrationView",
+    ):  # fmt: skip
+        expected["components"]["schemas"][name] = schemas[name]
+    for name in ("IntegrationConfig", "IntegrationConfigBody"):
+        for field in ("circuit_breaker", "rate_limit"):
+            expected["components"]["schemas"][name]["properties"][field] = schemas[name]["properties"][field]
+    put_integration = expected["paths"]["/integrations/{integration}"]["put"]
+    put_integration["requestBody"]["description"] += "; `paused` (as GET shows it) is ignored"
+    get_integration = expected["paths"]["/integrations/{integration}"]["get"]
+    get_integration["responses"]["200"]["content"]["application/json"]["schema"] = {
+        "$ref": "#/components/schemas/IntegrationView"
     }
+    expected["components"]["schemas"]["IntegrationList"]["properties"]["items"]["items"] = {
+        "$ref": "#/components/schemas/IntegrationView"
+    }
+    #    The overview lists OverviewItem (a summary and its `held`), the metrics their `held` per integration.
+    expected["components"]["schemas"].pop("FailureSummary")
+    expected["components"]["schemas"]["OverviewItem"] = schemas["OverviewItem"]
+    expected["components"]["schemas"]["FailureOverview"] = schemas["FailureOverview"]
+    expected["components"]["schemas"]["MetricsSnapshot"]["properties"]["held"] = schemas["MetricsSnapshot"][
+        "properties"
+    ]["held"]
+    # 7. Issue 18, alerts: the rule routes, the alert list, "send test alert", under their own tag, and
+    #    their models.
+    alert_paths = [path for path in generated["paths"] if path.startswith(("/alert-rules", "/alerts"))]
+    assert sorted(alert_paths) == ["/alert-rules", "/alert-rules/{rule_id}", "/alert-rules/{rule_id}/test", "/alerts"]
+    expected["paths"].update({path: generated["paths"][path] for path in alert_paths})
+    expected["tags"].insert(expected["tags"].index({"name": "operability"}), {"name": "alerts"})
+    for name in (
+        "AlertRule", "AlertRuleBody", "AlertKind", "WebhookChannel", "TeamsChannel", "EmailChannel", "RuleState",
+        "RuleView", "RuleList", "Alert", "AlertList", "AlertSample", "NoticeStatus",
+    ):  # fmt: skip
+        expected["components"]["schemas"][name] = schemas[name]
+    expected["components"]["schemas"] = dict(sorted(expected["components"]["schemas"].items()))
 
-    # Then exactly those are documented without security
-    assert anonymous == ANONYMOUS_OPERATIONS
+    # Then the generated document is exactly that
+    assert generated == expected
+
+
+def without_issue_17_additions(document: dict[str, Any]) -> dict[str, Any]:
+    generated: dict[str, Any] = json.loads(json.dumps(document))
+    for path, item in list(generated["paths"].items()):
+        for method, operation in list(item.items()):
+            if operation["operationId"] in NEW_OPERATIONS:
+                del item[method]
+        if not item:
+            del generated["paths"][path]
+    for name in NEW_SCHEMAS:
+        generated["components"]["schemas"].pop(name)
+    generated["components"]["schemas"]["Job"]["properties"].pop("created_by")
+    generated["tags"] = [tag for tag in generated["tags"] if tag["name"] not in ("identity", "audit")]
+    return generated
+
+
+def with_issue_17_security(expected: dict[str, Any], generated: dict[str, Any]) -> None:
+    """Each operation's security as its kind takes it, listing its role; 401/403 as the error envelope of the
+    routes that name their caller; the page and DESIGN.md's ingest route describing sign-in and the senders' route."""
+    schemes = list(SECURITY_SCHEMES)
+    for _, _, operation in operations(expected):
+        name = operation["operationId"]
+        now = generated_operation(generated, name)
+        if "security" in operation:
+            role = ROLES.get(name, Role.READER)
+            kinds = ["functionKeyHeader", "functionKeyQuery"] if name in INGEST_OPERATIONS else schemes
+            operation["security"] = [{scheme: [role.value] if role else []} for scheme in kinds]
+            if name not in INGEST_OPERATIONS:
+                operation["responses"]["401"] = now["responses"]["401"]
+            if role is not None:
+                operation["responses"]["403"] = now["responses"]["403"]
+        if name in ("portal", "ingest_message"):
+            operation["summary"], operation["description"] = now["summary"], now["description"]
+
+
+def generated_operation(document: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [operation for _, _, operation in operations(document) if operation["operationId"] == name]
+    return found
 
 
 async def test_the_handler_serves_the_document_as_json():
@@ -296,15 +451,40 @@ async def test_the_handler_serves_the_document_as_json():
     request = func.HttpRequest("GET", "http://localhost/api/openapi.json", body=b"")
 
     # When the handler answers
-    response = await portal_api.openapi_document(request)
+    response = await operability.openapi_document(request)
 
     # Then it is the document, as JSON
     assert response.status_code == 200
     assert response.mimetype == "application/json"
-    assert json.loads(response.get_body()) == json.loads(json.dumps(build_openapi()))
+    assert json.loads(response.get_body()) == json.loads(json.dumps(api_document()))
 
 
 def test_document_passes_the_openapi_3_1_validator():
     from openapi_spec_validator import validate
 
-    validate(build_openapi())
+    validate(api_document())
+
+
+def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):
+    # The handlers refuse ids with blueprints.http.route_id; the document must say the same.
+    from blueprints.http import CONFIG_ID, FAILURES_INTEGRATION, RECORD_ID
+
+    expected = {"failure_id": RECORD_ID.pattern, "job_id": RECORD_ID.pattern, "rule_id": CONFIG_ID.pattern}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] != "path" or parameter["name"] == "asset":
+                    continue
+                name = parameter["name"]
+                config_route = path in ("/integrations/{integration}", "/ingest/{integration}") or path.endswith(
+                    ("/messages", "/pickup", "/run", "/pause", "/resume", "/control")
+                )
+                shape = (CONFIG_ID if config_route else FAILURES_INTEGRATION).pattern
+                assert parameter["schema"]["pattern"] == expected.get(name, shape), f"{method} {path} {name}"
+
+
+def test_the_contract_requires_the_endpoint_kind_and_exactly_one_job_selection(document):
+    schemas = document["components"]["schemas"]
+    for variant in ("HttpEndpoint", "StorageQueueEndpoint", "ServiceBusEndpoint"):
+        assert "kind" in schemas[variant]["required"]
+    assert len(schemas["JobSelection"]["oneOf"]) == 3

@@ -7,18 +7,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.models import BackoffPolicy, ErrorAction, ErrorRule, RetryMode, RetryPolicy
-from shared.retry import (
+from shared.config.models import BackoffPolicy, ErrorAction, ErrorRule, RetryMode, RetryPolicy
+from shared.delivery.retry import (
     EndpointRetryPolicy,
     Verdict,
     classify_status,
     delay_actions_exhausted,
     endpoint_delay_s,
     engine_retry_decision,
-    interval_start,
     requeue_delay_s,
     should_delay,
 )
+from shared.storage.error_window_table import interval_start
 
 
 @pytest.mark.parametrize(

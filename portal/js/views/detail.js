@@ -84,6 +84,9 @@ function facts(failure) {
 }
 
 function contentSection(failure, content) {
+  if (!content && failure.origin === "pickup") {
+    return h("p", { class: "muted" }, "A pickup failure records a source that kept failing, not a message: it has no content, and nothing to retry. Delete it once the cause is fixed; the source is tried again at every interval.");
+  }
   if (!content) {
     return h("p", { class: "muted" }, "No content is stored for this failure (the payload was empty, removed or never kept).");
   }

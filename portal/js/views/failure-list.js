@@ -13,7 +13,7 @@ import { createFailuresTable } from "./failures-table.js";
 const PAGE_SIZE = 25;
 
 /** `onCount(count)` fires when the failures matching the filters have been counted. */
-export function createFailureList(integration, { selection, onOpen, onCount }) {
+export function createFailureList(integration, { selection, onOpen, onCount, selectable = true }) {
   let filters = {};
   let cursor = null; // where the next page starts; null: at the first
   let loadedCount = 0;
@@ -25,6 +25,7 @@ export function createFailureList(integration, { selection, onOpen, onCount }) {
     onToggle: (id, checked) => selection.toggle(id, checked),
     onToggleLoaded: (checked) => selection.toggleMany(table.loadedIds(), checked),
     onOpen,
+    selectable,
   });
   const matchCount = h("p", { class: "muted", "data-testid": "match-count", "aria-live": "polite" });
   const status = h("div", {});

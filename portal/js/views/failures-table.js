@@ -1,5 +1,6 @@
-// The failures table: newest first, one row per failure with a selection checkbox; the reason
-// opens the detail. The table only draws; what is selected lives in selection.js.
+// The failures table: newest first, one row per failure with a selection checkbox (for those who
+// may act on failures); the reason opens the detail. The table only draws; what is selected lives
+// in selection.js.
 
 import { h } from "../dom.js";
 import { formatCount, formatTime, timeElement } from "../format.js";
@@ -15,7 +16,7 @@ const COLUMNS = [
   ["Resends", "num"],
 ];
 
-export function createFailuresTable({ onToggle, onToggleLoaded, onOpen }) {
+export function createFailuresTable({ onToggle, onToggleLoaded, onOpen, selectable = true }) {
   const headCheck = h("input", {
     type: "checkbox",
     "aria-label": "Select all loaded rows",
@@ -32,7 +33,7 @@ export function createFailuresTable({ onToggle, onToggleLoaded, onOpen }) {
       h(
         "tr",
         {},
-        h("th", { scope: "col" }, headCheck),
+        selectable ? h("th", { scope: "col" }, headCheck) : null,
         COLUMNS.map(([label, className]) => h("th", { scope: "col", class: className || null }, label)),
       ),
     ),
@@ -65,6 +66,7 @@ export function createFailuresTable({ onToggle, onToggleLoaded, onOpen }) {
   /** Reflect the selection in place: replacing rows would lose the keyboard focus. */
   function sync({ isSelected, allSelected }) {
     let selectedLoaded = 0;
+    if (!selectable) return;
     for (const [id, { row: tr, check }] of rows) {
       const selected = isSelected(id);
       if (selected) selectedLoaded += 1;
@@ -86,7 +88,7 @@ export function createFailuresTable({ onToggle, onToggleLoaded, onOpen }) {
     const tr = h(
       "tr",
       { dataset: { failureId: failure.id } },
-      h("td", {}, check),
+      selectable ? h("td", {}, check) : null,
       h("td", { class: "time" }, timeElement(failure.failed_at)),
       h(
         "td",

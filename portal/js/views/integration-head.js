@@ -28,18 +28,20 @@ export function createIntegrationHead(integration, { onRefresh }) {
   );
   document.title = `${integration} · Failures · Rebound`;
 
-  /** Name the page after the integration's configuration. */
+  /** Name the page after the integration's configuration; resolves to the config (null without one). */
   async function load() {
     try {
       const config = await api.integration(integration);
-      if (disposed) return;
+      if (disposed) return null;
       title.textContent = config.name || integration;
       const parts = [config.name && config.name !== integration ? integration : null];
       if (config.sender || config.receiver) parts.push(`${config.sender || "?"} → ${config.receiver || "?"}`);
       subtitle.textContent = parts.filter(Boolean).join(" · ");
       document.title = `${config.name || integration} · Failures · Rebound`;
+      return config;
     } catch {
       subtitle.textContent = "no configuration"; // e.g. `_unknown`: failures without an integration
+      return null;
     }
   }
 

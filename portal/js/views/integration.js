@@ -7,6 +7,8 @@
 //   selection.js         rows picked, or "Select all messages"
 //   job-actions.js       Retry/Delete: why disabled, confirm, start, the 409 note
 //   groups.js            failure groups, beside the list
+//   pickup.js            the pickup source and its runs, "Pick up now" (hidden without a source)
+//   control.js           paused or running, messages held, the circuit breaker; Pause (with a reason) and Resume
 // A new part of the page is one more component: created here, placed in the layout below, and
 // wired to the others through its callbacks. When only the filters change the page updates in
 // place (keeping focus) instead of being rebuilt.
@@ -14,6 +16,7 @@
 import { api } from "../api.js";
 import { h, replace } from "../dom.js";
 import { integrationHref } from "../route.js";
+import { can, ROLES } from "../session.js";
 import { openFailureDetail } from "./detail.js";
 import { createFailureList } from "./failure-list.js";
 import { createFilterBar } from "./filters.js";
@@ -21,16 +24,23 @@ import { createGroupsPanel } from "./groups.js";
 import { createIntegrationHead } from "./integration-head.js";
 import { announceFinished, createJobActions } from "./job-actions.js";
 import { createJobsPanel } from "./jobs.js";
+import { createControlPanel } from "./control.js";
+import { createPickupPanel } from "./pickup.js";
 import { createSelection } from "./selection.js";
 
 export function mountIntegration(main, route) {
   const integration = route.integration;
   let filters = route.filters; // the URL's; the components are told when they change
+  const acts = can(ROLES.operator); // retry, delete and cancel are an operator's
   let disposed = false;
 
   const head = createIntegrationHead(integration, { onRefresh: () => refresh() });
   const filterBar = createFilterBar({ onApply: (next) => navigate(next) });
   const groupsPanel = createGroupsPanel({ onPick: (group) => navigate({ ...filters, group: group ?? undefined }) });
+  // A run brings no failures of its own unless it failed too often (a `pickup` failure): show the list as it is.
+  const pickupPanel = createPickupPanel(integration, { onRun: () => jobFinishedOrPicked() });
+  // A resume delivers what was held: failures may follow, so the list is shown as it is then.
+  const controlPanel = createControlPanel(integration, { onResumed: () => jobFinishedOrPicked() });
   const selection = createSelection({
     onChange: () => {
       list.showSelection();
@@ -41,6 +51,7 @@ export function mountIntegration(main, route) {
     selection,
     onOpen: (failure) => openFailureDetail(integration, failure),
     onCount: (count) => selection.setMatching(count),
+    selectable: acts,
   });
   const jobsPanel = createJobsPanel(integration, {
     onActiveChange: (job) => actions.setActiveJob(job),
@@ -52,7 +63,7 @@ export function mountIntegration(main, route) {
     onConflict: (activeJobId) => (activeJobId ? jobsPanel.trackById(activeJobId) : jobsPanel.load()),
   });
 
-  replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, list, selection, actions }));
+  replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts }));
 
   // Groups feed two components: the panel and the filter bar's group choice.
   async function loadGroups() {
@@ -73,7 +84,11 @@ export function mountIntegration(main, route) {
   }
 
   function refresh() {
-    head.load();
+    // The pickup panel asks for a status only when the config has a source.
+    head.load().then((config) => {
+      pickupPanel.show(config);
+      controlPanel.show(config);
+    });
     loadGroups();
     jobsPanel.load();
     showFailures();
@@ -81,7 +96,11 @@ export function mountIntegration(main, route) {
 
   function jobFinished(job) {
     announceFinished(job);
-    // Its failures are gone (or some came back): show the list as it is now.
+    jobFinishedOrPicked();
+  }
+
+  /** Failures are gone, came back or were added: show the list as it is now. */
+  function jobFinishedOrPicked() {
     loadGroups();
     showFailures();
   }
@@ -107,13 +126,13 @@ export function mountIntegration(main, route) {
     },
     destroy() {
       disposed = true;
-      for (const component of [head, list, actions, jobsPanel]) component.destroy();
+      for (const component of [head, list, actions, jobsPanel, pickupPanel, controlPanel]) component.destroy();
     },
   };
 }
 
-/** Where each component sits: the head on top; jobs, filters and failures in the main column; groups beside. */
-function pageLayout({ head, jobsPanel, filterBar, groupsPanel, list, selection, actions }) {
+/** Where each component sits: the head on top; jobs, filters and failures in the main column; control, pickup and groups beside. */
+function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts }) {
   return [
     head.parts.breadcrumb,
     head.parts.heading,
@@ -125,28 +144,32 @@ function pageLayout({ head, jobsPanel, filterBar, groupsPanel, list, selection, 
         { class: "stack" },
         jobsPanel.element,
         h("section", { class: "card", "aria-label": "Filters" }, filterBar.element),
-        failuresCard(list, selection, actions),
+        failuresCard(list, selection, actions, acts),
       ),
-      h("div", { class: "side" }, groupsPanel.element),
+      h("div", { class: "side" }, controlPanel.element, pickupPanel.element, groupsPanel.element),
     ),
   ];
 }
 
-/** The failures card, where the list, the selection and the job actions interleave. */
-function failuresCard(list, selection, actions) {
+/** The failures card, where the list, the selection and the job actions interleave (the last two for
+ * those who may act: a reader sees the list and why there is nothing to press). */
+function failuresCard(list, selection, actions, acts) {
+  const bar = acts
+    ? h(
+        "div",
+        { class: "action-bar", role: "group", "aria-label": "Selection and actions" },
+        selection.parts.allSwitch,
+        selection.parts.summary,
+        actions.parts.buttons,
+        actions.parts.why,
+      )
+    : h("p", { class: "muted", "data-testid": "read-only-note" }, "Retrying and deleting failures needs the Operator role.");
   return h(
     "section",
     { class: "card", "aria-labelledby": "failures-title" },
     h("h2", { id: "failures-title" }, "Failures"),
     list.parts.matchCount,
-    h(
-      "div",
-      { class: "action-bar", role: "group", "aria-label": "Selection and actions" },
-      selection.parts.allSwitch,
-      selection.parts.summary,
-      actions.parts.buttons,
-      actions.parts.why,
-    ),
+    bar,
     actions.parts.conflict,
     list.parts.status,
     list.parts.table,

@@ -6,6 +6,7 @@ import { api } from "../api.js";
 import { h, replace, uid } from "../dom.js";
 import { formatCount, formatDuration, formatRate, formatTime, plural } from "../format.js";
 import { notifyError } from "../notices.js";
+import { can, ROLES } from "../session.js";
 
 export const POLL_INTERVAL_MS = 1000;
 const FINISHED_SHOWN = 5;
@@ -58,7 +59,7 @@ export function createJobsPanel(integration, { onActiveChange, onFinished }) {
     const shown = new Set([...jobs.filter(isActive), ...(showOlder ? finished : finished.slice(0, FINISHED_SHOWN))]);
     const visible = jobs.filter((job) => shown.has(job));
     if (visible.length === 0) {
-      replace(list, h("p", { class: "muted", "data-testid": "no-jobs" }, "No jobs yet. Select failures and choose Retry or Delete."));
+      replace(list, h("p", { class: "muted", "data-testid": "no-jobs" }, can(ROLES.operator) ? "No jobs yet. Select failures and choose Retry or Delete." : "No jobs yet."));
     } else {
       replace(list, visible.map((job) => cardFor(job).element));
     }
@@ -195,7 +196,7 @@ function createJobCard(job, { onCancel }) {
     state.textContent = next.cancel_requested && active ? `${next.state}, cancelling` : next.state;
     state.className = `state ${next.state}`;
     what.textContent = `· ${describeSelection(next.selection)}`;
-    cancel.hidden = !active;
+    cancel.hidden = !active || !can(ROLES.operator); // cancelling is an operator's
     if (active && !next.cancel_requested) {
       cancel.disabled = false;
       cancel.textContent = "Cancel";
@@ -217,7 +218,8 @@ function createJobCard(job, { onCancel }) {
       ["Elapsed", formatDuration((end - new Date(started)) / 1000), "elapsed"],
     ].filter(Boolean);
     replace(stats, facts.map(([label, value, key]) => h("div", {}, h("dt", {}, label), h("dd", { dataset: { stat: key } }, value))));
-    times.textContent = `Created ${formatTime(next.created_at)}${next.finished_at ? ` · finished ${formatTime(next.finished_at)}` : ""}`;
+    const by = next.created_by ? ` by ${next.created_by.name}` : "";
+    times.textContent = `Created ${formatTime(next.created_at)}${by}${next.finished_at ? ` · finished ${formatTime(next.finished_at)}` : ""}`;
     error.hidden = !next.last_error;
     error.textContent = next.last_error ? `Last error: ${next.last_error}` : "";
   }

@@ -101,6 +101,7 @@ function overviewTable(items) {
           {},
           h("th", { scope: "col" }, "Integration"),
           h("th", { scope: "col", class: "num" }, "Failures"),
+          h("th", { scope: "col", class: "num" }, "Held"),
           h("th", { scope: "col" }, "By origin"),
           h("th", { scope: "col" }, "First failure"),
           h("th", { scope: "col" }, "Last failure"),
@@ -115,6 +116,7 @@ function overviewTable(items) {
             { dataset: { integration: item.integration } },
             h("th", { scope: "row" }, h("a", { href: integrationHref(item.integration) }, item.integration)),
             h("td", { class: "num" }, formatCount(item.count)),
+            h("td", { class: "num", "data-testid": "overview-held" }, item.held ? formatCount(item.held) : "—"),
             h(
               "td",
               {},

@@ -5,6 +5,7 @@
 import { api } from "../api.js";
 import { h, replace, uid } from "../dom.js";
 import { notify } from "../notices.js";
+import { can, ROLES } from "../session.js";
 
 const SEVEN_DAYS_S = 7 * 24 * 3600; // Azure queues hide a message for at most 7 days
 
@@ -46,8 +47,14 @@ export function createPolicyForm(integration, config, onSaved) {
       numberFields(BACKOFF_FIELDS, controls),
     ),
     formErrors,
-    h("div", { class: "toolbar" }, save, reset, status),
+    // Changing settings is an admin's: others see the policy, read-only, and why.
+    can(ROLES.admin)
+      ? h("div", { class: "toolbar" }, save, reset, status)
+      : h("p", { class: "muted", "data-testid": "read-only-note" }, "Changing the retry policy needs the Admin role."),
   );
+  if (!can(ROLES.admin)) {
+    for (const fieldset of form.querySelectorAll("fieldset")) fieldset.disabled = true;
+  }
 
   function fill(source) {
     clearErrors(controls, formErrors);

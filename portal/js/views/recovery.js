@@ -5,6 +5,7 @@ import { api } from "../api.js";
 import { h, replace } from "../dom.js";
 import { formatAgo, formatCount, formatDuration, timeElement } from "../format.js";
 import { errorBlock, notify } from "../notices.js";
+import { can, ROLES } from "../session.js";
 
 export function mountRecoveryPanel(container) {
   const body = h("div", { "data-testid": "recovery-body" }, h("p", { class: "muted" }, "Loading…"));
@@ -55,7 +56,8 @@ export function mountRecoveryPanel(container) {
       queueTable(status.queues),
       h("h3", {}, "Last sweep"),
       sweepFacts(status.last_sweep),
-      h("div", { class: "toolbar" }, replay, h("button", { type: "button", onclick: () => load() }, "Refresh")),
+      // Replaying is an operator's; anyone may refresh.
+      h("div", { class: "toolbar" }, can(ROLES.operator) ? replay : null, h("button", { type: "button", onclick: () => load() }, "Refresh")),
     );
   }
 

@@ -3,12 +3,14 @@
 import { api } from "../api.js";
 import { h, replace } from "../dom.js";
 import { integrationHref, overviewHref } from "../route.js";
+import { createControlForm } from "./control-form.js";
 import { createPolicyForm } from "./policy-form.js";
 
 export function mountSettings(main, route) {
   const integration = route.integration;
   const overview = h("section", { class: "card", "aria-labelledby": "config-title" }, h("p", { class: "muted" }, "Loading…"));
   const policy = h("section", { class: "card", "aria-labelledby": "policy-title" });
+  const control = h("section", { class: "card", "aria-labelledby": "control-settings-title" });
   const title = h("h1", { tabindex: "-1" }, `Settings · ${integration}`);
   replace(
     main,
@@ -24,7 +26,7 @@ export function mountSettings(main, route) {
       ),
     ),
     h("div", { class: "page-head" }, title),
-    h("div", { class: "stack" }, overview, policy),
+    h("div", { class: "stack" }, overview, policy, control),
   );
   document.title = `Settings · ${integration} · Rebound`;
   let disposed = false;
@@ -38,12 +40,31 @@ export function mountSettings(main, route) {
       const message = error.status === 404 ? `There is no configuration for “${integration}”.` : error.message;
       replace(overview, h("p", { class: "alert", role: "alert" }, message));
       replace(policy);
+      replace(control);
       return;
     }
     if (disposed) return;
     title.textContent = `Settings · ${config.name || integration}`;
     renderOverview(overview, config);
-    replace(policy, createPolicyForm(integration, config, (saved) => renderOverview(overview, saved)).element);
+    renderForms(config);
+  }
+
+  /** Both forms send the whole config: after one saves, the other starts again from what the server saved. */
+  function renderForms(config, { keep = null } = {}) {
+    if (keep !== "policy") {
+      const onPolicySaved = (next) => {
+        renderOverview(overview, next);
+        renderForms(next, { keep: "policy" });
+      };
+      replace(policy, createPolicyForm(integration, config, onPolicySaved).element);
+    }
+    if (keep !== "control") {
+      const onControlSaved = (next) => {
+        renderOverview(overview, next);
+        renderForms(next, { keep: "control" });
+      };
+      replace(control, createControlForm(integration, config, onControlSaved).element);
+    }
   }
 
   load();
@@ -74,6 +95,6 @@ function renderOverview(container, config) {
         ["Keeps failures", config.persist_failures ? "yes" : "no (only logged)"],
       ].map(([label, value]) => [h("dt", {}, label), h("dd", {}, value)]),
     ),
-    h("p", { class: "muted" }, "Only the retry policy is edited here; the rest of the configuration through PUT /api/integrations/{id}."),
+    h("p", { class: "muted" }, "The retry policy and delivery control are edited here; the rest of the configuration through PUT /api/integrations/{id}."),
   );
 }

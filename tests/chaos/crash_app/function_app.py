@@ -13,7 +13,7 @@ from pathlib import Path
 import azure.functions as func
 
 # devhost runs from the project root, so the product's packages import as usual.
-from blueprints import ingest, jobs, portal_api, recovery
+from blueprints import failures, ingest, integrations, jobs, operability, recovery
 from shared.services import get_services
 
 crash = func.Blueprint()
@@ -32,5 +32,5 @@ async def deliver_inbound(msg: func.QueueMessage) -> None:
 
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-for blueprint in (portal_api.bp, ingest.bp, jobs.bp, recovery.bp, crash):
+for blueprint in (operability.bp, integrations.bp, failures.bp, ingest.bp, jobs.bp, recovery.bp, crash):
     app.register_functions(blueprint)

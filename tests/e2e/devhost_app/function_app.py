@@ -55,6 +55,20 @@ async def echo(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(req.get_body(), status_code=201, mimetype="application/octet-stream")
 
 
+@app.function_name("whoami")
+@app.route(route="whoami", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def whoami(req: func.HttpRequest) -> func.HttpResponse:
+    """The principal headers that reached the app, and devhost's Easy Auth marker."""
+    names = ["X-MS-CLIENT-PRINCIPAL", *(f"X-MS-CLIENT-PRINCIPAL-{part}" for part in ("NAME", "ID", "IDP"))]
+    body = {
+        "headers": {name: req.headers.get(name) for name in names},
+        "token_headers": sorted(name for name in req.headers if name.lower().startswith("x-ms-token-")),
+        "authorization": req.headers.get("Authorization"),
+        "marker": os.environ.get("DEVHOST_EASY_AUTH"),
+    }
+    return func.HttpResponse(json.dumps(body), mimetype="application/json")
+
+
 @app.function_name("boom")
 @app.route(route="boom", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def boom(req: func.HttpRequest) -> func.HttpResponse:

@@ -1,0 +1,1 @@
+"""Integration configs: the model, where they are stored, the cached view the hot path reads."""

@@ -1,0 +1,145 @@
+"""One batch of a job page: resend (retry) or remove (delete) the selected failures, with an outcome each.
+
+Retry re-enqueues the failure's envelope (same message id, resend_count+1, counters reset)
+and only then removes the failure: a crash in between can send a message twice (receivers
+deduplicate on Idempotency-Key, which is that same id), never lose it. Delete removes the
+failure, then its content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared.concurrency import each
+from shared.errors import NothingToResend, ReboundError, StorageUnavailable
+from shared.failures.models import Failure, FailureOrigin
+from shared.failures.ports import FailureLog, Removal
+from shared.messages.models import Envelope
+from shared.messages.ports import MessageQueue, PayloadStore
+from shared.messages.wire import pack
+from shared.recovery.ports import Parking
+from shared.tokens import Cursor, Version
+
+#: Queue sends a retry batch runs at once.
+CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One selected failure: None when it is gone (an id that no longer exists), its version, the cursor after it."""
+
+    failure: Failure | None
+    version: Version | None
+    position: Cursor
+
+    @property
+    def present(self) -> Failure:
+        assert self.failure is not None
+        return self.failure
+
+
+#: True: retried/deleted by this page; False: already gone (skipped); an error: failed, left in place.
+Outcome = bool | ReboundError
+Batch = list[BatchItem]
+
+
+def _outcomes(batch: Batch, removal: Removal, errors: dict[str, ReboundError]) -> list[Outcome]:
+    """Per item: its error (send or content), else its version conflict, else whether this page removed it."""
+    failed: dict[str, ReboundError] = {failure.id: conflict for failure, conflict in removal.changed}
+    failed.update(errors)
+    removed = {failure.id for failure in removal.removed}
+    return [
+        False if item.failure is None else failed.get(item.failure.id, item.failure.id in removed) for item in batch
+    ]
+
+
+class JobBatches:
+    def __init__(
+        self,
+        *,
+        failures: FailureLog,
+        payloads: PayloadStore,
+        inbound: MessageQueue,
+        parker: Parking | None = None,
+        concurrency: int = CONCURRENCY,
+    ) -> None:
+        self._failures = failures
+        self._payloads = payloads
+        self._inbound = inbound
+        self._parker = parker
+        self._concurrency = concurrency
+
+    async def retry(self, batch: Batch) -> list[Outcome]:
+        """Enqueue every present failure's message (`concurrency` at a time), then remove those that went out.
+
+        Enqueue before remove: a crash in between sends a message twice, never loses one. When
+        `inbound` is unreachable (and there is nowhere to park), what was sent is still removed
+        before the error ends the page, so the re-run does not send it again.
+        """
+        present = [item for item in batch if item.failure is not None]
+        sent_errors = await each(present, self._enqueue_again, limit=self._concurrency, errors=ReboundError)
+        sent = [item for item, error in zip(present, sent_errors, strict=True) if error is None]
+        removal = await self._failures.remove_many([(item.present, item.version) for item in sent])
+        await self._discard_overflow(removal.removed)
+        unavailable = next((e for e in sent_errors if isinstance(e, StorageUnavailable)), None)
+        if unavailable is not None:
+            raise unavailable  # the host re-runs the page; the checkpoint and the removals make that safe
+        errors = {item.present.id: error for item, error in zip(present, sent_errors, strict=True) if error}
+        return _outcomes(batch, removal, errors)
+
+    async def _discard_overflow(self, removed: Sequence[Failure]) -> None:
+        """The resent messages carry their whole headers again; the copies kept for the resend can go.
+        Best effort: what stays behind is removed by the retention purge."""
+        refs = [ref for ref in map(self._failures.overflow_ref, removed) if ref]
+        if refs:
+            await self._payloads.delete_many(refs)
+
+    async def _enqueue_again(self, item: BatchItem) -> None:
+        if item.present.origin is FailureOrigin.PICKUP:
+            # It records a source that kept failing, not a message: the source retries on its own.
+            raise NothingToResend(
+                "a pickup failure holds no message to resend: the source is tried again at every interval; "
+                "delete the failure once its cause is fixed"
+            )
+        envelope = resend_envelope(await self._failures.restore(item.present))
+        _, text = await pack(envelope, self._payloads)
+        try:
+            await self._inbound.send(text)
+        except StorageUnavailable:
+            if self._parker is None:
+                raise
+            # The message is safe in the recovery flow; the sweep puts it on inbound later.
+            await self._parker.park_envelope(envelope, "retry job could not enqueue to inbound")
+
+    async def delete(self, batch: Batch) -> list[Outcome]:
+        """Remove the present failures (transactions of 100), then their content (Blob Batch requests)."""
+        present = [item for item in batch if item.failure is not None]
+        removal = await self._failures.remove_many([(item.present, item.version) for item in present])
+        blobs = [(failure, ref) for failure in removal.removed for ref in self._failures.content_refs(failure)]
+        # A batch that cannot reach storage raises here: the rows are gone, and the retention
+        # purge removes content left behind.
+        blob_errors = await self._payloads.delete_many([ref for _, ref in blobs])
+        unavailable = next((e for e in blob_errors if isinstance(e, StorageUnavailable)), None)
+        if unavailable is not None:
+            raise unavailable
+        errors: dict[str, ReboundError] = {
+            failure.id: error for (failure, _), error in zip(blobs, blob_errors, strict=True) if error
+        }
+        return _outcomes(batch, removal, errors)
+
+
+def resend_envelope(failure: Failure) -> Envelope:
+    """The failure's message as it goes back to `inbound`: same id, resend_count+1, counters reset."""
+    return Envelope(
+        id=failure.message_id,
+        integration=failure.integration,
+        sender=failure.sender,
+        receiver=failure.receiver,
+        correlation_id=failure.correlation_id,
+        content_type=failure.content_type,
+        headers=failure.headers,
+        body_ref=failure.body_ref,
+        received_at=failure.received_at or failure.failed_at,
+        resend_count=failure.resend_count + 1,
+    )

@@ -1,0 +1,1 @@
+"""Operability: counters, traces and the health report."""

@@ -1,0 +1,1 @@
+"""Pickup: Rebound fetches messages from where upstream systems leave them (issue 16)."""

@@ -1,0 +1,1 @@
+"""Catastrophic recovery: park what cannot go on, sweep it back, give up to manual."""
