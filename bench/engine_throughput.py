@@ -29,7 +29,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.queue import QueueMessage, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from bench.harness import Result, Stopwatch, azure_stores, bounded_gather, phase, rate
+from bench.harness import RAW_SDK, Result, Stopwatch, azure_stores, bounded_gather, phase, rate
 from bench.receiver import ReceiverProcess
 from shared.config.models import IntegrationConfig
 
@@ -97,9 +97,9 @@ async def host_loop(client: QueueClient, total: int, handle: Handler) -> None:
 async def _run(connection_string: str, queue: str, count: int, handle: Handler) -> float:
     """Messages/s from the first send to the last delete."""
     producer = QueueClient.from_connection_string(
-        connection_string, queue, message_encode_policy=TextBase64EncodePolicy()
+        connection_string, queue, message_encode_policy=TextBase64EncodePolicy(), **RAW_SDK
     )
-    consumer = QueueClient.from_connection_string(connection_string, queue)
+    consumer = QueueClient.from_connection_string(connection_string, queue, **RAW_SDK)
     try:
         with contextlib.suppress(ResourceExistsError):
             await producer.create_queue()

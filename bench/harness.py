@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psutil
 from azure.storage.queue.aio import QueueClient
@@ -115,6 +115,11 @@ async def phase(name: str, **overrides: str) -> AsyncIterator[tuple[PhaseAzurite
     finally:
         await services.close()
         await asyncio.to_thread(azurite.stop)
+
+
+#: The raw baselines' SDK clients skip the environment (proxies, ~/.netrc) as Rebound's own do
+#: (shared/storage/clients.py): raw stays the best the SDK can do, not its defaults' cost.
+RAW_SDK: dict[str, Any] = {"use_env_settings": False}
 
 
 def azure_stores(services: Services) -> AzureStores:

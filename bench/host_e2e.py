@@ -46,7 +46,7 @@ from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
 from bench.engine_throughput import envelope_text, host_loop, raw_send_receive_delete
-from bench.harness import Result, azure_stores, bounded_gather, percentile, rate, wait_for_queue_gc
+from bench.harness import RAW_SDK, Result, azure_stores, bounded_gather, percentile, rate, wait_for_queue_gc
 from bench.host_stack import DevhostMeter, HostStack, host_stack, put_integration, receiver_stats
 
 INTEGRATION = "bench"
@@ -259,9 +259,9 @@ async def _host_latency(
 async def _raw_latency(connection_string: str, queue: str, per_s: int, count: int) -> Latencies:
     """The SDK alone at the same pace: send start to the moment the receive loop hands the message over."""
     producer = QueueClient.from_connection_string(
-        connection_string, queue, message_encode_policy=TextBase64EncodePolicy()
+        connection_string, queue, message_encode_policy=TextBase64EncodePolicy(), **RAW_SDK
     )
-    consumer = QueueClient.from_connection_string(connection_string, queue)
+    consumer = QueueClient.from_connection_string(connection_string, queue, **RAW_SDK)
     arrivals: dict[str, float] = {}
     texts: list[str] = [envelope_text(number) for number in range(count)]
     ids = [str(json.loads(text)["id"]) for text in texts]

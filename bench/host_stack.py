@@ -35,6 +35,8 @@ from shared.services import Services
 
 SAMPLE_SETTINGS = PROJECT_DIR / "local.settings.sample.json"
 FUNCTION_KEY = "bench-key"
+#: The admin among the sample's DEVHOST_USERS (AUTH_MODE=dev, as `make run`).
+DEV_ADMIN = "admin"
 #: Ingest and the job API answer in milliseconds; a busy Azurite behind them can take seconds.
 HTTP_TIMEOUT_S = 60.0
 
@@ -117,10 +119,11 @@ class HostStack:
     settings: dict[str, str] = field(default_factory=dict)
 
     def api(self) -> httpx.AsyncClient:
-        """A client of devhost's HTTP API (the key in the header; ~/.netrc and proxies ignored)."""
+        """A client of devhost's HTTP API: the host key (ingest) and the sample's dev admin signed in
+        (jobs, configs), as `make run` lets a user; ~/.netrc and proxies ignored."""
         return httpx.AsyncClient(
             base_url=self.devhost.base_url,
-            headers={"x-functions-key": FUNCTION_KEY},
+            headers={"x-functions-key": FUNCTION_KEY, "Authorization": f"Bearer dev:{DEV_ADMIN}"},
             timeout=HTTP_TIMEOUT_S,
             trust_env=False,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
