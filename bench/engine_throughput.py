@@ -11,8 +11,9 @@ retry (ENDPOINT_RETRY_BASE_DELAY_S = 0.01) repeats at once.
 
 Raw baseline: the same producer and the same receive/delete loop at the same concurrency,
 with no Rebound code in between (send + receive + delete of the same number of messages).
-Each run gets its own fresh Azurite. Raw runs before and after the two engine runs, and the ratio is to
-their mean: on a shared machine the load drifts over the minutes the benchmark takes.
+Each run gets its own fresh Azurite. Raw and the two engine cases alternate in ROUNDS short runs,
+each figure summed over its runs: on a shared machine the load drifts over the minutes the
+benchmark takes, and alternating lets each case see the same drift.
 """
 
 from __future__ import annotations
@@ -139,47 +140,56 @@ async def _engine_run(count: int, receiver: ReceiverProcess, path: str) -> tuple
         return messages_per_s, outcomes, stats
 
 
-async def _raw(count: int, when: str) -> float:
-    async with phase(f"engine raw baseline, {when}") as (azurite, services):
-        raw = await raw_send_receive_delete(azurite.connection_string, azure_stores(services).names.inbound, count)
-    print(f"    raw send+receive+delete ({when}): {raw:,.1f} msg/s", flush=True)
-    return raw
+#: Raw and engine runs alternate in this many rounds, each of count / ROUNDS messages.
+ROUNDS = 3
 
 
-async def bench_engine(count: int) -> list[Result]:
-    """The two engine runs between two raw runs: on a machine shared with other work, the load drifts
-    over the minutes a run takes, and the mean of the raw runs before and after is what the engine
-    runs are compared with (both raw figures are in the row)."""
-    raw_before = await _raw(count, "before")
-    raw_what = (
-        f"SDK: send (16 at a time) + receive 16 + delete, at most 24 in flight; {count:,} messages; "
-        "the mean of a run before and a run after the engine's"
-    )
-    runs = []
+async def _raw(count: int) -> float:
+    async with phase("engine raw baseline") as (azurite, services):
+        return await raw_send_receive_delete(azurite.connection_string, azure_stores(services).names.inbound, count)
+
+
+async def bench_engine(count: int, *, rounds: int = ROUNDS) -> list[Result]:
+    """Raw, success path and transient case in turn, `rounds` times over: on a machine shared with other
+    work the load drifts over the minutes a run takes, and alternating short runs lets each case see
+    the same drift. Each figure is its messages over its summed time."""
+    per_round = max(1, count // rounds)
+    cases = (("success path", "/ok"), ("10 % transient (503 once)", "/flaky/10"))
+    seconds: dict[str, float] = {"raw": 0.0}
+    stats: dict[str, dict[str, int]] = {case: {"requests": 0, "transient": 0} for case, _ in cases}
     with ReceiverProcess() as receiver:
-        for case, path in (("success path", "/ok"), ("10 % transient (503 once)", "/flaky/10")):
-            messages_per_s, outcomes, stats = await _engine_run(count, receiver, path)
-            if outcomes.get("Delivered", 0) != count:
-                raise AssertionError(f"engine {case}: expected {count} delivered, got {dict(outcomes)}")
-            print(f"    engine {case}: {messages_per_s:,.1f} msg/s", flush=True)
-            runs.append((case, messages_per_s, stats))
-    raw_after = await _raw(count, "after")
-    raw = (raw_before + raw_after) / 2
+        for number in range(1, rounds + 1):
+            raw = await _raw(per_round)
+            seconds["raw"] += per_round / raw
+            print(f"    round {number}/{rounds}: raw {raw:,.1f} msg/s", flush=True)
+            for case, path in cases:
+                messages_per_s, outcomes, counted = await _engine_run(per_round, receiver, path)
+                if outcomes.get("Delivered", 0) != per_round:
+                    raise AssertionError(f"engine {case}: expected {per_round} delivered, got {dict(outcomes)}")
+                seconds[case] = seconds.get(case, 0.0) + per_round / messages_per_s
+                for key in ("requests", "transient"):
+                    stats[case][key] += counted[key]
+                print(f"    round {number}/{rounds}: engine {case} {messages_per_s:,.1f} msg/s", flush=True)
+    total = per_round * rounds
+    raw_per_s = total / seconds["raw"]
+    raw_what = (
+        f"SDK: send (16 at a time) + receive 16 + delete, at most 24 in flight; {total:,} messages, "
+        f"in {rounds} runs alternating with the engine's"
+    )
     results = []
-    for case, messages_per_s, stats in runs:
+    for case, _ in cases:
         result = Result(
             benchmark="engine throughput",
             case=case,
-            value=messages_per_s,
+            value=total / seconds[case],
             unit="msg/s",
-            raw=raw,
+            raw=raw_per_s,
             raw_what=raw_what,
             extra={
-                "messages": count,
-                "HTTP requests": stats["requests"],
-                "503 answered": stats["transient"],
-                "raw before msg/s": round(raw_before, 1),
-                "raw after msg/s": round(raw_after, 1),
+                "messages": total,
+                "rounds": rounds,
+                "HTTP requests": stats[case]["requests"],
+                "503 answered": stats[case]["transient"],
             },
         )
         print(f"    {result.line()}", flush=True)

@@ -8,12 +8,12 @@ Throughput: N messages POSTed to ingest, 16 at a time, each with its own X-Messa
 Idempotency-Key the receiver sees). Time from the start of the first POST to the first arrival
 of the last distinct message at the receiver. Both ends read time.monotonic() (CLOCK_MONOTONIC,
 one clock for all processes of the machine). Duplicates (a 200 for an id already delivered) are
-counted, not hidden. Beside it, on the same Azurite in the same phase and before the host run,
-the raw baseline of bench/engine_throughput.py on a queue of its own: N messages sent 16 at a
-time while a loop receives 16 at a time and deletes each (at most 24 in flight). Between the
-two, Azurite's garbage collection of the baseline's deleted bodies is let pass
-(`harness.wait_for_queue_gc`): measured without that wait, a 46 s GC stall fell inside a 98 s
-host run.
+counted, not hidden. Beside it, on the same Azurite in the same phase, before and again after
+the host run, the raw baseline of bench/engine_throughput.py on a queue of its own: N messages
+sent 16 at a time while a loop receives 16 at a time and deletes each (at most 24 in flight);
+the ratio is to the mean of the two (the load of a shared machine drifts over a run). Between
+runs, Azurite's garbage collection of the deleted bodies is let pass (`harness.wait_for_queue_gc`):
+measured without that wait, a 46 s GC stall fell inside a 98 s host run.
 
 Latency at a fixed offered load (50 and 100 msg/s): open-loop pacing, message i is POSTed at
 t0 + i / rate whatever happened to the earlier ones (at most MAX_OUTSTANDING POSTs waiting; past
@@ -140,14 +140,20 @@ class Throughput:
     meter: DevhostMeter
     failures: int
     tally: IngestTally
+    raw_before: float
+    raw_after: float
+
+
+async def _raw_throughput(stack: HostStack, count: int, when: str) -> float:
+    queue = azure_stores(stack.services).names.prefix + RAW_QUEUE + when
+    raw = await raw_send_receive_delete(stack.azurite.connection_string, queue, count)
+    print(f"    raw send+receive+delete {when}: {raw:,.1f} msg/s", flush=True)
+    return raw
 
 
 async def _throughput(stack: HostStack, count: int) -> Throughput:
-    raw = await raw_send_receive_delete(
-        stack.azurite.connection_string, azure_stores(stack.services).names.prefix + RAW_QUEUE, count
-    )
-    settled_s = await _settle(stack, count)
-    print(f"    raw send+receive+delete: {raw:,.1f} msg/s (then {settled_s:,.0f} s for Azurite's GC)", flush=True)
+    raw_before = await _raw_throughput(stack, count, "before")
+    print(f"    then {await _settle(stack, count):,.0f} s for Azurite's GC", flush=True)
     ids = message_ids(uuid.uuid4().hex[:6], count)
     async with stack.api() as api, stack.receiver_client() as receiver:
         await put_integration(api, INTEGRATION, stack.receiver.url("/ok"))
@@ -163,7 +169,10 @@ async def _throughput(stack: HostStack, count: int) -> Throughput:
             delivery = await wait_for_deliveries(receiver, count, stall_timeout_s=STALL_TIMEOUT_S)
         failures = await failures_recorded(api)
     per_s = rate(count, delivery.last_arrival - started)
-    return Throughput(per_s, raw, delivery, rate(count, posted_s), meter, failures, tally)
+    print(f"    host run done; then {await _settle(stack, count):,.0f} s for Azurite's GC", flush=True)
+    raw_after = await _raw_throughput(stack, count, "after")
+    raw = (raw_before + raw_after) / 2
+    return Throughput(per_s, raw, delivery, rate(count, posted_s), meter, failures, tally, raw_before, raw_after)
 
 
 async def bench_host_throughput(count: int, *, log_dir: Path | None = None) -> Result:
@@ -176,8 +185,9 @@ async def bench_host_throughput(count: int, *, log_dir: Path | None = None) -> R
         unit="msg/s",
         raw=run.raw_per_s,
         raw_what=(
-            f"SDK on the same Azurite, before the host run: send (16 at a time) + receive 16 + delete, "
-            f"at most 24 in flight; {count:,} messages"
+            f"SDK on the same Azurite: send (16 at a time) + receive 16 + delete, at most 24 in flight; "
+            f"{count:,} messages; the mean of a run before and a run after the host run (the load of a shared "
+            "machine drifts), each followed by Azurite's GC of its deletes"
         ),
         extra={
             "seconds": round(count / run.per_s, 1),
@@ -186,6 +196,8 @@ async def bench_host_throughput(count: int, *, log_dir: Path | None = None) -> R
             "failures": run.failures,
             "ingest 503s": run.tally.unavailable,
             "parked": run.tally.parked,
+            "raw before msg/s": round(run.raw_before, 1),
+            "raw after msg/s": round(run.raw_after, 1),
             **run.meter.extra(),
         },
     )
