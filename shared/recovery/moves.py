@@ -25,6 +25,7 @@ from shared.jobs.ports import JobControl, PageMessage
 from shared.logs import log_event
 from shared.messages.models import Envelope
 from shared.messages.ports import MessageQueue, PayloadStore
+from shared.messages.shards import InboundShards
 from shared.messages.wire import InvalidEnvelope, pack, parse_envelope
 from shared.operability.metrics import Counter, Metrics
 from shared.recovery.models import ParkedMessage, stable_id
@@ -53,7 +54,7 @@ class MessageMoves:
         self,
         *,
         flow: RecoveryFlow,
-        inbound: MessageQueue,
+        inbound: InboundShards,
         job_pages: MessageQueue,
         payloads: PayloadStore,
         failures: FailureSink,
@@ -116,7 +117,7 @@ class MessageMoves:
             await self._give_up(envelope, parked)
             return True
         slim, text = await pack(envelope.model_copy(update={"recovery_count": reinserts}), self._payloads)
-        await self._inbound.send(text)
+        await self._inbound.send(slim.integration, text)
         self._metrics.count(Counter.REINSERTED, slim.integration)
         log_event(
             logger, "message.reinserted", integration=slim.integration, message_id=slim.id,

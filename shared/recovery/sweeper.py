@@ -26,6 +26,7 @@ from shared.failures.ports import FailureSink
 from shared.jobs.ports import JobControl
 from shared.logs import log_event
 from shared.messages.ports import MessageQueue, PayloadStore
+from shared.messages.shards import InboundShards
 from shared.operability.metrics import Metrics
 from shared.recovery.models import RecoveryStatus, SweepResult
 from shared.recovery.moves import MessageMoves, Moved
@@ -44,7 +45,7 @@ class RecoverySweeper:
         *,
         flow: RecoveryFlow,
         poison: Sequence[MessageSource],
-        inbound: MessageQueue,
+        inbound: InboundShards,
         job_pages: MessageQueue,
         payloads: PayloadStore,
         failures: FailureSink,
@@ -148,8 +149,9 @@ class RecoverySweeper:
 
     async def _drain(self, source: MessageSource, budget: int, tally: _Tally) -> int:
         while budget > 0:
-            if await self._inbound.depth() > self._max_inbound_depth:
-                tally.reason = f"paused: inbound is deeper than {self._max_inbound_depth} (backpressure)"
+            # A batch holds many integrations' messages: pause while any shard is over the limit.
+            if await self._inbound.deepest() > self._max_inbound_depth:
+                tally.reason = f"paused: an inbound shard is deeper than {self._max_inbound_depth} (backpressure)"
                 return budget
             try:
                 batch = await source.receive(min(32, budget), lease_s=SWEEP_LEASE_S)

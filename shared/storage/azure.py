@@ -84,6 +84,11 @@ class AzureStores:
         return StorageMessageQueue(self.account.queues, self.names.inbound)
 
     @cached_property
+    def inbound_shards(self) -> Sequence[StorageMessageQueue]:
+        shards = self.names.inbound_shards(self.settings.inbound_shards)
+        return [self.inbound, *(StorageMessageQueue(self.account.queues, name) for name in shards[1:])]
+
+    @cached_property
     def job_pages(self) -> StorageMessageQueue:
         return StorageMessageQueue(self.account.queues, self.names.jobs_queue)
 
@@ -141,9 +146,11 @@ class AzureStores:
     @cached_property
     def poison(self) -> Sequence[MessageSource]:
         names = self.names
+        queues = self.account.queues
+        shards = names.inbound_shards(self.settings.inbound_shards)
         return [
-            StorageQueueSource(self.account.queues, poison_queue(names.inbound), "poison", "inbound"),
-            StorageQueueSource(self.account.queues, poison_queue(names.jobs_queue), "poison", "jobs"),
+            *(StorageQueueSource(queues, poison_queue(shard), "poison", "inbound") for shard in shards),
+            StorageQueueSource(queues, poison_queue(names.jobs_queue), "poison", "jobs"),
         ]
 
     @cached_property

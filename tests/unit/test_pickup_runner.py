@@ -11,6 +11,7 @@ from shared.config.models import IntegrationConfig
 from shared.delivery.retry import EndpointRetryPolicy
 from shared.errors import PermanentPickupError, TransientPickupError
 from shared.failures.models import FailureOrigin
+from shared.messages.shards import InboundShards
 from shared.operability.metrics import Metrics
 from shared.pickup.items import NAME_HEADER, envelope_id
 from shared.pickup.models import PickupOutcome
@@ -66,7 +67,7 @@ class Rig:
             states=self.states,
             seen=self.seen,
             readers=MemoryReaders(self.source),
-            inbound=self.inbound,
+            inbound=InboundShards([self.inbound]),
             payloads=DictPayloads(),
             parker=self.parker,
             failures=self.failures,
