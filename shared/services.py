@@ -333,6 +333,7 @@ class Services:
             flow=stores.recovery,
             poison=stores.poison,
             inbound=self.inbound,
+            retired=stores.retired_shards,
             job_pages=stores.job_pages,
             payloads=stores.payloads,
             failures=stores.failures,

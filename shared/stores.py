@@ -116,6 +116,11 @@ class Stores(Protocol):
         every inbound shard's and `jobs`'."""
         ...
 
+    async def retired_shards(self) -> Sequence[MessageSource]:
+        """Inbound shards beyond INBOUND_SHARDS that still exist, and their poison queues: what was left
+        there when the setting was lowered, which no trigger reads any more (the sweep moves it)."""
+        ...
+
     @property
     def sweep_state(self) -> SweepState: ...
 

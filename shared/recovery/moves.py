@@ -79,7 +79,8 @@ class MessageMoves:
         if parked.flow == "jobs":
             gave_up = await self._move_job_page(parked)
         else:
-            gave_up = await self._move_envelope(parked)
+            # A message left on a retired shard failed nothing: it moves without counting a reinsert.
+            gave_up = await self._move_envelope(parked, counted=source.kind != "retired")
         try:
             await source.delete(message)
         except ConcurrencyConflict:
@@ -92,6 +93,9 @@ class MessageMoves:
 
     def _parked_of(self, source: MessageSource, message: RecoveryMessage) -> ParkedMessage:
         now = self._clock()
+        if source.kind == "retired":
+            reason = "left on an inbound shard beyond INBOUND_SHARDS"
+            return ParkedMessage(flow="inbound", text=message.text, reason=reason, parked_at=message.enqueued_at or now)
         if source.kind == "recovery":
             try:
                 return ParkedMessage.model_validate_json(message.text)
@@ -102,7 +106,7 @@ class MessageMoves:
         reason = "the host moved it to the poison queue after repeated failed attempts"
         return ParkedMessage(flow=source.flow, text=message.text, reason=reason, parked_at=message.enqueued_at or now)
 
-    async def _move_envelope(self, parked: ParkedMessage) -> bool:
+    async def _move_envelope(self, parked: ParkedMessage, *, counted: bool = True) -> bool:
         try:
             envelope = parse_envelope(parked.text.encode(), fallback_id=stable_id(parked.text))
         except InvalidEnvelope as exc:
@@ -112,7 +116,7 @@ class MessageMoves:
             body = await self._flow.take_body(parked.body_blob)
             if body is not None:
                 envelope = envelope.model_copy(update=_inline_body(body))
-        reinserts = envelope.recovery_count + 1
+        reinserts = envelope.recovery_count + 1 if counted else envelope.recovery_count
         if reinserts > self._max_reinserts:
             await self._give_up(envelope, parked)
             return True

@@ -15,7 +15,7 @@ it never ends the sweep.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -46,6 +46,7 @@ class RecoverySweeper:
         flow: RecoveryFlow,
         poison: Sequence[MessageSource],
         inbound: InboundShards,
+        retired: Callable[[], Awaitable[Sequence[MessageSource]]] | None = None,
         job_pages: MessageQueue,
         payloads: PayloadStore,
         failures: FailureSink,
@@ -62,6 +63,7 @@ class RecoverySweeper:
         self._audit = audit
         self._flow = flow
         self._poison = poison
+        self._retired = retired
         self._inbound = inbound
         self._state = state
         self._main_flow = main_flow
@@ -84,13 +86,31 @@ class RecoverySweeper:
     def sources(self) -> list[MessageSource]:
         return [self._flow, *self._flow.extra_sources(), *self._poison]
 
+    async def _retired_sources(self) -> list[MessageSource]:
+        """The retired inbound shards that still exist, and their poison queues (INBOUND_SHARDS was lowered)."""
+        if self._retired is None:
+            return []
+        try:
+            return list(await self._retired())
+        except StorageUnavailable:
+            log_event(logger, "recovery.retired_shards_unlisted", level=logging.WARNING)
+            return []
+
+    async def _all_sources(self) -> list[MessageSource]:
+        return [*self.sources(), *await self._retired_sources()]
+
     async def status(self) -> RecoveryStatus:
         queues = []
-        for source in self.sources():
+        retired = await self._retired_sources()
+        for source in [*self.sources(), *retired]:
             try:
-                queues.append(await source.status())
+                status = await source.status()
             except StorageUnavailable:
                 log_event(logger, "recovery.status_unavailable", level=logging.WARNING, queue=source.name)
+                continue
+            if source in retired and not status.count:
+                continue  # an empty queue of a retired shard is nothing to report
+            queues.append(status)
         return RecoveryStatus(backend=self._flow.backend, queues=queues, last_sweep=await self._last_sweep())
 
     async def replay(self, *, actor: Actor) -> SweepResult:
@@ -113,7 +133,7 @@ class RecoverySweeper:
             return result
         tally = _Tally()
         budget = self._batch_size
-        for source in self.sources():
+        for source in await self._all_sources():
             budget = await self._drain(source, budget, tally)
             if budget <= 0 or tally.reason is not None:
                 break

@@ -153,6 +153,20 @@ class AzureStores:
             StorageQueueSource(queues, poison_queue(names.jobs_queue), "poison", "jobs"),
         ]
 
+    async def retired_shards(self) -> Sequence[MessageSource]:
+        names, queues = self.names, self.account.queues
+        current = set(names.inbound_shards(self.settings.inbound_shards))
+        retired = [name for name in names.every_inbound_shard if name not in current]
+        # One listing instead of a call per possible shard: most deployments have none of these queues.
+        existing = set(await queues.list_queues(f"{names.inbound}-"))
+        sources: list[MessageSource] = []
+        for shard in retired:
+            if shard in existing:
+                sources.append(StorageQueueSource(queues, shard, "retired", "inbound", if_present=True))
+            if poison_queue(shard) in existing:
+                sources.append(StorageQueueSource(queues, poison_queue(shard), "poison", "inbound", if_present=True))
+        return sources
+
     @cached_property
     def sweep_state(self) -> TableSweepState:
         return TableSweepState(self.account.tables.table(self.names.recovery_state))

@@ -59,3 +59,7 @@ async def test_each_integrations_messages_wait_on_its_shards_queue(sharded):
     assert list(depths.values()) == [1, 2, 0, 1]
     assert names_after_prefix(list(depths)) == ["inbound", "inbound-1", "inbound-2", "inbound-3"]
     assert await inbound.depth_of("orders") == await inbound.deepest() == 2
+
+
+async def test_with_no_shard_beyond_the_setting_nothing_is_retired(sharded):
+    assert list(await sharded.stores.retired_shards()) == []

@@ -15,6 +15,7 @@ from shared.jobs.runner import BACKPRESSURE_DELAY_S
 from shared.messages.models import Envelope
 from tests.support.auth import TESTER
 from tests.twins.clock import FakeTime
+from tests.twins.recovery import MemorySource
 from tests.twins.senders import ScriptedSender, status
 from tests.twins.stores import MemoryStores
 from tests.unit.on_twins import make_config, make_engine, make_jobs, run_job_pages, seed_failures, services_on
@@ -149,3 +150,25 @@ async def test_the_sweep_pauses_while_any_shard_is_over_the_limit(stores, fake_t
 
 def _retry_all() -> JobRequest:
     return JobRequest(action=JobAction.RETRY, selection=JobSelection(all=True))
+
+
+async def test_messages_left_on_a_shard_beyond_the_setting_are_moved_to_their_shard_without_counting_a_reinsert(
+    stores, fake_time
+):
+    # Given INBOUND_SHARDS was lowered and `inbound-5` still holds a message of `prices`
+    retired = MemorySource("inbound-5", "retired", "inbound", fake_time.now)
+    stores.retired.append(retired)
+    left = Envelope(integration="prices", body_text="{}")
+    retired.put(left.model_dump_json())
+    sweeper = services_on(stores, INBOUND_SHARDS="4").sweeper
+
+    # When GET /recovery is read and the sweep runs
+    shown = [(queue.name, queue.kind, queue.count) for queue in (await sweeper.status()).queues]
+    result = await sweeper.sweep(trigger="timer")
+
+    # Then the retired shard was shown while it held the message, which is now on the shard of `prices`,
+    # its recovery count unchanged (it failed nothing), and the empty retired shard is no longer shown
+    assert ("inbound-5", "retired", 1) in shown
+    assert result.by_queue == {"inbound-5": 1}
+    assert [(e.id, e.recovery_count) for e in on_shards(stores)["inbound-2"]] == [(left.id, 0)]
+    assert "inbound-5" not in [queue.name for queue in (await sweeper.status()).queues]
