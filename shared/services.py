@@ -40,6 +40,7 @@ from shared.jobs.lifecycle import JobLifecycle
 from shared.jobs.models import JobLimits
 from shared.jobs.pages import JobPages
 from shared.jobs.runner import JobRunner
+from shared.jobs.settle import JobSettleCounter
 from shared.operability.health import HealthCheck, check_health
 from shared.operability.metrics import Metrics
 from shared.operability.telemetry import configure_telemetry
@@ -55,6 +56,8 @@ from shared.storage.azure import AzureStores
 from shared.storage.clients import build_email_client
 from shared.storage.names import StorageNames, poison_queue
 from shared.stores import Stores
+from shared.timeline.recorder import RecordingParking, RecordingReinserts, TimelineObserver, TimelineRecorder
+from shared.timeline.service import MessageTimelines
 
 
 class Services:
@@ -159,7 +162,22 @@ class Services:
             metrics=self.metrics,
             parker=self.parker,
             gate=self.delivery_control,
+            observers=(TimelineObserver(self.timeline_recorder), self.settle_counter),
         )
+
+    @cached_property
+    def timeline_recorder(self) -> TimelineRecorder:
+        """Where the engine, jobs and recovery record what happened to a troubled message (issue 17)."""
+        return TimelineRecorder(self.stores.timeline, instance=self.settings.instance_name())
+
+    @cached_property
+    def timelines(self) -> MessageTimelines:
+        return MessageTimelines(self.stores.timeline)
+
+    @cached_property
+    def settle_counter(self) -> JobSettleCounter:
+        """Counts how retry jobs' resent messages settle, in this instance's shard (issue 19)."""
+        return JobSettleCounter(self.stores.settle_counts)
 
     @cached_property
     def delivery_control(self) -> DeliveryControl:
@@ -227,14 +245,16 @@ class Services:
             failures=stores.failures,
             pages=self.job_pages,
             audit=self.audit,
+            settle_counts=stores.settle_counts,
         )
 
     @cached_property
     def job_runner(self) -> JobRunner:
         stores = self.stores
         batches = JobBatches(
-            failures=stores.failures, payloads=stores.payloads, inbound=stores.inbound, parker=self.parker
-        )
+            failures=stores.failures, payloads=stores.payloads, inbound=stores.inbound, parker=self.parker,
+            timeline=self.timeline_recorder,
+        )  # fmt: skip
         return JobRunner(
             jobs=SignallingJobs(stores.jobs, self.alert_signals),
             failures=stores.failures,
@@ -248,7 +268,7 @@ class Services:
     @cached_property
     def parker(self) -> Parking:
         parker = Parker(self.stores.recovery, delay_s=self.settings.recovery_park_delay_s, metrics=self.metrics)
-        return SignallingParking(parker, self.alert_signals)
+        return RecordingParking(SignallingParking(parker, self.alert_signals), self.timeline_recorder)
 
     @cached_property
     def failure_sink(self) -> FailureSink:
@@ -326,7 +346,7 @@ class Services:
         return RecoverySweeper(
             flow=stores.recovery,
             poison=stores.poison,
-            inbound=stores.inbound,
+            inbound=RecordingReinserts(stores.inbound, self.timeline_recorder),
             job_pages=stores.job_pages,
             payloads=stores.payloads,
             failures=stores.failures,
@@ -348,6 +368,7 @@ class Services:
             stores.payloads,
             stores.error_window,
             retention_days=self.settings.failure_retention_days,
+            timeline=stores.timeline,
         )
 
     @cached_property
@@ -358,6 +379,10 @@ class Services:
     async def close(self) -> None:
         if "alert_signals" in self.__dict__:
             await self.alert_signals.settle()
+        if "timeline_recorder" in self.__dict__:
+            await self.timeline_recorder.settle()
+        if "settle_counter" in self.__dict__:
+            await self.settle_counter.flush()
         if "alert_http" in self.__dict__:
             await self.alert_http.aclose()
         if isinstance(self.__dict__.get("email"), AcsEmail):

@@ -1,0 +1,146 @@
+"""Timeline events from what the engine, jobs and recovery decided (pure).
+
+A message gets a timeline from its first trouble on: a failed attempt, a delay action, a failure,
+a resend, parking. A message delivered at its first endpoint attempt, with nothing before, gets
+none (`events_of` returns nothing, so it costs no write). At the first trouble the events before
+it are reconstructed from the envelope (`received`); endpoint attempts are recorded from the
+attempt history of the run that made them, at the run's decision, not one write per attempt.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.delivery.engine import (
+    DelayScheduled,
+    Delivered,
+    FailureRecorded,
+    Outcome,
+    RetryScheduled,
+)
+from shared.failures.models import Failure
+from shared.messages.models import AttemptRecord, Envelope
+from shared.timeline.models import TimelineEvent, TimelineItem
+
+
+def had_trouble(envelope: Envelope) -> bool:
+    """Whether anything but a first try came before: a run, a delay, a resend, a recovery, an attempt."""
+    return bool(
+        envelope.engine_attempts
+        or envelope.delay_actions
+        or envelope.resend_count
+        or envelope.recovery_count
+        or envelope.attempts
+        or envelope.job_id
+    )
+
+
+def _details(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _unique(event: TimelineEvent) -> str:
+    return f"{event.value}.{uuid.uuid4().hex[:10]}"
+
+
+def event(
+    event_kind: TimelineEvent, at: datetime, instance: str | None, key: str | None = None, **details: Any
+) -> TimelineItem:
+    return TimelineItem(
+        at=at, event=event_kind, instance=instance, details=_details(**details), key=key or _unique(event_kind)
+    )
+
+
+def received(envelope: Envelope) -> TimelineItem:
+    """Reconstructed from the envelope: the same key every time, so recording it again keeps one row."""
+    return event(
+        TimelineEvent.RECEIVED, envelope.received_at.astimezone(UTC), None, "received",
+        sender=envelope.sender, receiver=envelope.receiver, correlation_id=envelope.correlation_id,
+    )  # fmt: skip
+
+
+def attempts(history: Sequence[AttemptRecord], instance: str | None) -> list[TimelineItem]:
+    return [
+        event(
+            TimelineEvent.ATTEMPT,
+            attempt.at,
+            instance,
+            f"attempt.{attempt.engine_attempt}.{attempt.endpoint_attempt}",
+            engine_attempt=attempt.engine_attempt,
+            endpoint_attempt=attempt.endpoint_attempt,
+            endpoint=attempt.target or None,
+            status_code=attempt.status_code,
+            outcome=attempt.outcome,
+            duration_ms=round(attempt.duration_ms, 1),
+        )  # fmt: skip
+        for attempt in history
+    ]
+
+
+def failed(failure: Failure, instance: str | None, *, persisted: bool = True) -> TimelineItem:
+    return event(
+        TimelineEvent.FAILED, failure.failed_at, instance, f"failed.{failure.id}",
+        failure_id=failure.id if persisted else None, origin=failure.origin.value, reason=failure.reason,
+        status_code=failure.status_code, attempts=failure.attempts, persisted=persisted,
+    )  # fmt: skip
+
+
+def _this_run(envelope: Envelope, failure: Failure) -> list[AttemptRecord]:
+    """The attempts a failure's history adds to the envelope's (its history is the envelope's plus this run's)."""
+    before = set(envelope.history)
+    return [attempt for attempt in failure.history if attempt not in before]
+
+
+def events_of(envelope: Envelope, outcome: Outcome, *, now: datetime, instance: str) -> list[TimelineItem]:
+    """What to record for an engine decision; nothing for a first-try delivery, a hold or a deferral."""
+    first_trouble = not had_trouble(envelope)
+    items: list[TimelineItem]
+    match outcome:
+        case Delivered(history=history):
+            if first_trouble and len(history) <= 1:
+                return []
+            items = [
+                *attempts(history, instance),
+                event(
+                    TimelineEvent.DELIVERED, now, instance, status_code=outcome.status_code,
+                    attempts=outcome.attempts, engine_attempt=envelope.engine_attempts + 1, job_id=envelope.job_id,
+                ),
+            ]  # fmt: skip
+        case RetryScheduled(history=history):
+            items = [
+                *attempts(history, instance),
+                event(
+                    TimelineEvent.RETRY_SCHEDULED, now, instance, engine_attempt=outcome.engine_attempts,
+                    next_engine_attempt=outcome.engine_attempts + 1, delay_s=outcome.delay_s, reason=outcome.reason,
+                ),
+            ]  # fmt: skip
+        case DelayScheduled():
+            delay_actions, delay_s = outcome.delay_actions, outcome.delay_s
+            items = [event(TimelineEvent.DELAYED, now, instance, delay_actions=delay_actions, delay_s=delay_s)]
+        case FailureRecorded(failure=failure, persisted=persisted):
+            items = [
+                *attempts(_this_run(envelope, failure), instance),
+                failed(failure, instance, persisted=persisted),
+            ]
+        case _:
+            return []
+    return [received(envelope), *items] if first_trouble else items
+
+
+def resent(envelope: Envelope, *, job_id: str, actor: str | None, now: datetime, instance: str) -> list[TimelineItem]:
+    return [
+        received(envelope),
+        event(TimelineEvent.RESENT, now, instance, job_id=job_id, actor=actor, resend_count=envelope.resend_count),
+    ]
+
+
+def parked(envelope: Envelope, reason: str, *, now: datetime, instance: str) -> list[TimelineItem]:
+    items = [event(TimelineEvent.PARKED, now, instance, reason=reason, job_id=envelope.job_id)]
+    return items if had_trouble(envelope) else [received(envelope), *items]
+
+
+def recovered(envelope: Envelope, *, now: datetime, instance: str) -> list[TimelineItem]:
+    return [event(TimelineEvent.RECOVERED, now, instance, recovery_count=envelope.recovery_count)]
