@@ -168,6 +168,12 @@ async def _cancel(world: World) -> Sample:
     return Sample(f"/integrations/{name}/jobs/{job_id}/cancel", status=202)
 
 
+async def _timeline(world: World) -> Sample:
+    detail = await world.admin.get(f"/integrations/{world.integration}/failures/{world.failure_id}")
+    assert detail.status_code == 200, detail.text
+    return Sample(f"/integrations/{world.integration}/messages/{detail.json()['failure']['message_id']}/timeline")
+
+
 def _fixed(path: str, status: int = 200, content: bytes | None = None) -> Callable[[World], Awaitable[Sample]]:
     async def sample(world: World) -> Sample:
         return Sample(path.format(w=world), status=status, content=content)
@@ -194,6 +200,7 @@ SAMPLES: dict[str, Callable[[World], Awaitable[Sample]]] = {
     "count_failures": _fixed("/integrations/{w.integration}/failures/count"),
     "get_failure": _fixed("/integrations/{w.integration}/failures/{w.failure_id}"),
     "failure_groups": _fixed("/integrations/{w.integration}/failure-groups"),
+    "message_timeline": _timeline,
     "start_job": _start,
     "list_jobs": _fixed("/integrations/{w.integration}/jobs"),
     "get_job": _fixed("/integrations/{w.integration}/jobs/{w.job_id}"),
