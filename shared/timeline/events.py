@@ -42,22 +42,38 @@ def _details(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def _unique(event: TimelineEvent) -> str:
-    return f"{event.value}.{uuid.uuid4().hex[:10]}"
+#: Events of the same instant in the order a story reads (the key starts with the rank): what arrived, what
+#: was tried, what was decided, and the delivery last.
+_RANK = {
+    TimelineEvent.RECEIVED: 0,
+    TimelineEvent.RESENT: 1,
+    TimelineEvent.RECOVERED: 1,
+    TimelineEvent.ATTEMPT: 2,
+    TimelineEvent.RETRY_SCHEDULED: 3,
+    TimelineEvent.DELAYED: 3,
+    TimelineEvent.PARKED: 3,
+    TimelineEvent.FAILED: 3,
+    TimelineEvent.DELIVERED: 4,
+}
+
+
+def _key(event: TimelineEvent, discriminator: str | None) -> str:
+    return f"{_RANK[event]}.{event.value}.{discriminator or uuid.uuid4().hex[:10]}"
 
 
 def event(
-    event_kind: TimelineEvent, at: datetime, instance: str | None, key: str | None = None, **details: Any
+    event_kind: TimelineEvent, at: datetime, instance: str | None, discriminator: str | None = None, **details: Any
 ) -> TimelineItem:
+    """An event; one with a `discriminator` has the same key whenever it is recorded again (else a unique one)."""
     return TimelineItem(
-        at=at, event=event_kind, instance=instance, details=_details(**details), key=key or _unique(event_kind)
+        at=at, event=event_kind, instance=instance, details=_details(**details), key=_key(event_kind, discriminator)
     )
 
 
 def received(envelope: Envelope) -> TimelineItem:
     """Reconstructed from the envelope: the same key every time, so recording it again keeps one row."""
     return event(
-        TimelineEvent.RECEIVED, envelope.received_at.astimezone(UTC), None, "received",
+        TimelineEvent.RECEIVED, envelope.received_at.astimezone(UTC), None, "envelope",
         sender=envelope.sender, receiver=envelope.receiver, correlation_id=envelope.correlation_id,
     )  # fmt: skip
 
@@ -68,7 +84,7 @@ def attempts(history: Sequence[AttemptRecord], instance: str | None) -> list[Tim
             TimelineEvent.ATTEMPT,
             attempt.at,
             instance,
-            f"attempt.{attempt.engine_attempt}.{attempt.endpoint_attempt}",
+            f"{attempt.engine_attempt}.{attempt.endpoint_attempt}",
             engine_attempt=attempt.engine_attempt,
             endpoint_attempt=attempt.endpoint_attempt,
             endpoint=attempt.target or None,
@@ -82,7 +98,7 @@ def attempts(history: Sequence[AttemptRecord], instance: str | None) -> list[Tim
 
 def failed(failure: Failure, instance: str | None, *, persisted: bool = True) -> TimelineItem:
     return event(
-        TimelineEvent.FAILED, failure.failed_at, instance, f"failed.{failure.id}",
+        TimelineEvent.FAILED, failure.failed_at, instance, failure.id,
         failure_id=failure.id if persisted else None, origin=failure.origin.value, reason=failure.reason,
         status_code=failure.status_code, attempts=failure.attempts, persisted=persisted,
     )  # fmt: skip
