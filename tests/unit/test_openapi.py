@@ -475,7 +475,6 @@ def test_document_passes_the_openapi_3_1_validator():
 def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):
     # The handlers refuse ids with blueprints.http.route_id; the document must say the same.
     from blueprints.http import CONFIG_ID, FAILURES_INTEGRATION, RECORD_ID
-
     from blueprints.timeline import MESSAGE_ID
 
     expected = {
