@@ -3,10 +3,14 @@ do not (a first-try delivery costs no write); a timeline that cannot be written 
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import pytest
 
 from shared.delivery.adapters.base import Delivery, Response
-from shared.errors import NoTimeline, StorageUnavailable
+from shared.errors import DeliveryError, NoTimeline, StorageUnavailable
+from shared.failures.models import FailureFilter
 from shared.jobs.models import JobAction, JobRequest, JobSelection
 from shared.messages.models import Envelope
 from shared.messages.wire import pack
@@ -36,7 +40,7 @@ def recorder_on(stores: MemoryStores, time: FakeTime) -> TimelineRecorder:
 
 def ticking(time: FakeTime, answers: list[Response]) -> ScriptedSender:
     """Answers from the script, each attempt a second after the last (so events have their own instants)."""
-    sender = ScriptedSender(answers)
+    sender = ScriptedSender(list[Response | DeliveryError](answers))
 
     async def answer(delivery: Delivery) -> Response:
         time.advance(1)
@@ -51,7 +55,7 @@ async def enqueue(stores: MemoryStores, envelope: Envelope) -> None:
     await stores.inbound.send(text)
 
 
-async def deliver(stores: MemoryStores, time: FakeTime, sender: ScriptedSender, **config: object) -> Envelope:
+async def deliver(stores: MemoryStores, time: FakeTime, sender: ScriptedSender, **config: Any) -> Envelope:
     """One message through an engine that records its timeline; the message as it was ingested."""
     await stores.integrations.put(make_config(**config))
     envelope = Envelope(integration="orders", body_text="{}", sender="shop", received_at=time.now())
@@ -202,13 +206,11 @@ def _retry_all() -> JobRequest:
     return JobRequest(action=JobAction.RETRY, selection=JobSelection(all=True))
 
 
-def _all():  # type: ignore[no-untyped-def]
-    from shared.failures.models import FailureFilter
-
+def _all() -> FailureFilter:
     return FailureFilter()
 
 
-def _end():  # type: ignore[no-untyped-def]
+def _end() -> datetime:
     return FakeTime().now().replace(year=2100)
 
 
