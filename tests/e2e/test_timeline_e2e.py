@@ -3,6 +3,7 @@ receiver fails and then takes the messages (issues 17 and 19)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -87,10 +88,9 @@ async def test_fail_then_retry_job_then_delivery_shows_on_the_timeline_and_the_j
 
     await until(settled, (2, 2, 0, 0))
     # And each message's timeline goes on from its failure: resent by the job, then delivered
+    story = ["received", "attempt", "failed", "resent", "attempt", "delivered"]
     for message_id in ids:
-        await until(lambda m=message_id: events(http, "tl-retry", m), [
-            "received", "attempt", "failed", "resent", "attempt", "delivered"
-        ])  # fmt: skip
+        await until(functools.partial(events, http, "tl-retry", message_id), story)
     response = await http.get(f"/integrations/tl-retry/messages/{ids[0]}/timeline")
     items = response.json()["items"]
     assert items[3]["details"]["job_id"] == job_id and items[3]["details"]["actor"] == "admin"

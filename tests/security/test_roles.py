@@ -417,6 +417,7 @@ SAMPLE_PATHS = {
         failure_id="0000000000000000-000000000000",
         job_id="0000000000000000-000000000000",
         rule_id="x",
+        message_id="m-1",
     )
     for operation in OPERATIONS
     if operation.kind.needs_principal
