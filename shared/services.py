@@ -56,7 +56,13 @@ from shared.storage.azure import AzureStores
 from shared.storage.clients import build_email_client
 from shared.storage.names import StorageNames, poison_queue
 from shared.stores import Stores
-from shared.timeline.recorder import RecordingParking, RecordingReinserts, TimelineObserver, TimelineRecorder
+from shared.timeline.recorder import (
+    RecordingFailures,
+    RecordingParking,
+    RecordingReinserts,
+    TimelineObserver,
+    TimelineRecorder,
+)
 from shared.timeline.service import MessageTimelines
 
 
@@ -349,7 +355,7 @@ class Services:
             inbound=RecordingReinserts(stores.inbound, self.timeline_recorder),
             job_pages=stores.job_pages,
             payloads=stores.payloads,
-            failures=stores.failures,
+            failures=RecordingFailures(stores.failures, self.timeline_recorder),
             jobs=self.job_runner,
             state=stores.sweep_state,
             main_flow=stores.main_flow,

@@ -9,7 +9,8 @@ to every message); and `record_soon` writes without waiting, for the paths an ou
 The seams, each wrapping what it watches (as shared.alerts.signals does for alerts):
 - `TimelineObserver`: the engine's `OutcomeObserver` (attempts, retries, delays, failures, deliveries);
 - `RecordingParking`: a `Parking` that records `parked` (ingest, engine, jobs);
-- `RecordingReinserts`: the sweep's `inbound` queue, recording `recovered` for each message it puts back.
+- `RecordingReinserts`: the sweep's `inbound` queue, recording `recovered` for each message it puts back;
+- `RecordingFailures`: the sweep's failure sink, recording `failed` for each message it gives up on.
 Jobs record `resent` through the recorder itself (shared/jobs/batches.py).
 """
 
@@ -23,6 +24,8 @@ from datetime import datetime
 
 from shared.delivery.engine import Outcome
 from shared.errors import ReboundError
+from shared.failures.models import Failure
+from shared.failures.ports import FailureSink
 from shared.logs import log_event
 from shared.messages.models import Envelope
 from shared.messages.ports import MessageQueue
@@ -155,6 +158,21 @@ class RecordingReinserts:
 
     async def depth(self) -> int:
         return await self._inner.depth()
+
+
+class RecordingFailures:
+    """The sweep's `FailureSink`: records `failed` for each message it gives up on (past RECOVERY_MAX_REINSERTS,
+    or unreadable), so a catastrophic failure's detail has a timeline too."""
+
+    def __init__(self, inner: FailureSink, recorder: TimelineRecorder) -> None:
+        self._inner = inner
+        self._recorder = recorder
+
+    async def add(self, failure: Failure) -> Failure:
+        stored = await self._inner.add(failure)
+        recorder = self._recorder
+        await recorder.record(failure.integration, failure.message_id, [events.failed(stored, recorder.instance)])
+        return stored
 
 
 def _envelope_in(text: str, message_id: str) -> Envelope | None:

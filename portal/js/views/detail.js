@@ -13,7 +13,7 @@ export function openFailureDetail(integration, failure) {
   const body = h("div", { "data-testid": "failure-detail" }, h("p", { class: "muted" }, "Loading…"));
   openDialog({ title: `Failure ${failure.id}`, body, wide: true });
   api.failure(integration, failure.id).then(
-    (detail) => replace(body, render(detail), timelineSection(integration, failure.message_id)),
+    (detail) => replace(body, render(detail), timelineSection(integration, detail.failure)),
     (error) =>
       replace(
         body,

@@ -45,7 +45,12 @@ export function describeEvent({ event, details: d = {} }) {
 }
 
 /** The section: loads the first page of events (at most 500) when the detail opens. */
-export function timelineSection(integration, messageId) {
+export function timelineSection(integration, failure) {
+  if (failure.origin === "pickup" || failure.origin === "ingest") {
+    // A source that kept failing, or text that was no message: nothing went through the engine to record.
+    return null;
+  }
+  const messageId = failure.message_id;
   const body = h("div", { "data-testid": "timeline" }, h("p", { class: "muted" }, "Loading…"));
   api.timeline(integration, messageId).then(
     (timeline) => replace(body, render(timeline)),

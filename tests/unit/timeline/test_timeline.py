@@ -216,3 +216,27 @@ def _end() -> datetime:
 
 async def _failures(stores: MemoryStores) -> list[object]:
     return [item async for item in stores.failures.select("orders", _all(), not_after=_end())]
+
+
+async def test_a_message_the_sweep_gives_up_on_gets_a_failed_event(stores, fake_time):
+    # Given the sweep's failure sink, recording
+    from shared.failures.models import FailureOrigin
+    from shared.failures.records import new_failure
+    from shared.timeline.recorder import RecordingFailures
+
+    sink = RecordingFailures(stores.failures, recorder_on(stores, fake_time))
+    envelope = Envelope(integration="orders", body_text="{}", recovery_count=3)
+    failure = new_failure(
+        envelope, origin=FailureOrigin.CATASTROPHIC, reason="gave up after 3 reinserts", now=fake_time.now(),
+        body_ref=envelope.id,
+    )  # fmt: skip
+
+    # When it records the give-up
+    stored = await sink.add(failure)
+
+    # Then the failure is kept, and the message's timeline names it
+    timeline = await MessageTimelines(stores.timeline).page("orders", envelope.id, limit=10, cursor=None)
+    [failed] = timeline.items
+    assert (failed.event.value, failed.details["failure_id"], failed.details["origin"]) == (
+        "failed", stored.id, "catastrophic"
+    )  # fmt: skip
