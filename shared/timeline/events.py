@@ -2,9 +2,10 @@
 
 A message gets a timeline from its first trouble on: a failed attempt, a delay action, a failure,
 a resend, parking. A message delivered at its first endpoint attempt, with nothing before, gets
-none (`events_of` returns nothing, so it costs no write). At the first trouble the events before
-it are reconstructed from the envelope (`received`); endpoint attempts are recorded from the
-attempt history of the run that made them, at the run's decision, not one write per attempt.
+none (`events_of` returns nothing, so it costs no write). What came before is reconstructed from
+the envelope: `received` goes with every write (same key, so one row; a message already in trouble
+when timelines began still gets its start), and endpoint attempts are recorded from the attempt
+history of the run that made them, at the run's decision, not one write per attempt.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def events_of(envelope: Envelope, outcome: Outcome, *, now: datetime, instance: 
             ]
         case _:
             return []
-    return [received(envelope), *items] if first_trouble else items
+    return [received(envelope), *items]
 
 
 def resent(envelope: Envelope, *, job_id: str, actor: str | None, now: datetime, instance: str) -> list[TimelineItem]:
@@ -154,8 +155,7 @@ def resent(envelope: Envelope, *, job_id: str, actor: str | None, now: datetime,
 
 
 def parked(envelope: Envelope, reason: str, *, now: datetime, instance: str) -> list[TimelineItem]:
-    items = [event(TimelineEvent.PARKED, now, instance, reason=reason, job_id=envelope.job_id)]
-    return items if had_trouble(envelope) else [received(envelope), *items]
+    return [received(envelope), event(TimelineEvent.PARKED, now, instance, reason=reason, job_id=envelope.job_id)]
 
 
 def recovered(envelope: Envelope, *, now: datetime, instance: str) -> list[TimelineItem]:
