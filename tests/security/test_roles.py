@@ -171,7 +171,13 @@ async def _cancel(world: World) -> Sample:
 async def _timeline(world: World) -> Sample:
     detail = await world.admin.get(f"/integrations/{world.integration}/failures/{world.failure_id}")
     assert detail.status_code == 200, detail.text
-    return Sample(f"/integrations/{world.integration}/messages/{detail.json()['failure']['message_id']}/timeline")
+    path = f"/integrations/{world.integration}/messages/{detail.json()['failure']['message_id']}/timeline"
+
+    async def status() -> int:
+        return (await world.admin.get(path)).status_code
+
+    await until(status, 200)  # written just after the failure
+    return Sample(path)
 
 
 def _fixed(path: str, status: int = 200, content: bytes | None = None) -> Callable[[World], Awaitable[Sample]]:
