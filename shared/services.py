@@ -40,6 +40,8 @@ from shared.jobs.lifecycle import JobLifecycle
 from shared.jobs.models import JobLimits
 from shared.jobs.pages import JobPages
 from shared.jobs.runner import JobRunner
+from shared.jobs.settle import JobSettleCounter
+from shared.messages.shards import InboundShards
 from shared.operability.health import HealthCheck, check_health
 from shared.operability.metrics import Metrics
 from shared.operability.telemetry import configure_telemetry
@@ -55,6 +57,14 @@ from shared.storage.azure import AzureStores
 from shared.storage.clients import build_email_client
 from shared.storage.names import StorageNames, poison_queue
 from shared.stores import Stores
+from shared.timeline.recorder import (
+    RecordingFailures,
+    RecordingParking,
+    RecordingReinserts,
+    TimelineObserver,
+    TimelineRecorder,
+)
+from shared.timeline.service import MessageTimelines
 
 
 class Services:
@@ -63,6 +73,11 @@ class Services:
         self.stores: Stores = stores if stores is not None else AzureStores.build(settings)
         self.metrics = Metrics()
         self.egress = settings.egress_policy()
+
+    @cached_property
+    def inbound(self) -> InboundShards:
+        """The engine's queues (INBOUND_SHARDS): where ingest, requeues, resends, reinserts and pickups go."""
+        return InboundShards(self.stores.inbound_shards)
 
     @cached_property
     def configs(self) -> ConfigCache:
@@ -104,7 +119,7 @@ class Services:
             states=stores.pickups,
             seen=stores.pickup_seen,
             readers=self.pickup_readers,
-            inbound=stores.inbound,
+            inbound=self.inbound,
             payloads=stores.payloads,
             parker=self.parker,
             failures=self.failure_sink,
@@ -139,7 +154,7 @@ class Services:
         stores = self.stores
         return Ingest(
             configs=self.ingest_configs,
-            inbound=stores.inbound,
+            inbound=self.inbound,
             payloads=stores.payloads,
             max_message_bytes=self.settings.max_message_bytes,
             parker=self.parker,
@@ -151,7 +166,7 @@ class Services:
         return DeliveryEngine(
             configs=self.configs,
             senders=self.senders,
-            inbound=stores.inbound,
+            inbound=self.inbound,
             payloads=stores.payloads,
             failures=self.failure_sink,
             error_window=stores.error_window,
@@ -159,7 +174,22 @@ class Services:
             metrics=self.metrics,
             parker=self.parker,
             gate=self.delivery_control,
+            observers=(TimelineObserver(self.timeline_recorder), self.settle_counter),
         )
+
+    @cached_property
+    def timeline_recorder(self) -> TimelineRecorder:
+        """Where the engine, jobs and recovery record what happened to a troubled message (issue 17)."""
+        return TimelineRecorder(self.stores.timeline, instance=self.settings.instance_name())
+
+    @cached_property
+    def timelines(self) -> MessageTimelines:
+        return MessageTimelines(self.stores.timeline)
+
+    @cached_property
+    def settle_counter(self) -> JobSettleCounter:
+        """Counts how retry jobs' resent messages settle, in this instance's shard (issue 19)."""
+        return JobSettleCounter(self.stores.settle_counts)
 
     @cached_property
     def delivery_control(self) -> DeliveryControl:
@@ -227,20 +257,22 @@ class Services:
             failures=stores.failures,
             pages=self.job_pages,
             audit=self.audit,
+            settle_counts=stores.settle_counts,
         )
 
     @cached_property
     def job_runner(self) -> JobRunner:
         stores = self.stores
         batches = JobBatches(
-            failures=stores.failures, payloads=stores.payloads, inbound=stores.inbound, parker=self.parker
-        )
+            failures=stores.failures, payloads=stores.payloads, inbound=self.inbound, parker=self.parker,
+            timeline=self.timeline_recorder,
+        )  # fmt: skip
         return JobRunner(
             jobs=SignallingJobs(stores.jobs, self.alert_signals),
             failures=stores.failures,
             pages=self.job_pages,
             batches=batches,
-            inbound=stores.inbound,
+            inbound=self.inbound,
             metrics=self.metrics,
             audit=self.audit,
         )
@@ -248,7 +280,7 @@ class Services:
     @cached_property
     def parker(self) -> Parking:
         parker = Parker(self.stores.recovery, delay_s=self.settings.recovery_park_delay_s, metrics=self.metrics)
-        return SignallingParking(parker, self.alert_signals)
+        return RecordingParking(SignallingParking(parker, self.alert_signals), self.timeline_recorder)
 
     @cached_property
     def failure_sink(self) -> FailureSink:
@@ -326,10 +358,11 @@ class Services:
         return RecoverySweeper(
             flow=stores.recovery,
             poison=stores.poison,
-            inbound=stores.inbound,
+            inbound=RecordingReinserts(self.inbound, self.timeline_recorder),
+            retired=stores.retired_shards,
             job_pages=stores.job_pages,
             payloads=stores.payloads,
-            failures=stores.failures,
+            failures=RecordingFailures(stores.failures, self.timeline_recorder),
             jobs=self.job_runner,
             state=stores.sweep_state,
             main_flow=stores.main_flow,
@@ -348,6 +381,7 @@ class Services:
             stores.payloads,
             stores.error_window,
             retention_days=self.settings.failure_retention_days,
+            timeline=stores.timeline,
         )
 
     @cached_property
@@ -358,6 +392,10 @@ class Services:
     async def close(self) -> None:
         if "alert_signals" in self.__dict__:
             await self.alert_signals.settle()
+        if "timeline_recorder" in self.__dict__:
+            await self.timeline_recorder.settle()
+        if "settle_counter" in self.__dict__:
+            await self.settle_counter.flush()
         if "alert_http" in self.__dict__:
             await self.alert_http.aclose()
         if isinstance(self.__dict__.get("email"), AcsEmail):
@@ -374,8 +412,11 @@ class Services:
 def own_names(settings: Settings) -> frozenset[tuple[str, str, str]]:
     """The queues, containers and Service Bus queue Rebound itself uses: no pickup source may drain them."""
     names = StorageNames(settings.prefix)
-    queues = [names.inbound, names.jobs_queue, names.recovery, names.health_probe, names.drain_queue]
-    queues += [poison_queue(q) for q in (names.inbound, names.jobs_queue, names.drain_queue)]
+    # Every shard a setting could ever name, not only today's: raising INBOUND_SHARDS must not put a
+    # source's queue under a trigger.
+    shards = names.every_inbound_shard
+    queues = [*shards, names.jobs_queue, names.recovery, names.health_probe, names.drain_queue]
+    queues += [poison_queue(q) for q in (*shards, names.jobs_queue, names.drain_queue)]
     # The Functions host's own containers, besides ours.
     containers = [names.payloads, names.recovery_payloads, "azure-webjobs-hosts", "azure-webjobs-secrets"]
     own = {

@@ -18,11 +18,12 @@ from shared.config.ports import IntegrationStore
 from shared.control.ports import ControlStates, HeldMessages, RateSlots
 from shared.delivery.ports import ErrorWindow
 from shared.failures.ports import FailureStore
-from shared.jobs.ports import JobStore
+from shared.jobs.ports import JobStore, SettleCounts
 from shared.messages.ports import MessageQueue, PayloadStore
 from shared.operability.health import HealthProbe
 from shared.pickup.ports import PickupStates, SeenItems
 from shared.recovery.ports import MainFlowProbe, MessageSource, RecoveryFlow, SweepState
+from shared.timeline.ports import TimelineStore
 
 
 class Stores(Protocol):
@@ -36,6 +37,16 @@ class Stores(Protocol):
     def jobs(self) -> JobStore: ...
 
     @property
+    def settle_counts(self) -> SettleCounts:
+        """Retry jobs' counters of how their resent messages settled (sharded by writer)."""
+        ...
+
+    @property
+    def timeline(self) -> TimelineStore:
+        """What happened to each message from its first failed attempt on."""
+        ...
+
+    @property
     def error_window(self) -> ErrorWindow: ...
 
     @property
@@ -46,7 +57,12 @@ class Stores(Protocol):
 
     @property
     def inbound(self) -> MessageQueue:
-        """The engine's queue."""
+        """The engine's queue `inbound`: shard 0, the one upstream systems write to."""
+        ...
+
+    @property
+    def inbound_shards(self) -> Sequence[MessageQueue]:
+        """Every queue the engine reads, `inbound` first, then `inbound-1` … (INBOUND_SHARDS)."""
         ...
 
     @property
@@ -107,7 +123,13 @@ class Stores(Protocol):
 
     @property
     def poison(self) -> Sequence[MessageSource]:
-        """The queues the host moves a message to after repeated failed attempts (recovery material)."""
+        """The queues the host moves a message to after repeated failed attempts (recovery material):
+        every inbound shard's and `jobs`'."""
+        ...
+
+    async def retired_shards(self) -> Sequence[MessageSource]:
+        """Inbound shards beyond INBOUND_SHARDS that still exist, and their poison queues: what was left
+        there when the setting was lowered, which no trigger reads any more (the sweep moves it)."""
         ...
 
     @property

@@ -13,6 +13,10 @@ Order of decisions for a message (DESIGN.md section 4):
 A requeued copy is sent before the invocation returns, so a crash can duplicate a message
 but never lose it (at-least-once). The first copy to be delivered deletes the claim-check blob, so
 a later copy of the same message finds none: that is how a duplicate shows here (step 4).
+
+Observers (`OutcomeObserver`) see each envelope with the outcome decided for it, after the
+decision: the message timeline and the retry jobs' settle counters are kept from there, outside
+the engine (shared/timeline, shared/jobs/settle.py). An observer never raises.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from shared.config.models import Endpoint, IntegrationConfig, RetryMode, RetryPolicy
 from shared.control.models import Release
@@ -44,7 +49,8 @@ from shared.failures.ports import FailureSink
 from shared.failures.records import new_failure
 from shared.logs import log_event
 from shared.messages.models import AttemptRecord, Envelope
-from shared.messages.ports import MessageQueue, PayloadStore
+from shared.messages.ports import PayloadStore
+from shared.messages.shards import InboundShards
 from shared.messages.wire import InvalidEnvelope, load_body, pack, parse_envelope
 from shared.operability.metrics import Counter, Metrics
 from shared.operability.telemetry import context_of, tracer
@@ -61,6 +67,8 @@ logger = logging.getLogger("rebound.engine")
 class Delivered:
     attempts: int
     status_code: int | None
+    #: This run's endpoint attempts (the last one succeeded).
+    history: tuple[AttemptRecord, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,8 @@ class RetryScheduled:
     delay_s: int
     engine_attempts: int
     reason: str
+    #: This run's endpoint attempts.
+    history: tuple[AttemptRecord, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -117,13 +127,19 @@ class DuplicateDropped:
 Outcome = Delivered | RetryScheduled | DelayScheduled | FailureRecorded | Parked | Held | Deferred | DuplicateDropped
 
 
+class OutcomeObserver(Protocol):
+    async def observe(self, envelope: Envelope, outcome: Outcome) -> None:
+        """See a decided message; never raises (what it keeps is best effort, delivery goes on)."""
+        ...
+
+
 class DeliveryEngine:
     def __init__(
         self,
         *,
         configs: ConfigSource,
         senders: SenderSource,
-        inbound: MessageQueue,
+        inbound: InboundShards,
         payloads: PayloadStore,
         failures: FailureSink,
         error_window: ErrorWindow,
@@ -131,6 +147,7 @@ class DeliveryEngine:
         metrics: Metrics,
         parker: Parking | None = None,
         gate: DeliveryGate | None = None,
+        observers: Sequence[OutcomeObserver] = (),
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -146,6 +163,7 @@ class DeliveryEngine:
         self._metrics = metrics
         self._parker = parker
         self._gate: DeliveryGate = gate or OpenGate()
+        self._observers = tuple(observers)
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
@@ -190,6 +208,8 @@ class DeliveryEngine:
                 self._metrics.count(Counter.RECEIVED, envelope.integration)
             outcome = await self._process(envelope, release)
             span.set_attribute("rebound.outcome", type(outcome).__name__)
+            for observer in self._observers:
+                await observer.observe(envelope, outcome)
             return outcome
 
     async def _process(self, envelope: Envelope, release: Release | None) -> Outcome:
@@ -236,7 +256,7 @@ class DeliveryEngine:
         if result.verdict is Verdict.SUCCESS:
             self._metrics.count(Counter.DELIVERED, envelope.integration)
             await self._discard_claim_check(envelope)
-            return Delivered(attempts=attempts, status_code=result.status_code)
+            return Delivered(attempts=attempts, status_code=result.status_code, history=tuple(result.attempts))
 
         if policy.mode is RetryMode.BACKOFF:
             await self._error_window.record(
@@ -329,7 +349,10 @@ class DeliveryEngine:
         )
         await self._requeue(retried, decision.delay_s)
         self._metrics.count(Counter.ENGINE_REQUEUES, envelope.integration)
-        return RetryScheduled(delay_s=decision.delay_s, engine_attempts=engine_attempt, reason=result.reason)
+        return RetryScheduled(
+            delay_s=decision.delay_s, engine_attempts=engine_attempt, reason=result.reason,
+            history=tuple(result.attempts),
+        )  # fmt: skip
 
     async def _not_now(self, envelope: Envelope, admission: Admission) -> Outcome:
         if admission.gate is Gate.HOLD:
@@ -340,7 +363,7 @@ class DeliveryEngine:
 
     async def _requeue(self, envelope: Envelope, delay_s: int) -> None:
         _, text = await pack(envelope, self._payloads)
-        await self._inbound.send(text, delay_s=delay_s or None)
+        await self._inbound.send(envelope.integration, text, delay_s=delay_s or None)
 
     async def _discard_claim_check(self, envelope: Envelope) -> None:
         if envelope.body_ref is None:

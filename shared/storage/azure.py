@@ -24,6 +24,7 @@ from shared.storage.error_window_table import TableErrorWindow
 from shared.storage.failure_table import TableFailureStore
 from shared.storage.flow_probe import StorageFlowProbe
 from shared.storage.integration_table import TableIntegrationStore
+from shared.storage.job_counter_table import TableSettleCounts
 from shared.storage.job_table import TableJobStore
 from shared.storage.message_queue import StorageMessageQueue
 from shared.storage.names import StorageNames, poison_queue
@@ -32,6 +33,7 @@ from shared.storage.pickup_tables import TablePickupStates, TableSeenItems
 from shared.storage.recovery_queue import StorageQueueSource, StorageRecoveryFlow
 from shared.storage.recovery_service_bus import ServiceBusRecoveryFlow
 from shared.storage.sweep_state import TableSweepState
+from shared.storage.timeline_table import TableTimelineStore
 
 
 class AzureStores:
@@ -72,6 +74,14 @@ class AzureStores:
         return TableJobStore(self.account.tables.table(self.names.jobs_table))
 
     @cached_property
+    def settle_counts(self) -> TableSettleCounts:
+        return TableSettleCounts(self.account.tables.table(self.names.job_counters))
+
+    @cached_property
+    def timeline(self) -> TableTimelineStore:
+        return TableTimelineStore(self.account.tables.table(self.names.timeline))
+
+    @cached_property
     def audit(self) -> TableAuditStore:
         return TableAuditStore(self.account.tables.table(self.names.audit))
 
@@ -82,6 +92,11 @@ class AzureStores:
     @cached_property
     def inbound(self) -> StorageMessageQueue:
         return StorageMessageQueue(self.account.queues, self.names.inbound)
+
+    @cached_property
+    def inbound_shards(self) -> Sequence[StorageMessageQueue]:
+        shards = self.names.inbound_shards(self.settings.inbound_shards)
+        return [self.inbound, *(StorageMessageQueue(self.account.queues, name) for name in shards[1:])]
 
     @cached_property
     def job_pages(self) -> StorageMessageQueue:
@@ -141,10 +156,26 @@ class AzureStores:
     @cached_property
     def poison(self) -> Sequence[MessageSource]:
         names = self.names
+        queues = self.account.queues
+        shards = names.inbound_shards(self.settings.inbound_shards)
         return [
-            StorageQueueSource(self.account.queues, poison_queue(names.inbound), "poison", "inbound"),
-            StorageQueueSource(self.account.queues, poison_queue(names.jobs_queue), "poison", "jobs"),
+            *(StorageQueueSource(queues, poison_queue(shard), "poison", "inbound") for shard in shards),
+            StorageQueueSource(queues, poison_queue(names.jobs_queue), "poison", "jobs"),
         ]
+
+    async def retired_shards(self) -> Sequence[MessageSource]:
+        names, queues = self.names, self.account.queues
+        current = set(names.inbound_shards(self.settings.inbound_shards))
+        retired = [name for name in names.every_inbound_shard if name not in current]
+        # One listing instead of a call per possible shard: most deployments have none of these queues.
+        existing = set(await queues.list_queues(f"{names.inbound}-"))
+        sources: list[MessageSource] = []
+        for shard in retired:
+            if shard in existing:
+                sources.append(StorageQueueSource(queues, shard, "retired", "inbound", if_present=True))
+            if poison_queue(shard) in existing:
+                sources.append(StorageQueueSource(queues, poison_queue(shard), "poison", "inbound", if_present=True))
+        return sources
 
     @cached_property
     def sweep_state(self) -> TableSweepState:

@@ -9,10 +9,19 @@ import { notifyError } from "../notices.js";
 import { can, ROLES } from "../session.js";
 
 export const POLL_INTERVAL_MS = 1000;
+const SETTLE_POLL_MS = 5000;
 const FINISHED_SHOWN = 5;
 const ACTIVE_STATES = new Set(["queued", "running"]);
 
 export const isActive = (job) => ACTIVE_STATES.has(job.state);
+/** A retry job whose resent messages the engine has not all settled yet (still worth polling). */
+const isSettling = (job) => !isActive(job) && job.pending > 0;
+
+/** A retry job's two phases: "Resent 832 · Delivered 820 · Failed again 12 · 0 pending". */
+export function describeSettled(job) {
+  if (job.resent === null || job.resent === undefined) return "";
+  return `Resent ${formatCount(job.resent)} · Delivered ${formatCount(job.delivered)} · Failed again ${formatCount(job.failed_again)} · ${formatCount(job.pending)} pending`;
+}
 
 export const ACTION_LABELS = { retry: "Retry", delete: "Delete" };
 
@@ -97,11 +106,13 @@ export function createJobsPanel(integration, { onActiveChange, onFinished }) {
   function schedule() {
     clearTimeout(timer);
     timer = null;
-    if (!disposed && active()) timer = setTimeout(poll, POLL_INTERVAL_MS);
+    if (disposed) return;
+    if (active()) timer = setTimeout(poll, POLL_INTERVAL_MS);
+    else if (jobs.find(isSettling)) timer = setTimeout(poll, SETTLE_POLL_MS); // slower: messages settle over minutes
   }
 
   async function poll() {
-    const job = active();
+    const job = active() ?? jobs.find(isSettling);
     if (!job || disposed) return;
     try {
       const fresh = await api.job(integration, job.id);
@@ -169,6 +180,7 @@ function createJobCard(job, { onCancel }) {
   const cancel = h("button", { type: "button", class: "small", onclick: () => requestCancel() }, "Cancel");
   const progress = h("progress", { "aria-labelledby": titleId });
   const stats = h("dl", { class: "stats" });
+  const settled = h("p", { class: "settled", "data-testid": "job-settled" });
   const times = h("p", { class: "muted small-print" });
   const error = h("p", { class: "error", hidden: true });
   const element = h(
@@ -177,6 +189,7 @@ function createJobCard(job, { onCancel }) {
     h("div", { class: "head" }, title, state, what, cancel),
     progress,
     stats,
+    settled,
     times,
     error,
   );
@@ -218,6 +231,8 @@ function createJobCard(job, { onCancel }) {
       ["Elapsed", formatDuration((end - new Date(started)) / 1000), "elapsed"],
     ].filter(Boolean);
     replace(stats, facts.map(([label, value, key]) => h("div", {}, h("dt", {}, label), h("dd", { dataset: { stat: key } }, value))));
+    settled.textContent = describeSettled(next);
+    settled.hidden = !settled.textContent;
     const by = next.created_by ? ` by ${next.created_by.name}` : "";
     times.textContent = `Created ${formatTime(next.created_at)}${by}${next.finished_at ? ` · finished ${formatTime(next.finished_at)}` : ""}`;
     error.hidden = !next.last_error;
