@@ -178,8 +178,14 @@ async def failure_facets(req: func.HttpRequest, caller: Principal) -> func.HttpR
 
 _EXPORT_HEADERS: dict[str, dict[str, Any]] = {
     "X-Export-Rows": {"description": "rows in this answer", "schema": {"type": "integer"}},
-    "X-Export-Truncated": {"description": "`true` when rows are left: continue with X-Export-Next-Cursor"},
-    "X-Export-Next-Cursor": {"description": "pass as `cursor` for the rest (only when truncated)"},
+    "X-Export-Truncated": {
+        "description": "`true` when rows are left: continue with X-Export-Next-Cursor",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
+    "X-Export-Next-Cursor": {
+        "description": "pass as `cursor` for the rest (only when truncated)",
+        "schema": {"type": "string"},
+    },
 }
 
 
