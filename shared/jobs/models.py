@@ -133,6 +133,10 @@ class Job(FrozenModel):
     #: Send elsewhere: where the retry delivers, once each, instead of `inbound` (null: the usual retry).
     target: Endpoint | None = None
 
+    def target_json(self) -> str | None:
+        """The target as stored beside the job (None without one)."""
+        return None if self.target is None else self.target.model_dump_json()
+
 
 @dataclass(frozen=True)
 class JobLimits:
