@@ -427,6 +427,7 @@ SAMPLE_PATHS = {
         failure_id="0000000000000000-000000000000",
         job_id="0000000000000000-000000000000",
         rule_id="x",
+        group="0123456789abcdef",
     )
     for operation in OPERATIONS
     if operation.kind.needs_principal
