@@ -8,11 +8,12 @@ import { contentBytes, contentKind, copyText, downloadBytes, downloadName, hexPr
 import { formatBytes, formatCount, timeElement } from "../format.js";
 import { openDialog } from "../dialogs.js";
 
-export function openFailureDetail(integration, failure) {
+/** `actions(detail, close)`, when given, adds what the caller may do with it (Retry, Delete, Edit and retry). */
+export function openFailureDetail(integration, failure, { actions = null } = {}) {
   const body = h("div", { "data-testid": "failure-detail" }, h("p", { class: "muted" }, "Loading…"));
-  openDialog({ title: `Failure ${failure.id}`, body, wide: true });
+  const modal = openDialog({ title: `Failure ${failure.id}`, body, wide: true });
   api.failure(integration, failure.id).then(
-    (detail) => replace(body, render(detail)),
+    (detail) => replace(body, actions ? actions(detail, modal.close) : null, render(detail)),
     (error) =>
       replace(
         body,
