@@ -16,6 +16,7 @@ import base64
 import binascii
 import difflib
 import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Annotated, Any, Self
 from pydantic import Field, model_validator
 
 from shared.audit.models import Actor, AuditAction
-from shared.audit.service import AuditTrail
+from shared.audit.service import MAX_DETAILS_CHARS, AuditTrail
 from shared.config.fields import HEADER_NAME_PATTERN, HEADER_VALUE_PATTERN
 from shared.errors import (
     FailureNotFound,
@@ -44,9 +45,10 @@ from shared.messages.wire import body_fields, pack
 from shared.recovery.ports import Parking
 from shared.values import FrozenModel
 
-#: The diff kept in the audit entry: at most this many lines, of this many characters together.
+#: The diff kept in the audit entry: at most this many lines, and no more than the rest of the entry leaves
+#: of the trail's MAX_DETAILS_CHARS (as JSON: quotes and newlines count twice), so the entry is kept whole.
 MAX_DIFF_LINES = 200
-MAX_DIFF_CHARS = 8000
+MAX_DIFF_CHARS = 6000
 #: Headers an edited message may carry (the same caps as ingest's forwarded headers).
 MAX_HEADERS = 32
 MAX_HEADER_BYTES = 8 * 1024
@@ -215,23 +217,33 @@ def _digest(data: bytes | None) -> dict[str, Any]:
     return {"size_bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def text_diff(before: bytes | None, before_type: str | None, after: bytes, after_type: str | None) -> str | None:
-    """A unified diff of two text bodies, cut to MAX_DIFF_LINES lines and MAX_DIFF_CHARS; None when either is
-    not text (binary bodies are told apart by their hashes alone)."""
+def text_diff(
+    before: bytes | None,
+    before_type: str | None,
+    after: bytes,
+    after_type: str | None,
+    *,
+    max_json_chars: int = MAX_DIFF_CHARS,
+) -> str | None:
+    """A unified diff of two text bodies, cut to MAX_DIFF_LINES lines and `max_json_chars` as a JSON string;
+    None when either is not text (binary bodies are told apart by their hashes alone)."""
     if before is None:
         return None
     old, new = render_content(before, before_type), render_content(after, after_type)
     if old.encoding != "text" or new.encoding != "text":
         return None
     lines = difflib.unified_diff(old.data.splitlines(), new.data.splitlines(), "before", "after", lineterm="", n=1)
+    cut = "… (diff cut)"
+    budget = max_json_chars - len(json.dumps(cut))
     kept: list[str] = []
-    size = 0
+    size = 2  # the JSON string's quotes
     for index, line in enumerate(lines):
-        if index >= MAX_DIFF_LINES or size + len(line) + 1 > MAX_DIFF_CHARS:
-            kept.append("… (diff cut)")
+        cost = len(json.dumps(line)) - 2 + 2  # escaped, plus the newline as `\n`
+        if index >= MAX_DIFF_LINES or size + cost > budget:
+            kept.append(cut)
             break
         kept.append(line)
-        size += len(line) + 1
+        size += cost
     return "\n".join(kept)
 
 
@@ -249,12 +261,16 @@ def edit_details(
         for name in {*failure.headers, *envelope.headers}
         if failure.headers.get(name) != envelope.headers.get(name)
     )
-    return {
+    details: dict[str, Any] = {
         "message_id": failure.message_id,
         "new_message_id": envelope.id,
         "before": {**_digest(before), "content_type": before_type},
         "after": {**_digest(after), "content_type": after_type},
         # Names only: header values may be credentials.
         "headers_changed": changed_headers,
-        "diff": text_diff(before, before_type, after, after_type),
+        "diff": None,
     }
+    # What the rest leaves of the trail's bound (with room to spare): past it the trail keeps keys only.
+    room = MAX_DETAILS_CHARS - len(json.dumps(details, separators=(",", ":"))) - 64
+    details["diff"] = text_diff(before, before_type, after, after_type, max_json_chars=min(MAX_DIFF_CHARS, room))
+    return details

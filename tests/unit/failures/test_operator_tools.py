@@ -331,3 +331,22 @@ async def test_export_ndjson_carries_content_on_request_and_says_when_it_stopped
     # And the rest comes with the cursor
     rest = await exporter.export("orders", FailureFilter(), format=ExportFormat.NDJSON, cursor=first.next_cursor)
     assert rest.rows == 2 and not rest.truncated and "content" not in json.loads(rest.text.splitlines()[0])
+
+
+async def test_a_large_edit_keeps_the_whole_audit_entry_with_a_cut_diff(services, stores, fake_time):
+    # Given a body of 2,000 quote-heavy JSON lines (each escapes to twice its length)
+    before = "\n".join(f'{{"line": "{n}", "q": "\\"x\\""}}' for n in range(2000))
+    after = "\n".join(f'{{"line": "{n}", "q": "\\"y\\""}}' for n in range(2000))
+    failure = await add_failure(stores, fake_time, body=before)
+
+    # When every line is changed
+    await services.edit_retry.edit_retry(
+        "orders", failure.id, EditRetryRequest(body_text=after), actor=OPERATOR, now=fake_time.now()
+    )
+
+    # Then the entry keeps its sizes and hashes, and the diff is cut, with a mark
+    [entry] = [e for e in stores.audit.entries() if e.action is AuditAction.FAILURE_EDIT_RETRY]
+    assert "truncated" not in entry.details
+    assert entry.details["after"]["sha256"] == hashlib.sha256(after.encode()).hexdigest()
+    assert entry.details["diff"].endswith("… (diff cut)")
+    assert len(json.dumps(entry.details)) <= 8000
