@@ -78,6 +78,25 @@ async def page(browser: Browser, host: DevhostProcess, viewport: str) -> AsyncIt
         yield page
 
 
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+
+
+async def axe_violations(page: Page, *selectors: str) -> list[str]:
+    """axe-core's violations within the controls this file covers (the rest of the page is another story's)."""
+    if not await page.evaluate("() => typeof window.axe !== 'undefined'"):
+        # Evaluated through the DevTools protocol: the portal's CSP (script-src 'self') refuses an inline tag.
+        source = await asyncio.to_thread(AXE.read_text, encoding="utf-8")
+        await page.evaluate(f"(() => {{ {source}\n }})()")
+    found = await page.evaluate(
+        """async (selectors) => {
+            const result = await window.axe.run({ include: selectors.map((s) => [s]) });
+            return result.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+        }""",
+        list(selectors),
+    )
+    return list(found)
+
+
 def opener(page: Page, failure_id: str):
     return page.locator(f"tr[data-failure-id='{failure_id}'] td.reason button")
 
@@ -115,6 +134,9 @@ async def test_find_a_message_by_correlation_id_and_export_what_is_shown(page, h
     await expect(page.locator(f"tr[data-failure-id='{wanted['id']}']")).to_have_count(1)
     assert "ref=corr-4711" in page.url
     await screenshots(page, f"tools-find-{viewport}")
+    assert (
+        await axe_violations(page, "[data-testid=find-box]", "[data-testid=export]", "[data-testid=filter-bar]") == []
+    )
 
     # And the sender filter suggests the known senders
     options = page.get_by_test_id("sender-suggestions").locator("option")
@@ -150,6 +172,7 @@ async def test_edit_and_retry_from_the_detail_dialog_sends_the_corrected_body(pa
     await expect(body).to_have_value('{"qty": -1}')
     await body.fill('{"qty": 1}')
     await screenshots(page, f"tools-edit-{viewport}", full_page=False)
+    assert await axe_violations(page, ".detail-actions") == []
     await dialog.get_by_test_id("edit-send").click()
 
     # Then the dialog closes, the failure leaves the list, and the receiver got the corrected body
@@ -203,6 +226,7 @@ async def test_mute_and_unmute_a_failure_group_from_the_groups_panel(page, http,
     # When the operator mutes the group, saying why
     await panel.get_by_test_id("mute").click()
     await page.get_by_test_id("mute-reason").fill("known: receiver rejects test orders")
+    assert await axe_violations(page, "dialog") == []
     await page.get_by_test_id("mute-confirm").click()
 
     # Then the group shows as muted, with who and why, and the overview no longer counts it
@@ -211,6 +235,7 @@ async def test_mute_and_unmute_a_failure_group_from_the_groups_panel(page, http,
     overview = {item["integration"]: item for item in (await http.get("/failures")).json()["items"]}
     assert overview[name]["count"] == 0
     await screenshots(page, f"tools-muted-{viewport}")
+    assert await axe_violations(page, "[data-testid=groups-panel]") == []
 
     # When it is unmuted
     await panel.get_by_test_id("unmute").click()
