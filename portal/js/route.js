@@ -5,7 +5,7 @@
 // link's "#main") are in-page anchors, not routes.
 
 /** The filter bar's fields, in the API's query parameter names. */
-export const FILTER_KEYS = ["from", "to", "q", "sender", "receiver", "origin", "group", "ref"];
+export const FILTER_KEYS = ["from", "to", "q", "sender", "receiver", "origin", "group", "ref", "body_contains"];
 
 export const ORIGINS = ["endpoint", "engine", "ingest", "catastrophic", "config", "pickup"];
 

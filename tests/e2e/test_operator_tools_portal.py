@@ -156,6 +156,19 @@ async def test_find_a_message_by_correlation_id_and_export_what_is_shown(page, h
     await page.get_by_test_id("find-clear").click()
     await expect(table).to_have_count(3)
 
+    # When the order number is looked for in the message bodies, in another case
+    await page.get_by_test_id("find-mode-body_contains").check()
+    await page.get_by_test_id("find-input").fill("po-4711")
+    await page.get_by_role("button", name="Find", exact=True).click()
+
+    # Then that failure is found, the list says it searches rather than counts, and "select all" is off
+    await expect(table).to_have_count(1)
+    await expect(page.locator(f"tr[data-failure-id='{wanted['id']}']")).to_have_count(1)
+    await expect(page.get_by_test_id("match-count")).to_contain_text("Searching message bodies")
+    await expect(page.get_by_test_id("select-all")).to_be_disabled()
+    assert "body_contains=po-4711" in page.url
+    assert await axe_violations(page, "[data-testid=find-box]") == []
+
 
 async def test_edit_and_retry_from_the_detail_dialog_sends_the_corrected_body(page, http, receiver, host, viewport):
     # Given a failure the receiver refused

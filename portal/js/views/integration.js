@@ -51,7 +51,9 @@ export function mountIntegration(main, route) {
     extra: acts ? (group) => muteControl(integration, group, { onChanged: () => loadGroups() }) : null,
     describeMuted: describeMute,
   });
-  const findBox = createFindBox({ onFind: (ref) => navigate({ ...filters, ref: ref ?? undefined }) });
+  const findBox = createFindBox({
+    onFind: (found) => navigate({ ...filters, ref: found.ref, body_contains: found.body_contains }),
+  });
   const exportButton = createExportButton(integration);
   const suggestions = attachSuggestions(filterBar.element, integration);
   // A run brings no failures of its own unless it failed too often (a `pickup` failure): show the list as it is.
