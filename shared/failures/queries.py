@@ -131,6 +131,7 @@ class FailureQueries:
         limit: int = DEFAULT_LIMIT,
         cursor: str | None = None,
         max_rows: int = BODY_SCAN_MAX_ROWS,
+        scan_budget: int = DEFAULT_SCAN_BUDGET,
     ) -> FailurePage:
         """A page of failures matching `selection` whose text body contains `search.needle`.
 
@@ -145,14 +146,15 @@ class FailureQueries:
         while True:
             # Never more than the matches still wanted per store page, so no match is dropped past a cursor.
             chunk = min(_BODY_SCAN_CHUNK, limit - len(matched))
-            page = await self._failures.page(integration, selection, limit=chunk, cursor=token)
+            page = await self._failures.page(integration, selection, limit=chunk, cursor=token, scan_budget=scan_budget)
             found = await asyncio.gather(*(self._content_matches(f, search) for f in page.items))
             matched += [failure for failure, hit in zip(page.items, found, strict=True) if hit]
             scanned += len(page.items)
             token = page.next_cursor
             if token is None or len(matched) >= limit:
                 return FailurePage(matched, token)
-            if scanned >= max_rows:
+            # The store's own scan (`q`, prefixes) stopping early bounds this request too.
+            if scanned >= max_rows or page.stopped_early:
                 return FailurePage(matched, token, stopped_early=True)
 
     async def _content_matches(self, failure: Failure, search: ContentSearch) -> bool:

@@ -350,3 +350,16 @@ async def test_a_large_edit_keeps_the_whole_audit_entry_with_a_cut_diff(services
     assert entry.details["after"]["sha256"] == hashlib.sha256(after.encode()).hexdigest()
     assert entry.details["diff"].endswith("… (diff cut)")
     assert len(json.dumps(entry.details)) <= 8000
+
+
+async def test_content_search_stops_when_the_reason_scan_beneath_it_does(services, stores, fake_time):
+    # Given ten failures none of whose reasons match
+    await seed_failures(stores, fake_time, 10)
+
+    # When bodies are searched among failures whose reason holds text none has, with a reason-scan budget of 3
+    page = await services.failures.search_content(
+        "orders", FailureFilter(q="no such reason"), ContentSearch("n"), scan_budget=3
+    )
+
+    # Then the request ends at once, saying it stopped early, with a cursor to go on
+    assert page.items == [] and page.stopped_early and page.next_cursor is not None
