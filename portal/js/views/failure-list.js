@@ -36,6 +36,11 @@ export function createFailureList(integration, { selection, onOpen, onCount, sel
   async function loadCount() {
     const asked = generation;
     count = null;
+    if (filters.body_contains) {
+      // A body search reads each failure's content: it is listed as found, never counted (issue 19).
+      matchCount.textContent = "Searching message bodies: matches are listed as they are found; “Load more” searches further.";
+      return;
+    }
     matchCount.textContent = "Counting…";
     try {
       const answer = await api.countFailures(integration, filters);

@@ -69,6 +69,10 @@ export function createFilterBar({ onApply }) {
   function read() {
     const filters = {};
     for (const key of FILTER_KEYS) {
+      if (!inputs[key]) {
+        if (current[key]) filters[key] = current[key]; // set elsewhere (the find box's `ref`): kept as it is
+        continue;
+      }
       const raw = inputs[key].value.trim();
       const value = key === "from" || key === "to" ? localInputToIso(raw) : raw;
       if (value) filters[key] = value;
@@ -88,7 +92,7 @@ export function createFilterBar({ onApply }) {
 
   function setFilters(filters) {
     for (const key of FILTER_KEYS) {
-      if (key === "group") continue;
+      if (key === "group" || !inputs[key]) continue;
       const value = filters[key] ?? "";
       inputs[key].value = key === "from" || key === "to" ? isoToLocalInput(value) : value;
     }

@@ -65,7 +65,8 @@ async def test_a_retry_jobs_messages_delivered_count_as_delivered(stores, fake_t
 async def test_a_copy_dropped_as_a_duplicate_of_a_delivered_message_counts_as_delivered_not_pending(stores, fake_time):
     # Given one message with two failure rows (sent twice upstream), one content blob, and a receiver that takes it
     [failure] = await seed_failures(stores, fake_time, 1)
-    await stores.failures.add(failure.model_copy(update={"id": failure.id[:-1] + "0"}))
+    twin_id = failure.id[:-1] + ("1" if failure.id.endswith("0") else "0")
+    await stores.failures.add(failure.model_copy(update={"id": twin_id}))
     jobs, runner = make_jobs(stores, fake_time)
     counter = JobSettleCounter(stores.settle_counts)
 
