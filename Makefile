@@ -64,8 +64,10 @@ format: install
 mypy: install
 	$(PY) -m mypy .
 
-# Benchmarks (bench/README.md), writes bench/RESULTS.md: ~46 min on 2 cores with the jobs at 100,000 failures.
-# Quick iterations: make bench BENCH_ARGS="--only jobs --failures 20000"
+# Benchmarks (bench/README.md), writes bench/RESULTS.md: every benchmark, the engine alone and end to end
+# through the host (devhost, ingest to delivery) among them; ~46 min on 2 cores for the jobs at 100,000
+# failures, plus ~16 min through the host and up to 60 min for retry-delivered at 100,000.
+# Quick iterations: make bench BENCH_ARGS="--only host --host-messages 1000"
 BENCH_ARGS ?=
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)

@@ -22,6 +22,12 @@ async def run(options: Options) -> list[Result]:
         from bench.engine_throughput import bench_engine
 
         results += await bench_engine(options.messages)
+    if "host" in options.only:
+        from bench.host_e2e import bench_host
+
+        results += await bench_host(
+            options.host_messages, options.latency_seconds, options.latency_rates, log_dir=options.devhost_logs
+        )
     if "jobs" in options.only:
         from bench.jobs import bench_job
 
@@ -30,6 +36,17 @@ async def run(options: Options) -> list[Result]:
             results.append(
                 await bench_job(action, options.job_failures, raw_sample=options.raw_sample, profile=profile)
             )
+    if "retry-delivered" in options.only:
+        from bench.retry_until_delivered import bench_retry_until_delivered
+
+        results.append(
+            await bench_retry_until_delivered(
+                options.retry_failures,
+                job_rate=options.job_rate,
+                budget_min=options.retry_budget_min,
+                log_dir=options.devhost_logs,
+            )
+        )
     if "list" in options.only:
         from bench.failure_list import bench_failure_list
 

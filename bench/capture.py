@@ -21,7 +21,7 @@ from azure.storage.blob import ContentSettings
 from azure.storage.blob.aio import ContainerClient
 
 from bench.engine_throughput import envelope_text
-from bench.harness import Result, Stopwatch, azure_stores, phase
+from bench.harness import RAW_SDK, Result, Stopwatch, azure_stores, phase
 from bench.receiver import ReceiverProcess
 from shared.config.models import IntegrationConfig
 from shared.delivery.engine import Delivered, FailureRecorded
@@ -49,8 +49,12 @@ async def _per_message_ms(services: Services, integration: str, count: int, expe
 
 
 async def _raw_ms(services: Services, connection_string: str, count: int) -> float:
-    table = TableClient.from_connection_string(connection_string, azure_stores(services).names.failures + "raw")
-    container = ContainerClient.from_connection_string(connection_string, azure_stores(services).names.payloads + "raw")
+    table = TableClient.from_connection_string(
+        connection_string, azure_stores(services).names.failures + "raw", **RAW_SDK
+    )
+    container = ContainerClient.from_connection_string(
+        connection_string, azure_stores(services).names.payloads + "raw", **RAW_SDK
+    )
     with contextlib.suppress(ResourceExistsError):
         await table.create_table()
     with contextlib.suppress(ResourceExistsError):

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from azure.data.tables.aio import TableClient
 
-from bench.harness import Result, Stopwatch, azure_stores, percentile, phase
+from bench.harness import RAW_SDK, Result, Stopwatch, azure_stores, percentile, phase
 from bench.seed import GROUP_TEMPLATE, RARE_WORD, seed_failures
 from shared.failures.models import FailureFilter
 from shared.values import utc_now
@@ -44,7 +44,9 @@ async def bench_failure_list(count: int, *, repeats: int) -> list[Result]:
         seeded = await seed_failures(services, INTEGRATION, count, end=utc_now(), blob_every=0)
         print(f"    seeded {count:,} failures in {watch.elapsed_s:.0f} s", flush=True)
 
-        table = TableClient.from_connection_string(azurite.connection_string, azure_stores(services).names.failures)
+        table = TableClient.from_connection_string(
+            azurite.connection_string, azure_stores(services).names.failures, **RAW_SDK
+        )
         try:
 
             async def raw_first_page() -> None:

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psutil
 from azure.storage.queue.aio import QueueClient
@@ -117,6 +117,11 @@ async def phase(name: str, **overrides: str) -> AsyncIterator[tuple[PhaseAzurite
         await asyncio.to_thread(azurite.stop)
 
 
+#: The raw baselines' SDK clients skip the environment (proxies, ~/.netrc) as Rebound's own do
+#: (shared/storage/clients.py): raw stays the best the SDK can do, not its defaults' cost.
+RAW_SDK: dict[str, Any] = {"use_env_settings": False}
+
+
 def azure_stores(services: Services) -> AzureStores:
     """The Azure stores behind `services`: benchmarks reach Azurite's tables and queues directly too."""
     stores = services.stores
@@ -153,15 +158,16 @@ def percentile(values: Iterable[float], q: float) -> float:
 
 
 class PeakRss:
-    """Samples this process's resident set size in a thread; `peak_mb` is the highest seen in the block.
+    """Samples a process's resident set size in a thread; `peak_mb` is the highest seen in the block.
 
+    The process is this one, or `pid` (devhost, in the benchmarks through the host).
     getrusage's ru_maxrss only knows the process's lifetime maximum, which an earlier phase may
     have set; sampling every 50 ms gives the peak of this block (and may miss a spike shorter
     than that).
     """
 
-    def __init__(self, interval_s: float = 0.05) -> None:
-        self._process = psutil.Process()
+    def __init__(self, interval_s: float = 0.05, *, pid: int | None = None) -> None:
+        self._process = psutil.Process(pid)
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
@@ -173,7 +179,10 @@ class PeakRss:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
-            self.peak_mb = max(self.peak_mb, self._rss_mb())
+            try:
+                self.peak_mb = max(self.peak_mb, self._rss_mb())
+            except psutil.NoSuchProcess:
+                return  # the process ended; its peak is what was seen
 
     def __enter__(self) -> PeakRss:
         self._thread.start()
@@ -182,7 +191,8 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_mb = max(self.peak_mb, self._rss_mb())
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.peak_mb = max(self.peak_mb, self._rss_mb())
 
     @property
     def growth_mb(self) -> float:
@@ -206,6 +216,39 @@ async def pass_one_message(queue: QueueClient) -> None:
     async for message in queue.receive_messages(max_messages=1, visibility_timeout=300):
         await queue.delete_message(message)
         break
+
+
+#: Azurite sweeps the bodies of deleted queue messages every 60 s (its QueueGCManager); after
+#: thousands of deletes one sweep holds its only core for tens of seconds (DESIGN.md section 10).
+AZURITE_QUEUE_GC_INTERVAL_S = 60.0
+#: Azurite counts as settled when a send + receive + delete on an empty queue is this quick, this often in a row.
+SETTLED_CYCLE_MS = 250.0
+SETTLED_CYCLES = 3
+
+
+async def wait_for_queue_gc(connection_string: str, *, timeout_s: float = 600.0) -> float:
+    """After bulk deletes: let Azurite's next queue GC sweep pass, so the next measurement does not pay for it.
+
+    Waits one GC interval (a sweep starts within it), then until a send + receive + delete on an
+    empty queue is quick SETTLED_CYCLES times in a row. Returns the seconds waited.
+    """
+    watch = Stopwatch()
+    probe = QueueClient.from_connection_string(connection_string, "gcprobe" + uuid.uuid4().hex[:8])
+    try:
+        await probe.create_queue()
+        await asyncio.sleep(AZURITE_QUEUE_GC_INTERVAL_S)
+        quick = 0
+        while quick < SETTLED_CYCLES:
+            if watch.elapsed_s > timeout_s:
+                raise TimeoutError(f"Azurite was still slow {timeout_s:.0f} s after the deletes")
+            cycle = Stopwatch()
+            await pass_one_message(probe)
+            quick = quick + 1 if cycle.elapsed_s * 1000 < SETTLED_CYCLE_MS else 0
+            await asyncio.sleep(0.5)
+        await probe.delete_queue()
+    finally:
+        await probe.close()
+    return watch.elapsed_s
 
 
 def chunks(items: list[T], size: int) -> Iterator[list[T]]:

@@ -45,7 +45,17 @@ from azure.storage.blob.aio import ContainerClient
 from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
-from bench.harness import PeakRss, Result, Stopwatch, azure_stores, bounded_gather, pass_one_message, phase, rate
+from bench.harness import (
+    RAW_SDK,
+    PeakRss,
+    Result,
+    Stopwatch,
+    azure_stores,
+    bounded_gather,
+    pass_one_message,
+    phase,
+    rate,
+)
 from bench.seed import seed_failures
 from shared.audit.models import Actor
 from shared.jobs.models import Job, JobAction, JobRequest, JobSelection, JobState
@@ -126,12 +136,12 @@ async def _raw_pages(table: TableClient, integration: str) -> AsyncIterator[list
 async def raw_baseline(services: Services, connection_string: str, action: JobAction, integration: str) -> float:
     """Items/s for the job's storage operations done with the SDK directly (see module doc)."""
     names = azure_stores(services).names
-    table = TableClient.from_connection_string(connection_string, names.failures)
+    table = TableClient.from_connection_string(connection_string, names.failures, **RAW_SDK)
     queue = QueueClient.from_connection_string(
-        connection_string, names.inbound, message_encode_policy=TextBase64EncodePolicy()
+        connection_string, names.inbound, message_encode_policy=TextBase64EncodePolicy(), **RAW_SDK
     )
-    container = ContainerClient.from_connection_string(connection_string, names.payloads)
-    pages = QueueClient.from_connection_string(connection_string, names.prefix + RAW_PAGE_QUEUE)
+    container = ContainerClient.from_connection_string(connection_string, names.payloads, **RAW_SDK)
+    pages = QueueClient.from_connection_string(connection_string, names.prefix + RAW_PAGE_QUEUE, **RAW_SDK)
     for client in (queue, pages):
         with contextlib.suppress(Exception):
             await client.create_queue()

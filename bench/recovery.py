@@ -20,7 +20,7 @@ from azure.storage.queue import TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
 from bench.engine_throughput import envelope_text
-from bench.harness import Result, Stopwatch, azure_stores, bounded_gather, phase, rate
+from bench.harness import RAW_SDK, Result, Stopwatch, azure_stores, bounded_gather, phase, rate
 from shared.messages.models import Envelope
 from shared.recovery.models import ParkedMessage
 from shared.values import utc_now
@@ -35,12 +35,13 @@ def _envelope(number: int) -> Envelope:
 async def _raw(count: int) -> float:
     async with phase("recovery raw baseline") as (azurite, services):
         source = QueueClient.from_connection_string(
-            azurite.connection_string, "rawrecovery", message_encode_policy=TextBase64EncodePolicy()
+            azurite.connection_string, "rawrecovery", message_encode_policy=TextBase64EncodePolicy(), **RAW_SDK
         )
         target = QueueClient.from_connection_string(
             azurite.connection_string,
             azure_stores(services).names.inbound,
             message_encode_policy=TextBase64EncodePolicy(),
+            **RAW_SDK,
         )
         try:
             for client in (source, target):

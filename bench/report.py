@@ -16,6 +16,18 @@ from bench.harness import Result
 from bench.options import Options
 from devtools.azurite import PROJECT_DIR
 
+#: The options each benchmark reads (the report's command line names only those of the run).
+OPTIONS_OF: dict[str, tuple[str, ...]] = {
+    "engine": ("--messages",),
+    "host": ("--host-messages", "--latency-seconds", "--latency-rates"),
+    "jobs": ("--failures", "--job-failures", "--raw-sample", "--actions"),
+    "retry-delivered": ("--retry-failures", "--job-rate", "--retry-budget-min"),
+    "list": ("--failures", "--list-repeats"),
+    "capture": ("--captures",),
+    "recovery": ("--parked",),
+    "pickup": ("--pickup-files",),
+}
+
 
 def _cpu_model() -> str:
     try:
@@ -87,6 +99,39 @@ def _number(value: float) -> str:
     return f"{value:,.2f}"
 
 
+def _table(results: list[Result]) -> list[str]:
+    lines = [
+        "| benchmark | case | Rebound | raw Azurite | ratio | details |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for result in results:
+        raw = "n/a" if result.raw is None else f"{_number(result.raw)} {result.unit}"
+        ratio = "n/a" if result.ratio is None else f"{result.ratio:.2f}"
+        details = "; ".join(f"{key} {value:,}" if not isinstance(value, str) else f"{key} {value}"
+                            for key, value in result.extra.items())  # fmt: skip
+        value = f"{_number(result.value)} {result.unit}"
+        lines.append(f"| {result.benchmark} | {result.case} | {value} | {raw} | {ratio} | {details} |")
+    return lines
+
+
+def _explanations(results: list[Result], facts: dict[str, str], heading: str) -> list[str]:
+    """What the raw baselines do, the notes and the machine, under `heading`-level headings."""
+    lines = ["", f"{heading} What the raw baselines do", ""]
+    seen: set[tuple[str, str]] = set()
+    for result in results:
+        key = (result.benchmark, result.raw_what)
+        if key not in seen:
+            seen.add(key)
+            lines.append(f"- **{result.benchmark}**: {result.raw_what}")
+    notes = [(result, note) for result in results for note in result.notes]
+    if notes:
+        lines += ["", f"{heading} Notes", ""]
+        lines += [f"- **{result.benchmark}, {result.case}**: {note}" for result, note in notes]
+    lines += ["", f"{heading} Machine", ""]
+    lines += [f"- {name}: {value}" for name, value in facts.items()]
+    return lines
+
+
 def render(results: list[Result], *, command: str, minutes: float, facts: dict[str, str]) -> str:
     lines = [
         "# Benchmark results",
@@ -98,45 +143,77 @@ def render(results: list[Result], *, command: str, minutes: float, facts: dict[s
         "",
         f"Command: `{command}` ({minutes:.1f} min)",
         "",
-        "| benchmark | case | Rebound | raw Azurite | ratio | details |",
-        "|---|---|---:|---:|---:|---|",
+        *_table(results),
+        *_explanations(results, facts, "##"),
+        "",
     ]
-    for result in results:
-        raw = "n/a" if result.raw is None else f"{_number(result.raw)} {result.unit}"
-        ratio = "n/a" if result.ratio is None else f"{result.ratio:.2f}"
-        details = "; ".join(f"{key} {value:,}" if not isinstance(value, str) else f"{key} {value}"
-                            for key, value in result.extra.items())  # fmt: skip
-        value = f"{_number(result.value)} {result.unit}"
-        lines.append(f"| {result.benchmark} | {result.case} | {value} | {raw} | {ratio} | {details} |")
-    lines += ["", "## What the raw baselines do", ""]
-    seen: set[tuple[str, str]] = set()
-    for result in results:
-        key = (result.benchmark, result.raw_what)
-        if key not in seen:
-            seen.add(key)
-            lines.append(f"- **{result.benchmark}**: {result.raw_what}")
-    notes = [(result, note) for result in results for note in result.notes]
-    if notes:
-        lines += ["", "## Notes", ""]
-        lines += [f"- **{result.benchmark}, {result.case}**: {note}" for result, note in notes]
-    lines += ["", "## Machine", ""]
-    lines += [f"- {name}: {value}" for name, value in facts.items()]
-    lines.append("")
     return "\n".join(lines)
 
 
-def write_report(path: Path, results: list[Result], *, options: Options, minutes: float) -> None:
-    parts = [
-        f"--only {','.join(options.only)}",
-        f"--failures {options.failures}",
-        f"--job-failures {options.job_failures}",
-        f"--messages {options.messages}",
-        f"--captures {options.captures}",
-        f"--parked {options.parked}",
-        f"--pickup-files {options.pickup_files}",
-        f"--raw-sample {options.raw_sample}",
-        f"--list-repeats {options.list_repeats}",
-        f"--actions {','.join(a.value for a in options.actions)}",
+def _section_marks(only: tuple[str, ...]) -> tuple[str, str]:
+    name = ",".join(only)
+    return f"<!-- added run: {name} -->", f"<!-- end of added run: {name} -->"
+
+
+def render_section(
+    results: list[Result], *, command: str, minutes: float, facts: dict[str, str], only: tuple[str, ...]
+) -> str:
+    """A run of some benchmarks as a section of its own, to add to a report (`--add-to`)."""
+    begin, end = _section_marks(only)
+    lines = [
+        begin,
+        f"## Added run: {', '.join(only)}",
+        "",
+        f"Command: `{command}` ({minutes:.1f} min). A run of its own, at another time and load than the rest of",
+        "this file: compare ratios within a section, not across sections.",
+        "",
+        *_table(results),
+        *_explanations(results, facts, "###"),
+        end,
     ]
-    command = "python -m bench " + " ".join(parts)
+    return "\n".join(lines)
+
+
+def add_section(text: str, section: str, only: tuple[str, ...]) -> str:
+    """`text` with `section` in place of an earlier added run of the same benchmarks, or appended."""
+    begin, end = _section_marks(only)
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        return head + section + tail
+    return text.rstrip("\n") + "\n\n" + section + "\n"
+
+
+def _command(options: Options) -> str:
+    """The command line of the run, with the options of the benchmarks it ran."""
+    values = {
+        "--failures": options.failures,
+        "--job-failures": options.job_failures,
+        "--messages": options.messages,
+        "--host-messages": options.host_messages,
+        "--latency-seconds": f"{options.latency_seconds:g}",
+        "--latency-rates": ",".join(str(r) for r in options.latency_rates),
+        "--retry-failures": options.retry_failures,
+        "--job-rate": f"{options.job_rate:g}",
+        "--retry-budget-min": f"{options.retry_budget_min:g}",
+        "--captures": options.captures,
+        "--parked": options.parked,
+        "--pickup-files": options.pickup_files,
+        "--raw-sample": options.raw_sample,
+        "--list-repeats": options.list_repeats,
+        "--actions": ",".join(a.value for a in options.actions),
+    }
+    used = [name for benchmark in options.only for name in OPTIONS_OF[benchmark]]
+    parts = [f"--only {','.join(options.only)}"] + [f"{name} {values[name]}" for name in values if name in used]
+    return "python -m bench " + " ".join(parts)
+
+
+def write_report(path: Path, results: list[Result], *, options: Options, minutes: float) -> None:
+    """The whole report, or with `options.add_to` this run's section added to an existing one."""
+    command = _command(options)
+    if options.add_to:
+        section = render_section(results, command=command, minutes=minutes, facts=machine_facts(), only=options.only)
+        existing = path.read_text() if path.exists() else "# Benchmark results\n"
+        path.write_text(add_section(existing, section, options.only))
+        return
     path.write_text(render(results, command=command, minutes=minutes, facts=machine_facts()))

@@ -60,6 +60,9 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "random_jitter_range": 1,
     "connection_timeout": 5,
     "read_timeout": 30,
+    # Not the environment's proxies and ~/.netrc: aiohttp would look them up in a thread on every call
+    # (a third of the listener's CPU under load, issue 15). Storage here is the local emulator.
+    "use_env_settings": False,
 }
 
 

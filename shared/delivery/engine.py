@@ -6,11 +6,13 @@ Order of decisions for a message (DESIGN.md section 4):
   2. backoff mode and the shared error window over its threshold → a delay action (requeue
      with a visibility delay, before any delivery attempt), at most MaxDelayActions times;
   3. endpoint retry (layer 1); a redirect rule moves delivery to the fallback endpoint;
-  4. success → done (no table write on this path);
+  4. the claim-check blob is gone → a duplicate of a delivered message: dropped and counted, never a failure;
+  5. success → done (no table write on this path);
      permanent or throttled → `endpoint` failure;
      transient → engine retry (layer 2): requeue a copy, or give up as an `engine` failure.
 A requeued copy is sent before the invocation returns, so a crash can duplicate a message
-but never lose it (at-least-once).
+but never lose it (at-least-once). The first copy to be delivered deletes the claim-check blob, so
+a later copy of the same message finds none: that is how a duplicate shows here (step 4).
 
 Observers (`OutcomeObserver`) see each envelope with the outcome decided for it, after the
 decision: the message timeline and the retry jobs' settle counters are kept from there, outside
@@ -113,7 +115,16 @@ class Deferred:
     delay_s: int
 
 
-Outcome = Delivered | RetryScheduled | DelayScheduled | FailureRecorded | Parked | Held | Deferred
+@dataclass(frozen=True)
+class DuplicateDropped:
+    """The claim-check blob is gone: another copy of the message was delivered (and deleted it), or the
+    content was removed on purpose (a delete job, the retention purge). Nothing is left to deliver or to
+    retry, so the copy is dropped and counted as a duplicate, never recorded as a failure."""
+
+    body_ref: str
+
+
+Outcome = Delivered | RetryScheduled | DelayScheduled | FailureRecorded | Parked | Held | Deferred | DuplicateDropped
 
 
 class OutcomeObserver(Protocol):
@@ -218,12 +229,7 @@ class DeliveryEngine:
 
         body = await load_body(envelope, self._payloads)
         if body is None:
-            return await self._fail(
-                envelope,
-                FailureOrigin.ENGINE,
-                f"payload blob {envelope.body_ref!r} is missing (already delivered by a duplicate, or purged)",
-                config=config,
-            )
+            return self._drop_duplicate(envelope)
         delivery = Delivery(
             message_id=envelope.id,
             integration=envelope.integration,
@@ -367,6 +373,16 @@ class DeliveryEngine:
         except ReboundError as exc:
             # Delivered is what matters; the retention purge removes what is left behind.
             log_event(logger, "payload.cleanup_failed", level=logging.WARNING, message_id=envelope.id, error=exc.code)
+
+    def _drop_duplicate(self, envelope: Envelope) -> DuplicateDropped:
+        body_ref = envelope.body_ref or ""
+        self._metrics.count(Counter.DUPLICATES, envelope.integration)
+        log_event(
+            logger, "delivery.duplicate_dropped", integration=envelope.integration, message_id=envelope.id,
+            correlation_id=envelope.correlation_id, body_ref=body_ref, engine_attempt=envelope.engine_attempts + 1,
+            resend_count=envelope.resend_count, recovery_count=envelope.recovery_count,
+        )  # fmt: skip
+        return DuplicateDropped(body_ref=body_ref)
 
     async def _fail(
         self,

@@ -11,7 +11,8 @@ A resent envelope carries the job's id, so the job can count how its messages se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from shared.concurrency import each
@@ -32,6 +33,9 @@ from shared.tokens import Cursor, Version
 
 #: Queue sends a retry batch runs at once.
 CONCURRENCY = 16
+#: Tries at removing the failures a batch resent, the n-th after n x REMOVE_RETRY_S seconds.
+REMOVE_ATTEMPTS = 4
+REMOVE_RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,9 @@ class JobBatches:
         concurrency: int = CONCURRENCY,
         timeline: TimelineRecorder | None = None,
         senders: SenderSource | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._sleep = sleep
         self._failures = failures
         self._payloads = payloads
         self._inbound = inbound
@@ -96,7 +102,7 @@ class JobBatches:
             present, lambda item: self._deliver(item, target), limit=self._concurrency, errors=ReboundError
         )
         sent = [item for item, error in zip(present, errors, strict=True) if error is None]
-        removal = await self._failures.remove_many([(item.present, item.version) for item in sent])
+        removal = await self._remove_sent(sent)
         refs = [ref for failure in removal.removed for ref in self._failures.content_refs(failure)]
         if refs:
             await self._payloads.delete_many(refs)  # best effort: the retention purge takes what stays
@@ -144,13 +150,32 @@ class JobBatches:
 
         sent_errors = await each(present, enqueue, limit=self._concurrency, errors=ReboundError)
         sent = [item for item, error in zip(present, sent_errors, strict=True) if error is None]
-        removal = await self._failures.remove_many([(item.present, item.version) for item in sent])
+        removal = await self._remove_sent(sent)
         await self._discard_overflow(removal.removed)
         unavailable = next((e for e in sent_errors if isinstance(e, StorageUnavailable)), None)
         if unavailable is not None:
             raise unavailable  # the host re-runs the page; the checkpoint and the removals make that safe
         errors = {item.present.id: error for item, error in zip(present, sent_errors, strict=True) if error}
         return _outcomes(batch, removal, errors)
+
+    async def _remove_sent(self, sent: Sequence[BatchItem]) -> Removal:
+        """Remove the failures whose messages went out, trying again while storage is briefly away.
+
+        Their messages are on `inbound` (or at the other target) already: a page that ended here would
+        be run again by the host and send every one of them again, each a duplicate of a message
+        delivered meanwhile (issue 15: one table transaction refused with "Server disconnected"
+        resent 100). Trying again is safe: the deletes carry the versions read, and a row already
+        gone counts as gone.
+        """
+        rows = [(item.present, item.version) for item in sent]
+        for attempt in range(1, REMOVE_ATTEMPTS + 1):
+            try:
+                return await self._failures.remove_many(rows)
+            except StorageUnavailable:
+                if attempt == REMOVE_ATTEMPTS:
+                    raise
+                await self._sleep(REMOVE_RETRY_S * attempt)
+        raise AssertionError("unreachable")
 
     async def _discard_overflow(self, removed: Sequence[Failure]) -> None:
         """The resent messages carry their whole headers again; the copies kept for the resend can go.

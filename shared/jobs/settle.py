@@ -8,7 +8,9 @@ so instances never contend for a row and a write retried after a lost answer wri
 Concurrent settles of one job on one instance are coalesced: while a write is in flight the next
 settles wait, and one write carries them all. A read sums the shards (`SettleCounts.totals`).
 
-At-least-once delivery shows here: a message the engine took twice (a duplicate) counts twice.
+At-least-once delivery shows here: a message the engine took twice (a duplicate) counts twice. A
+copy the engine dropped as a duplicate of a delivered message (its claim-check blob gone, issue 15)
+counts as delivered: the receiver has it, and it must not stay pending for ever.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import asyncio
 import logging
 import uuid
 
-from shared.delivery.engine import Delivered, FailureRecorded, Outcome
+from shared.delivery.engine import Delivered, DuplicateDropped, FailureRecorded, Outcome
 from shared.errors import ReboundError
 from shared.jobs.models import Job, JobAction
 from shared.jobs.ports import SettleCounts, SettleTally
@@ -41,7 +43,7 @@ class JobSettleCounter:
     async def observe(self, envelope: Envelope, outcome: Outcome) -> None:
         if envelope.job_id is None:
             return
-        if isinstance(outcome, Delivered):
+        if isinstance(outcome, Delivered | DuplicateDropped):
             settled = SettleTally(delivered=1)
         elif isinstance(outcome, FailureRecorded):
             settled = SettleTally(failed_again=1)

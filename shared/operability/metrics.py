@@ -49,6 +49,8 @@ class Counter(StrEnum):
     #: Messages sent back to `inbound` for a while because the rate limit had no turn for them soon.
     RATE_DEFERRED = "rate_deferred"
     CIRCUIT_OPENED = "circuit_opened"
+    #: Copies of a message already delivered (its claim-check blob was gone): dropped, not failures.
+    DUPLICATES = "duplicates"
 
     @classmethod
     def failure(cls, origin: str) -> Counter:

@@ -11,6 +11,8 @@ from `build_credential` below.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
@@ -25,15 +27,29 @@ from azure.storage.queue.aio import QueueServiceClient
 from shared.errors import ConfigError
 from shared.settings import Connection
 
+#: The variables that route a request through a proxy (aiohttp reads them, in either case).
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "WS_PROXY", "WSS_PROXY")
 
-def client_options(timeout_s: float) -> dict[str, Any]:
-    """Few, quick SDK retries: an outage must surface within our own time bound, not after minutes."""
+
+def proxy_configured(environ: Mapping[str, str] | None = None) -> bool:
+    environ = os.environ if environ is None else environ
+    return any(environ.get(name) or environ.get(name.lower()) for name in PROXY_VARIABLES)
+
+
+def client_options(timeout_s: float, *, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Few, quick SDK retries: an outage must surface within our own time bound, not after minutes.
+
+    The SDK's aiohttp session trusts the environment by default, which costs a thread-pool hop per
+    storage call to look up proxies and read ~/.netrc (storage authenticates with its key or token,
+    never netrc). Only a machine with a proxy configured keeps that on.
+    """
     return {
         "retry_total": 2,
         "retry_backoff_factor": 0.2,
         "retry_backoff_max": 2,
         "connection_timeout": timeout_s,
         "read_timeout": timeout_s,
+        "use_env_settings": proxy_configured(environ),
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import aclosing
@@ -20,6 +21,7 @@ from shared.errors import ConcurrencyConflict
 from shared.failures.models import Failure, FailureFilter, FailureGroup, FailureOrigin, FailurePage, FailureSummary
 from shared.failures.ports import DEFAULT_SCAN_BUDGET, Removal, SelectedFailure, StoredFailure
 from shared.ids import id_prefix_at
+from shared.logs import log_event
 from shared.storage.cursors import position_key, row_key_after, version_of
 from shared.storage.failure_filter import (
     Q_SCAN_PAGE,
@@ -37,7 +39,11 @@ from shared.storage.tables import MAX_BATCH_OPERATIONS, BatchOperation, Table
 from shared.tokens import Cursor, Version
 from shared.values import UNKNOWN_INTEGRATION
 
+logger = logging.getLogger("rebound.failures")
+
 _MAX_CONFLICT_RETRIES = 8
+#: Upper bound of the random pause before the n-th retry of a contended counter: n times this.
+_CONFLICT_BACKOFF_S = 0.02
 #: Concurrent point reads of the rows a `q` scan matched.
 _READ_CONCURRENCY = 16
 
@@ -59,6 +65,11 @@ class TableFailureStore:
         Whatever the row cannot hold whole goes to the overflow blob first, so a row never points
         at an overflow that is not there. The row goes before the counter: a crash between the two
         undercounts (repaired by `rebuild_summary`), never counts a failure that is not there.
+
+        Once the row is written the failure is recorded: a counter that stays contended is left
+        undercounted (logged; `rebuild_summary` repairs it) instead of failing the add. Failing it
+        made the host deliver the message again and the engine record a second row for it, which a
+        Retry-all then resent twice (issue 15).
         """
         stored, whole = fitted_for_row(failure)
         if whole:
@@ -67,7 +78,13 @@ class TableFailureStore:
                 overflow_blob_name(stored.integration, stored.id), data, content_type="application/json"
             )
         await self._failures.insert(failure_to_row(stored))
-        await self._bump(stored, +1)
+        try:
+            await self._bump(stored, +1)
+        except ConcurrencyConflict:
+            log_event(
+                logger, "failure_summary.uncounted", level=logging.WARNING, integration=stored.integration,
+                group=stored.group, failure_id=stored.id,
+            )  # fmt: skip
         return stored
 
     async def restore(self, failure: Failure) -> Failure:
@@ -250,7 +267,10 @@ class TableFailureStore:
                 continue  # drift, repaired by rebuild_summary; the rows are gone regardless
 
     async def _bump(self, failure: Failure, delta: int) -> None:
-        for _ in range(_MAX_CONFLICT_RETRIES):
+        for attempt in range(_MAX_CONFLICT_RETRIES):
+            if attempt:
+                # Spread the writers that lost out, so they do not collide again at once.
+                await asyncio.sleep(self._rng.uniform(0, _CONFLICT_BACKOFF_S * attempt))
             shard = self._rng.randrange(SUMMARY_SHARDS)
             row = await self._summary.get(failure.integration, f"{failure.group}-{shard}")
             tally = Tally.of_failure(failure) if row is None else Tally.of_row(row)

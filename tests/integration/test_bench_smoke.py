@@ -10,20 +10,20 @@ from bench.options import parse_args
 from bench.report import write_report
 
 TINY = [
-    "--failures",
-    "200",
-    "--raw-sample",
-    "100",
-    "--messages",
-    "100",
-    "--captures",
-    "10",
-    "--parked",
-    "50",
-    "--pickup-files",
-    "30",
+    *("--failures", "200", "--raw-sample", "100", "--messages", "100", "--captures", "10", "--parked", "50"),
+    *("--host-messages", "40", "--latency-seconds", "0.4", "--retry-failures", "60", "--pickup-files", "30"),
 ]
-EXPECTED_ROWS = {"engine": 2, "jobs": 2, "list": 8, "capture": 1, "recovery": 1, "pickup": 1}
+#: host: the end-to-end row, then p50 and p95 at each of the two offered loads.
+EXPECTED_ROWS = {
+    "engine": 2,
+    "host": 5,
+    "jobs": 2,
+    "retry-delivered": 1,
+    "list": 8,
+    "capture": 1,
+    "recovery": 1,
+    "pickup": 1,
+}
 
 
 @pytest.mark.timeout(300)

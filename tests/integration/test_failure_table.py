@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from shared.errors import ConcurrencyConflict
 from shared.failures.models import Failure, FailureOrigin
 from shared.failures.records import new_failure
 from shared.messages.models import Envelope
@@ -45,3 +46,27 @@ async def test_remove_many_deletes_in_transactions_and_uncounts_once_per_group(s
     assert sorted(bumps) == [-4, -3]
     assert (await store.summary("orders")).count == 0
     assert await store.groups("orders") == []
+
+
+async def test_a_failure_whose_counter_stays_contended_is_recorded_once_and_the_add_succeeds(services, monkeypatch):
+    # Given a summary counter that every writer loses (ETag contention past every retry)
+    store = services.stores.failures
+    summary = store._summary
+
+    async def always_conflicts(*args, **kwargs):
+        raise ConcurrencyConflict("failuresummary: changed since it was read")
+
+    monkeypatch.setattr(summary, "insert", always_conflicts)
+    monkeypatch.setattr(summary, "update", always_conflicts)
+    envelope = Envelope(integration="contended", body_text="x")
+    failure = new_failure(envelope, origin=FailureOrigin.ENDPOINT, reason="HTTP 400", now=utc_now(), body_ref="x")
+
+    # When the engine records the failure
+    stored = await store.add(failure)
+
+    # Then the add succeeds (the host does not deliver the message again to record it twice), the row is there
+    # once, and a rebuild counts it
+    assert [item.failure.id for item in await selected_failures(store, "contended")] == [stored.id]
+    monkeypatch.undo()
+    await store.rebuild_summary("contended")
+    assert (await store.summary("contended")).count == 1

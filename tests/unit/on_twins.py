@@ -129,8 +129,9 @@ def make_jobs(
     )  # fmt: skip
     inbound = InboundShards(stores.inbound_shards)
     batches = JobBatches(
-        failures=stores.failures, payloads=stores.payloads, inbound=inbound, parker=parker, timeline=timeline
-    )
+        failures=stores.failures, payloads=stores.payloads, inbound=inbound, parker=parker, timeline=timeline,
+        sleep=sleep or time.sleep,
+    )  # fmt: skip
     runner = JobRunner(
         jobs=stores.jobs,
         failures=stores.failures,

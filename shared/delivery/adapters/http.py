@@ -40,7 +40,10 @@ MAX_DETAIL_CHARS = 200
 MAX_RESPONSE_READ_BYTES = 64 * 1024
 #: One worker overlaps many slow deliveries, but a burst must not open thousands of sockets.
 MAX_CONNECTIONS = 100
-MAX_KEEPALIVE_CONNECTIONS = 20
+#: As many as may be open: httpcore closes an idle connection whenever the pool holds more connections
+#: than this (it counts all of them, idle or not), so a lower number churns TCP connections at every
+#: request once more than that many deliveries overlap (issue 15's profile: 24 in flight, 20 kept).
+MAX_KEEPALIVE_CONNECTIONS = MAX_CONNECTIONS
 KEEPALIVE_EXPIRY_S = 30.0
 
 _HEADER_NAME = re.compile(HEADER_NAME_PATTERN)

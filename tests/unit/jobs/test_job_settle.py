@@ -62,6 +62,26 @@ async def test_a_retry_jobs_messages_delivered_count_as_delivered(stores, fake_t
     assert (settled.resent, settled.delivered, settled.failed_again, settled.pending) == (4, 4, 0, 0)
 
 
+async def test_a_copy_dropped_as_a_duplicate_of_a_delivered_message_counts_as_delivered_not_pending(stores, fake_time):
+    # Given one message with two failure rows (sent twice upstream), one content blob, and a receiver that takes it
+    [failure] = await seed_failures(stores, fake_time, 1)
+    twin_id = failure.id[:-1] + ("1" if failure.id.endswith("0") else "0")
+    await stores.failures.add(failure.model_copy(update={"id": twin_id}))
+    jobs, runner = make_jobs(stores, fake_time)
+    counter = JobSettleCounter(stores.settle_counts)
+
+    # When one Retry-all resends both rows and the engine settles them
+    job = await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
+    await run_job_pages(runner, stores, fake_time)
+    sender = ScriptedSender([ok()])
+    await run_inbound(make_engine(stores, fake_time, sender, observers=[counter]), stores, fake_time)
+
+    # Then the receiver has it once, and the job says both settled as delivered, nothing pending
+    assert len(sender.sent) == 1
+    settled = await jobs.get("orders", job.id, now=fake_time.now())
+    assert (settled.resent, settled.delivered, settled.failed_again, settled.pending) == (2, 2, 0, 0)
+
+
 async def test_messages_still_retrying_stay_pending(stores, fake_time):
     # Given 3 failures retried, and a receiver answering 503 (engine retries follow, nothing settles yet)
     await seed_failures(stores, fake_time, 3)

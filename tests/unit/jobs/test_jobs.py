@@ -241,6 +241,24 @@ async def test_page_that_crashes_midway_and_reruns_never_resends_what_it_removed
     assert (await stores.failures.summary("orders")).count == 0
 
 
+async def test_a_removal_refused_after_the_sends_is_tried_again_so_no_message_is_resent_twice(stores, fake_time):
+    # Given a retry job whose first removal of the resent failures meets a storage blip (issue 15:
+    # "Server disconnected" on the table transaction, after the 100 sends had gone out)
+    failures = await seed_failures(stores, fake_time, 5)
+    jobs, runner = make_jobs(stores, fake_time, page_size=5)
+    job = await jobs.start("orders", retry_all(), actor=TESTER, now=fake_time.now())
+    stores.failures.arm("remove_many", StorageUnavailable("transaction on failures: ServiceRequestError"), times=2)
+
+    # When the page runs
+    await run_job_pages(runner, stores, fake_time)
+
+    # Then the page did not fail and run again: every message went out once, and no failure is left
+    assert sorted(json.loads(text)["id"] for text in stores.inbound.sent) == sorted(f.message_id for f in failures)
+    done = await jobs.get("orders", job.id, now=fake_time.now())
+    assert (done.state, done.succeeded, done.failed) == (JobState.COMPLETED, 5, 0)
+    assert await remaining_ids(stores) == []
+
+
 async def test_duplicate_page_message_does_not_run_a_claimed_page(stores, fake_time):
     await seed_failures(stores, fake_time, 2)
     jobs, runner = make_jobs(stores, fake_time)
