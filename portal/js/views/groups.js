@@ -51,7 +51,7 @@ export function createGroupsPanel({ onPick }) {
     element,
     render,
     showError(message) {
-      replace(body, h("p", { class: "alert", role: "alert" }, `Groups could not be loaded: ${message}`));
+      replace(body, h("p", { class: "alert", role: "alert" }, `Failure groups unknown: ${message}`));
     },
   };
 }
