@@ -202,7 +202,7 @@ function historyTable(history, attempts) {
   return [
     older,
     scrollRegion(
-      "Attempt history",
+      "Attempts table",
       h(
         "table",
         { "data-testid": "history-table" },

@@ -37,11 +37,6 @@ export function mountIntegration(main, route) {
   let disposed = false;
 
   const head = createIntegrationHead(integration, { onRefresh: () => refresh() });
-  const autoRefresh = createAutoRefresh({
-    onTick: () => refreshInPlace(),
-    holdReason: () => (selection.count() ? "rows are selected" : list.holdReason()),
-  });
-  head.parts.actions.prepend(autoRefresh.element);
   const filterBar = createFilterBar({ onApply: (next) => navigate(next) });
   const groupsPanel = createGroupsPanel({ onPick: (group) => navigate({ ...filters, group: group ?? undefined }) });
   // A run brings no failures of its own unless it failed too often (a `pickup` failure): show the list as it is.
@@ -61,6 +56,11 @@ export function mountIntegration(main, route) {
     onCount: (count) => selection.setMatching(count),
     selectable: acts,
   });
+  const autoRefresh = createAutoRefresh({
+    onTick: () => refreshInPlace(),
+    holdReason: () => (selection.count() ? "rows are selected" : list.holdReason()),
+  });
+  head.parts.actions.prepend(autoRefresh.element);
   const jobsPanel = createJobsPanel(integration, {
     onActiveChange: (job) => actions.setActiveJob(job),
     onFinished: (job) => jobFinished(job),
