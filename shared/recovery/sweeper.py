@@ -14,6 +14,7 @@ it never ends the sweep.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -27,7 +28,7 @@ from shared.jobs.ports import JobControl
 from shared.logs import log_event
 from shared.messages.ports import MessageQueue, PayloadStore
 from shared.operability.metrics import Metrics
-from shared.recovery.models import RecoveryStatus, SweepResult
+from shared.recovery.models import RecoveryQueueStatus, RecoveryStatus, SweepResult
 from shared.recovery.moves import MessageMoves, Moved
 from shared.recovery.ports import MainFlowProbe, MessageSource, RecoveryFlow, SweepState
 from shared.values import utc_now
@@ -84,13 +85,32 @@ class RecoverySweeper:
         return [self._flow, *self._flow.extra_sources(), *self._poison]
 
     async def status(self) -> RecoveryStatus:
-        queues = []
-        for source in self.sources():
-            try:
-                queues.append(await source.status())
-            except StorageUnavailable:
-                log_event(logger, "recovery.status_unavailable", level=logging.WARNING, queue=source.name)
-        return RecoveryStatus(backend=self._flow.backend, queues=queues, last_sweep=await self._last_sweep())
+        """Every queue and the last sweep, asked at once: during an outage each waits its storage timeout,
+        and one after the other they kept the portal waiting for their sum. What did not answer is `unknown`."""
+        sources = self.sources()
+        answers = await asyncio.gather(
+            *(source.status() for source in sources), self._state.last(), return_exceptions=True
+        )
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, StorageUnavailable):
+                raise answer
+        queues = [answer for answer in answers[:-1] if isinstance(answer, RecoveryQueueStatus)]
+        unknown = [
+            source.name
+            for source, answer in zip(sources, answers, strict=False)
+            if isinstance(answer, StorageUnavailable)
+        ]
+        for name in unknown:
+            log_event(logger, "recovery.status_unavailable", level=logging.WARNING, queue=name)
+        last_sweep = answers[-1]
+        if isinstance(last_sweep, StorageUnavailable):
+            unknown.append("last_sweep")
+        return RecoveryStatus(
+            backend=self._flow.backend,
+            queues=queues,
+            last_sweep=last_sweep if isinstance(last_sweep, SweepResult) else None,
+            unknown=unknown,
+        )
 
     async def replay(self, *, actor: Actor) -> SweepResult:
         """A sweep run by hand (`POST /recovery/replay`), recorded in the audit trail with what it moved."""
@@ -175,12 +195,6 @@ class RecoverySweeper:
             await self._state.remember(result)
         except StorageUnavailable:
             log_event(logger, "recovery.state_unsaved", level=logging.WARNING)
-
-    async def _last_sweep(self) -> SweepResult | None:
-        try:
-            return await self._state.last()
-        except StorageUnavailable:
-            return None
 
 
 class _Tally:

@@ -41,7 +41,7 @@ export function mountRecoveryPanel(container) {
       return false;
     }
     if (!disposed) renderStatus(status);
-    return true;
+    return !status.unknown?.length;
   }
 
   /** The call failed: every figure is unknown (a zero or "no sweep yet" would be a false all-clear). */
@@ -64,22 +64,29 @@ export function mountRecoveryPanel(container) {
   }
 
   function renderStatus(status) {
-    const total = (kind) => status.queues.filter((q) => q.kind === kind).reduce((sum, q) => sum + q.count, 0);
+    // Queues storage did not answer for are left out of `queues` and named in `unknown`: their kind's total is unknown.
+    const unknown = status.unknown ?? [];
+    const unknownKinds = new Set(unknown.filter((name) => name !== "last_sweep").map((name) => (name.includes("poison") ? "poison" : "recovery")));
+    const total = (kind) =>
+      unknownKinds.has(kind) ? "unknown" : formatCount(status.queues.filter((q) => q.kind === kind).reduce((sum, q) => sum + q.count, 0));
     replace(
       body,
+      unknown.length
+        ? h("p", { class: "alert warn", "data-testid": "recovery-unknown" }, `Some figures are unknown: storage did not answer for ${unknown.join(", ").replace("last_sweep", "the last sweep")}.`)
+        : null,
       h(
         "dl",
         { class: "facts" },
         h("dt", {}, "Waiting for recovery"),
-        h("dd", { "data-testid": "recovery-count" }, formatCount(total("recovery"))),
+        h("dd", { "data-testid": "recovery-count" }, total("recovery")),
         h("dt", {}, "Poisoned"),
-        h("dd", { "data-testid": "poison-count" }, formatCount(total("poison"))),
+        h("dd", { "data-testid": "poison-count" }, total("poison")),
         h("dt", {}, "Backend"),
         h("dd", {}, status.backend === "servicebus" ? "Service Bus" : "Storage queue"),
       ),
       queueTable(status.queues),
       h("h3", {}, "Last sweep"),
-      sweepFacts(status.last_sweep),
+      unknown.includes("last_sweep") ? h("p", { class: "muted", "data-testid": "last-sweep" }, "unknown") : sweepFacts(status.last_sweep),
       // Replaying is an operator's; anyone may refresh.
       h("div", { class: "toolbar" }, can(ROLES.operator) ? replay : null, h("button", { type: "button", onclick: () => load() }, "Refresh")),
     );
