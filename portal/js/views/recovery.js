@@ -72,7 +72,7 @@ export function mountRecoveryPanel(container) {
     replace(
       body,
       unknown.length
-        ? h("p", { class: "alert warn", "data-testid": "recovery-unknown" }, `Some figures are unknown: storage did not answer for ${unknown.join(", ").replace("last_sweep", "the last sweep")}.`)
+        ? h("p", { class: "alert warn", "data-testid": "recovery-unknown" }, "Some figures are unknown: storage did not answer for them just now.")
         : null,
       h(
         "dl",
@@ -84,7 +84,7 @@ export function mountRecoveryPanel(container) {
         h("dt", {}, "Backend"),
         h("dd", {}, status.backend === "servicebus" ? "Service Bus" : "Storage queue"),
       ),
-      queueTable(status.queues),
+      status.queues.length || !unknownKinds.size ? queueTable(status.queues) : null,
       h("h3", {}, "Last sweep"),
       unknown.includes("last_sweep") ? h("p", { class: "muted", "data-testid": "last-sweep" }, "unknown") : sweepFacts(status.last_sweep),
       // Replaying is an operator's; anyone may refresh.
