@@ -68,7 +68,11 @@ export function mountIntegration(main, route) {
   const actions = createJobActions(integration, {
     selection,
     onStarted: (job) => jobsPanel.track(job),
-    onConflict: (activeJobId) => (activeJobId ? jobsPanel.trackById(activeJobId) : jobsPanel.load()),
+    // The job in the way is shown unfolded: the person came to act, and may want to cancel it.
+    onConflict: (activeJobId) => {
+      jobsPanel.expand();
+      return activeJobId ? jobsPanel.trackById(activeJobId) : jobsPanel.load();
+    },
   });
 
   replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts }));

@@ -93,7 +93,7 @@ export function createJobsPanel(integration, { onActiveChange, onFinished }) {
       return;
     }
     summary.dataset.state = newest.state;
-    summary.dataset.jobId = newest.id;
+    summary.dataset.newestJob = newest.id;
     replace(
       summary,
       h("strong", {}, `${ACTION_LABELS[newest.action] ?? newest.action} job`),
