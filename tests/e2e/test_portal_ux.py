@@ -45,7 +45,16 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group(
 
 VIEWPORTS = {"desktop": DESKTOP, "phone": PHONE}
 #: A receiver's refusal long enough to be cut to two lines in the list.
-LONG_REFUSAL = "rejected: order invalid because " + " ".join(f"line {n} has an unknown article number" for n in range(8))
+LONG_REFUSAL = "rejected: order invalid because " + " ".join(
+    f"line {n} has an unknown article number" for n in range(8)
+)
+#: What a page must not say while storage is frozen: a false all-clear, or storage internals.
+FALSE_OR_INTERNAL = (
+    "No sweep has run yet",
+    "No failures. Every message was delivered",
+    "no answer within",
+    "uxfailure",
+)
 #: The portal's auto-refresh period, plus a margin for a 2-core machine.
 REFRESH_WAIT_MS = 40_000
 
@@ -205,8 +214,8 @@ async def test_a_storage_outage_shows_a_banner_and_unknowns_and_the_page_recover
         await expect(page.get_by_role("main")).to_contain_text("Failure counts are unknown")
         await expect(page.get_by_test_id("others-unknown")).to_be_visible()
         text = await page.locator("body").inner_text()
-        for false_all_clear in ("No sweep has run yet", "No failures. Every message was delivered", "no answer within", "uxfailure"):
-            assert false_all_clear not in text
+        for wrong in FALSE_OR_INTERNAL:
+            assert wrong not in text
         await assert_accessible(page, "outage banner")
         await screenshots(page, f"ux-outage-{screen}")
 
@@ -423,6 +432,19 @@ async def test_the_overview_and_the_list_refresh_by_themselves_and_hold_while_ro
     await expect(page.get_by_test_id("refresh-state")).to_contain_text("paused")
     await page.goto(portal_url(host))
     await expect(page.get_by_test_id("auto-refresh")).to_have_attribute("aria-pressed", "false")
+
+    # When someone who asked for reduced motion opens the portal without a choice of their own
+    await page.evaluate("() => localStorage.removeItem('rebound.autoRefresh')")
+    await page.emulate_media(reduced_motion="reduce")
+    await page.reload()
+
+    # Then auto-refresh starts paused (content that changes by itself is motion they did not start)
+    await expect(page.get_by_test_id("auto-refresh")).to_have_attribute("aria-pressed", "false")
+    await expect(page.get_by_test_id("refresh-state")).to_contain_text("paused")
+    await page.emulate_media(reduced_motion="no-preference")
+    await page.evaluate("() => localStorage.removeItem('rebound.autoRefresh')")
+    await page.reload()
+    await expect(page.get_by_test_id("auto-refresh")).to_have_attribute("aria-pressed", "true")
 
 
 async def job_state(http: httpx.AsyncClient, path: str) -> str:
