@@ -46,6 +46,7 @@ export function createAutoRefresh({ onTick, holdReason = () => null, intervalMs 
   }
 
   function held() {
+    if (outageDown()) return "Rebound is not answering";
     if (document.querySelector("dialog[open]")) return "a dialog is open";
     return holdReason();
   }
@@ -67,7 +68,7 @@ export function createAutoRefresh({ onTick, holdReason = () => null, intervalMs 
   async function tick() {
     render();
     if (!on) return;
-    if (running || document.hidden || outageDown() || held()) {
+    if (running || document.hidden || held()) {
       schedule();
       return;
     }
