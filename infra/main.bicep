@@ -58,6 +58,11 @@ param pickupSchedule string = '*/15 * * * * *'
 @description('MIN_PICKUP_INTERVAL_S: the shortest interval_seconds a pickup source may ask for.')
 param minPickupIntervalSeconds int = 60
 
+@minValue(1)
+@maxValue(16)
+@description('INBOUND_SHARDS: how many queues the engine reads, inbound and inbound-1 ... inbound-<N-1>, each integration on one by a stable hash. One Storage queue serves about 2,000 messages/s, an account about 20,000: raise it when one integration mix needs more than one queue takes (docs/scaling.md has a worked sizing example). The code creates the queues on first use.')
+param inboundShards int = 1
+
 @description('Deploy a Service Bus namespace (Standard) with the recovery queue and use it as the recovery flow (RECOVERY_BACKEND=servicebus). Off: the recovery queue lives on the recovery storage account.')
 param deployServiceBus bool = false
 
@@ -360,6 +365,7 @@ var appBehaviourSettings = {
   ENDPOINT_RETRY_BASE_DELAY_S: '2'
   MAX_MESSAGE_BYTES: '10485760'
   MAX_INBOUND_DEPTH: '1000'
+  INBOUND_SHARDS: string(inboundShards)
   STORAGE_TIMEOUT_S: '10'
   JOB_RATE_LIMIT_PER_S: '50'
   JOB_PAGE_SIZE: '100'

@@ -40,6 +40,7 @@ from shared.jobs.lifecycle import JobLifecycle
 from shared.jobs.models import JobLimits
 from shared.jobs.pages import JobPages
 from shared.jobs.runner import JobRunner
+from shared.messages.shards import InboundShards
 from shared.operability.health import HealthCheck, check_health
 from shared.operability.metrics import Metrics
 from shared.operability.telemetry import configure_telemetry
@@ -63,6 +64,11 @@ class Services:
         self.stores: Stores = stores if stores is not None else AzureStores.build(settings)
         self.metrics = Metrics()
         self.egress = settings.egress_policy()
+
+    @cached_property
+    def inbound(self) -> InboundShards:
+        """The engine's queues (INBOUND_SHARDS): where ingest, requeues, resends, reinserts and pickups go."""
+        return InboundShards(self.stores.inbound_shards)
 
     @cached_property
     def configs(self) -> ConfigCache:
@@ -104,7 +110,7 @@ class Services:
             states=stores.pickups,
             seen=stores.pickup_seen,
             readers=self.pickup_readers,
-            inbound=stores.inbound,
+            inbound=self.inbound,
             payloads=stores.payloads,
             parker=self.parker,
             failures=self.failure_sink,
@@ -139,7 +145,7 @@ class Services:
         stores = self.stores
         return Ingest(
             configs=self.ingest_configs,
-            inbound=stores.inbound,
+            inbound=self.inbound,
             payloads=stores.payloads,
             max_message_bytes=self.settings.max_message_bytes,
             parker=self.parker,
@@ -151,7 +157,7 @@ class Services:
         return DeliveryEngine(
             configs=self.configs,
             senders=self.senders,
-            inbound=stores.inbound,
+            inbound=self.inbound,
             payloads=stores.payloads,
             failures=self.failure_sink,
             error_window=stores.error_window,
@@ -233,14 +239,14 @@ class Services:
     def job_runner(self) -> JobRunner:
         stores = self.stores
         batches = JobBatches(
-            failures=stores.failures, payloads=stores.payloads, inbound=stores.inbound, parker=self.parker
+            failures=stores.failures, payloads=stores.payloads, inbound=self.inbound, parker=self.parker
         )
         return JobRunner(
             jobs=SignallingJobs(stores.jobs, self.alert_signals),
             failures=stores.failures,
             pages=self.job_pages,
             batches=batches,
-            inbound=stores.inbound,
+            inbound=self.inbound,
             metrics=self.metrics,
             audit=self.audit,
         )
@@ -326,7 +332,8 @@ class Services:
         return RecoverySweeper(
             flow=stores.recovery,
             poison=stores.poison,
-            inbound=stores.inbound,
+            inbound=self.inbound,
+            retired=stores.retired_shards,
             job_pages=stores.job_pages,
             payloads=stores.payloads,
             failures=stores.failures,
@@ -374,8 +381,11 @@ class Services:
 def own_names(settings: Settings) -> frozenset[tuple[str, str, str]]:
     """The queues, containers and Service Bus queue Rebound itself uses: no pickup source may drain them."""
     names = StorageNames(settings.prefix)
-    queues = [names.inbound, names.jobs_queue, names.recovery, names.health_probe, names.drain_queue]
-    queues += [poison_queue(q) for q in (names.inbound, names.jobs_queue, names.drain_queue)]
+    # Every shard a setting could ever name, not only today's: raising INBOUND_SHARDS must not put a
+    # source's queue under a trigger.
+    shards = names.every_inbound_shard
+    queues = [*shards, names.jobs_queue, names.recovery, names.health_probe, names.drain_queue]
+    queues += [poison_queue(q) for q in (*shards, names.jobs_queue, names.drain_queue)]
     # The Functions host's own containers, besides ours.
     containers = [names.payloads, names.recovery_payloads, "azure-webjobs-hosts", "azure-webjobs-secrets"]
     own = {

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from shared.auth import AuthMode
 from shared.egress import EgressPolicy
 from shared.errors import ConfigError
+from shared.messages.shards import MAX_INBOUND_SHARDS
 
 #: Failures are kept this long before the retention timer purges them.
 DEFAULT_FAILURE_RETENTION_DAYS = 7
@@ -42,6 +43,18 @@ RECOVERY_STORAGE_SETTING = "RecoveryStorage"
 
 _PREFIX_PATTERN = re.compile(r"^([a-z][a-z0-9]{0,19})?$")
 _SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def inbound_shards_from_environ(environ: Mapping[str, str]) -> int:
+    """INBOUND_SHARDS as the app reads it at import, to register one queue trigger per shard. Never
+    raises (an import error fails worker indexing and no function would load): a value that is not
+    1..16 registers shard 0 only, and the settings object rejects it on first use, loudly."""
+    value = environ.get("INBOUND_SHARDS", "").strip()
+    try:
+        shards = int(value) if value else 1
+    except ValueError:
+        return 1
+    return shards if 1 <= shards <= MAX_INBOUND_SHARDS else 1
 
 
 class AlertEmailBackend(StrEnum):
@@ -146,6 +159,11 @@ class Settings(BaseSettings):
     )
     max_inbound_depth: Annotated[int, Field(ge=1)] = Field(
         default=DEFAULT_MAX_INBOUND_DEPTH, validation_alias="MAX_INBOUND_DEPTH"
+    )
+    #: How many queues the engine reads: `inbound` and `inbound-1` … (docs/scaling.md); the triggers are
+    #: registered from it at import, so a change needs a restart (on Azure, changing a setting restarts).
+    inbound_shards: Annotated[int, Field(ge=1, le=MAX_INBOUND_SHARDS)] = Field(
+        default=1, validation_alias="INBOUND_SHARDS"
     )
     storage_timeout_s: Annotated[float, Field(gt=0, le=120)] = Field(default=10.0, validation_alias="STORAGE_TIMEOUT_S")
 

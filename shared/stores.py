@@ -46,7 +46,12 @@ class Stores(Protocol):
 
     @property
     def inbound(self) -> MessageQueue:
-        """The engine's queue."""
+        """The engine's queue `inbound`: shard 0, the one upstream systems write to."""
+        ...
+
+    @property
+    def inbound_shards(self) -> Sequence[MessageQueue]:
+        """Every queue the engine reads, `inbound` first, then `inbound-1` … (INBOUND_SHARDS)."""
         ...
 
     @property
@@ -107,7 +112,13 @@ class Stores(Protocol):
 
     @property
     def poison(self) -> Sequence[MessageSource]:
-        """The queues the host moves a message to after repeated failed attempts (recovery material)."""
+        """The queues the host moves a message to after repeated failed attempts (recovery material):
+        every inbound shard's and `jobs`'."""
+        ...
+
+    async def retired_shards(self) -> Sequence[MessageSource]:
+        """Inbound shards beyond INBOUND_SHARDS that still exist, and their poison queues: what was left
+        there when the setting was lowered, which no trigger reads any more (the sweep moves it)."""
         ...
 
     @property

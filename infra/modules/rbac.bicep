@@ -73,9 +73,10 @@ resource storageBlobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-0
   }
 }
 
-// Storage Queue Data Contributor, primary account: the queue triggers on `inbound` and `jobs` (read,
-// delete, and the host's `*-poison` queues), requeues with a visibility delay, the recovery sweep
-// draining the poison queues, and creating queues on first use.
+// Storage Queue Data Contributor, primary account: the queue triggers on `inbound` (and its shards
+// `inbound-<n>`, INBOUND_SHARDS) and `jobs` (read, delete, and the host's `*-poison` queues), requeues
+// with a visibility delay, the recovery sweep draining the poison queues and listing shard queues
+// beyond the setting (queues/read), and creating queues on first use.
 resource storageQueueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, principalId, roles.storageQueueDataContributor)
   scope: storage

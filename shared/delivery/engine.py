@@ -42,7 +42,8 @@ from shared.failures.ports import FailureSink
 from shared.failures.records import new_failure
 from shared.logs import log_event
 from shared.messages.models import AttemptRecord, Envelope
-from shared.messages.ports import MessageQueue, PayloadStore
+from shared.messages.ports import PayloadStore
+from shared.messages.shards import InboundShards
 from shared.messages.wire import InvalidEnvelope, load_body, pack, parse_envelope
 from shared.operability.metrics import Counter, Metrics
 from shared.operability.telemetry import context_of, tracer
@@ -112,7 +113,7 @@ class DeliveryEngine:
         *,
         configs: ConfigSource,
         senders: SenderSource,
-        inbound: MessageQueue,
+        inbound: InboundShards,
         payloads: PayloadStore,
         failures: FailureSink,
         error_window: ErrorWindow,
@@ -334,7 +335,7 @@ class DeliveryEngine:
 
     async def _requeue(self, envelope: Envelope, delay_s: int) -> None:
         _, text = await pack(envelope, self._payloads)
-        await self._inbound.send(text, delay_s=delay_s or None)
+        await self._inbound.send(envelope.integration, text, delay_s=delay_s or None)
 
     async def _discard_claim_check(self, envelope: Envelope) -> None:
         if envelope.body_ref is None:

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from shared.delivery.ports import ConfigSource
 from shared.errors import BadParameter, HeadersTooLarge, IntegrationNotFound, PayloadTooLarge, StorageUnavailable
 from shared.messages.models import Envelope
-from shared.messages.ports import MessageQueue, PayloadStore
+from shared.messages.ports import PayloadStore
+from shared.messages.shards import InboundShards
 from shared.messages.wire import body_fields, pack
 from shared.operability.telemetry import current_traceparent, tracer
 from shared.recovery.ports import Parking
@@ -74,7 +75,7 @@ class Ingest:
         self,
         *,
         configs: ConfigSource,
-        inbound: MessageQueue,
+        inbound: InboundShards,
         payloads: PayloadStore,
         max_message_bytes: int,
         parker: Parking | None = None,
@@ -129,7 +130,7 @@ class Ingest:
                 raise BadParameter(header, exc.errors()[0]["msg"]) from exc
             try:
                 _, text = await pack(envelope, self._payloads)
-                await self._inbound.send(text)
+                await self._inbound.send(envelope.integration, text)
             except StorageUnavailable as exc:
                 if self._parker is None:
                     raise

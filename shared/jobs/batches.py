@@ -16,7 +16,8 @@ from shared.errors import NothingToResend, ReboundError, StorageUnavailable
 from shared.failures.models import Failure, FailureOrigin
 from shared.failures.ports import FailureLog, Removal
 from shared.messages.models import Envelope
-from shared.messages.ports import MessageQueue, PayloadStore
+from shared.messages.ports import PayloadStore
+from shared.messages.shards import InboundShards
 from shared.messages.wire import pack
 from shared.recovery.ports import Parking
 from shared.tokens import Cursor, Version
@@ -60,7 +61,7 @@ class JobBatches:
         *,
         failures: FailureLog,
         payloads: PayloadStore,
-        inbound: MessageQueue,
+        inbound: InboundShards,
         parker: Parking | None = None,
         concurrency: int = CONCURRENCY,
     ) -> None:
@@ -105,7 +106,7 @@ class JobBatches:
         envelope = resend_envelope(await self._failures.restore(item.present))
         _, text = await pack(envelope, self._payloads)
         try:
-            await self._inbound.send(text)
+            await self._inbound.send(envelope.integration, text)
         except StorageUnavailable:
             if self._parker is None:
                 raise

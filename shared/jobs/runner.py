@@ -35,7 +35,7 @@ from shared.jobs.pages import JobPages
 from shared.jobs.ports import Checkpoint, JobRecord, JobStore, PageMessage
 from shared.jobs.trail import record_finish
 from shared.logs import log_event
-from shared.messages.ports import MessageQueue
+from shared.messages.shards import InboundShards
 from shared.operability.metrics import Counter, Metrics
 from shared.tokens import Cursor
 
@@ -55,7 +55,7 @@ class JobRunner:
         failures: FailureStore,
         pages: JobPages,
         batches: JobBatches,
-        inbound: MessageQueue,
+        inbound: InboundShards,
         metrics: Metrics,
         audit: AuditTrail,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -86,7 +86,7 @@ class JobRunner:
             return None  # a duplicate page message; the holder enqueues the next page
         if record.job.cancel_requested:
             return await self._finish(record, JobState.CANCELLED, now)
-        if record.job.action is JobAction.RETRY and await self._inbound_is_full():
+        if record.job.action is JobAction.RETRY and await self._inbound_is_full(record.job.integration):
             await self.pages.enqueue(record.job, delay_s=BACKPRESSURE_DELAY_S)
             return None
         claimed = await self._claim(record, message_id, now)
@@ -177,8 +177,9 @@ class JobRunner:
 
     # --- steps -------------------------------------------------------------------------------
 
-    async def _inbound_is_full(self) -> bool:
-        return await self._inbound.depth() > self._limits.max_inbound_depth
+    async def _inbound_is_full(self, integration: str) -> bool:
+        # The integration's own shard: the queue this job fills (docs/design-notes.md, "Backpressure per shard").
+        return await self._inbound.depth_of(integration) > self._limits.max_inbound_depth
 
     async def _finish(self, record: JobRecord, state: JobState, now: datetime) -> Job:
         job = record.job.model_copy(update={"state": state, "finished_at": now})

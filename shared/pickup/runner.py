@@ -41,7 +41,8 @@ from shared.failures.ports import FailureSink
 from shared.failures.records import new_failure
 from shared.logs import log_event
 from shared.messages.models import Envelope
-from shared.messages.ports import MessageQueue, PayloadStore
+from shared.messages.ports import PayloadStore
+from shared.messages.shards import InboundShards
 from shared.messages.wire import pack
 from shared.operability.metrics import Counter, Metrics
 from shared.pickup.items import envelope_for
@@ -123,7 +124,7 @@ class PickupRunner:
         states: PickupStates,
         seen: SeenItems,
         readers: SourceReaders,
-        inbound: MessageQueue,
+        inbound: InboundShards,
         payloads: PayloadStore,
         parker: Parking,
         failures: FailureSink,
@@ -274,7 +275,7 @@ class PickupRunner:
     async def _run_leased(self, config: IntegrationConfig, source: Source) -> RunReport:
         report = RunReport(config.id, PickupOutcome.OK)
         try:
-            if await self._inbound.depth() > self._limits.max_inbound_depth:
+            if await self._inbound.depth_of(config.id) > self._limits.max_inbound_depth:
                 report.outcome = PickupOutcome.DEFERRED
                 report.errors.append(f"deferred: inbound is deeper than {self._limits.max_inbound_depth}")
                 return report
@@ -363,7 +364,7 @@ class PickupRunner:
         """Put it on `inbound`; True when it went to the recovery flow instead. `_StopRun` when it stays."""
         try:
             _, text = await pack(envelope, self._payloads)
-            await self._inbound.send(text)
+            await self._inbound.send(envelope.integration, text)
             return False
         except StorageUnavailable as exc:
             if reader.rereadable:

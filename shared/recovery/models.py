@@ -10,13 +10,17 @@ from pydantic import BaseModel, Field
 from shared.values import Count, FrozenModel, UtcDatetime
 
 Flow = Literal["inbound", "jobs"]
+#: What a queue of recovery material is: the recovery flow, a host poison queue, or an inbound shard
+#: beyond INBOUND_SHARDS (left with messages when the setting was lowered; no trigger reads it).
+SourceKind = Literal["recovery", "poison", "retired"]
 
 
 class RecoveryQueueStatus(FrozenModel):
     """One queue of recovery material: the recovery flow itself, or a host poison queue."""
 
     name: str
-    kind: Literal["recovery", "poison"]
+    #: `retired`: an inbound shard beyond INBOUND_SHARDS that still holds messages (docs/scaling.md).
+    kind: SourceKind
     count: Count
     #: Age of the oldest waiting message in seconds; null when empty or not knowable (Service Bus).
     oldest_age_s: Annotated[float, Field(ge=0)] | None = None
@@ -30,7 +34,7 @@ class SweepResult(FrozenModel):
     trigger: Literal["timer", "manual"]
     #: False when the health check failed and nothing was moved.
     healthy: bool
-    #: Messages put back on their flow with recovery_count+1.
+    #: Messages put back on their flow with recovery_count+1 (from a retired inbound shard: unchanged).
     reinserted: Count = 0
     #: Messages past RECOVERY_MAX_REINSERTS, recorded as `catastrophic` failures.
     gave_up: Count = 0

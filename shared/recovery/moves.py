@@ -25,6 +25,7 @@ from shared.jobs.ports import JobControl, PageMessage
 from shared.logs import log_event
 from shared.messages.models import Envelope
 from shared.messages.ports import MessageQueue, PayloadStore
+from shared.messages.shards import InboundShards
 from shared.messages.wire import InvalidEnvelope, pack, parse_envelope
 from shared.operability.metrics import Counter, Metrics
 from shared.recovery.models import ParkedMessage, stable_id
@@ -53,7 +54,7 @@ class MessageMoves:
         self,
         *,
         flow: RecoveryFlow,
-        inbound: MessageQueue,
+        inbound: InboundShards,
         job_pages: MessageQueue,
         payloads: PayloadStore,
         failures: FailureSink,
@@ -78,7 +79,8 @@ class MessageMoves:
         if parked.flow == "jobs":
             gave_up = await self._move_job_page(parked)
         else:
-            gave_up = await self._move_envelope(parked)
+            # A message left on a retired shard failed nothing: it moves without counting a reinsert.
+            gave_up = await self._move_envelope(parked, counted=source.kind != "retired")
         try:
             await source.delete(message)
         except ConcurrencyConflict:
@@ -91,6 +93,9 @@ class MessageMoves:
 
     def _parked_of(self, source: MessageSource, message: RecoveryMessage) -> ParkedMessage:
         now = self._clock()
+        if source.kind == "retired":
+            reason = "left on an inbound shard beyond INBOUND_SHARDS"
+            return ParkedMessage(flow="inbound", text=message.text, reason=reason, parked_at=message.enqueued_at or now)
         if source.kind == "recovery":
             try:
                 return ParkedMessage.model_validate_json(message.text)
@@ -101,7 +106,7 @@ class MessageMoves:
         reason = "the host moved it to the poison queue after repeated failed attempts"
         return ParkedMessage(flow=source.flow, text=message.text, reason=reason, parked_at=message.enqueued_at or now)
 
-    async def _move_envelope(self, parked: ParkedMessage) -> bool:
+    async def _move_envelope(self, parked: ParkedMessage, *, counted: bool = True) -> bool:
         try:
             envelope = parse_envelope(parked.text.encode(), fallback_id=stable_id(parked.text))
         except InvalidEnvelope as exc:
@@ -111,12 +116,12 @@ class MessageMoves:
             body = await self._flow.take_body(parked.body_blob)
             if body is not None:
                 envelope = envelope.model_copy(update=_inline_body(body))
-        reinserts = envelope.recovery_count + 1
+        reinserts = envelope.recovery_count + 1 if counted else envelope.recovery_count
         if reinserts > self._max_reinserts:
             await self._give_up(envelope, parked)
             return True
         slim, text = await pack(envelope.model_copy(update={"recovery_count": reinserts}), self._payloads)
-        await self._inbound.send(text)
+        await self._inbound.send(slim.integration, text)
         self._metrics.count(Counter.REINSERTED, slim.integration)
         log_event(
             logger, "message.reinserted", integration=slim.integration, message_id=slim.id,

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from shared.messages.models import Envelope
-from shared.recovery.models import Flow, RecoveryQueueStatus, SweepResult
+from shared.recovery.models import Flow, RecoveryQueueStatus, SourceKind, SweepResult
 
 
 class Parking(Protocol):
@@ -45,7 +45,7 @@ class MessageSource(Protocol):
     def name(self) -> str: ...
 
     @property
-    def kind(self) -> Literal["recovery", "poison"]: ...
+    def kind(self) -> SourceKind: ...
 
     @property
     def flow(self) -> Flow:

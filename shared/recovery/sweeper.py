@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Literal
 
@@ -27,6 +27,7 @@ from shared.failures.ports import FailureSink
 from shared.jobs.ports import JobControl
 from shared.logs import log_event
 from shared.messages.ports import MessageQueue, PayloadStore
+from shared.messages.shards import InboundShards
 from shared.operability.metrics import Metrics
 from shared.recovery.models import RecoveryQueueStatus, RecoveryStatus, SweepResult
 from shared.recovery.moves import MessageMoves, Moved
@@ -45,7 +46,8 @@ class RecoverySweeper:
         *,
         flow: RecoveryFlow,
         poison: Sequence[MessageSource],
-        inbound: MessageQueue,
+        inbound: InboundShards,
+        retired: Callable[[], Awaitable[Sequence[MessageSource]]] | None = None,
         job_pages: MessageQueue,
         payloads: PayloadStore,
         failures: FailureSink,
@@ -62,6 +64,7 @@ class RecoverySweeper:
         self._audit = audit
         self._flow = flow
         self._poison = poison
+        self._retired = retired
         self._inbound = inbound
         self._state = state
         self._main_flow = main_flow
@@ -84,17 +87,36 @@ class RecoverySweeper:
     def sources(self) -> list[MessageSource]:
         return [self._flow, *self._flow.extra_sources(), *self._poison]
 
+    async def _retired_sources(self) -> list[MessageSource]:
+        """The retired inbound shards that still exist, and their poison queues (INBOUND_SHARDS was lowered)."""
+        if self._retired is None:
+            return []
+        try:
+            return list(await self._retired())
+        except StorageUnavailable:
+            log_event(logger, "recovery.retired_shards_unlisted", level=logging.WARNING)
+            return []
+
+    async def _all_sources(self) -> list[MessageSource]:
+        return [*self.sources(), *await self._retired_sources()]
+
     async def status(self) -> RecoveryStatus:
         """Every queue and the last sweep, asked at once: during an outage each waits its storage timeout,
         and one after the other they kept the portal waiting for their sum. What did not answer is `unknown`."""
-        sources = self.sources()
+        retired = await self._retired_sources()
+        sources = [*self.sources(), *retired]
         answers = await asyncio.gather(
             *(source.status() for source in sources), self._state.last(), return_exceptions=True
         )
         for answer in answers:
             if isinstance(answer, BaseException) and not isinstance(answer, StorageUnavailable):
                 raise answer
-        queues = [answer for answer in answers[:-1] if isinstance(answer, RecoveryQueueStatus)]
+        queues = [
+            answer
+            for source, answer in zip(sources, answers, strict=False)
+            # an empty queue of a retired shard is nothing to report
+            if isinstance(answer, RecoveryQueueStatus) and (answer.count or source not in retired)
+        ]
         unknown = [
             source.name
             for source, answer in zip(sources, answers, strict=False)
@@ -132,7 +154,7 @@ class RecoverySweeper:
             return result
         tally = _Tally()
         budget = self._batch_size
-        for source in self.sources():
+        for source in await self._all_sources():
             budget = await self._drain(source, budget, tally)
             if budget <= 0 or tally.reason is not None:
                 break
@@ -168,8 +190,9 @@ class RecoverySweeper:
 
     async def _drain(self, source: MessageSource, budget: int, tally: _Tally) -> int:
         while budget > 0:
-            if await self._inbound.depth() > self._max_inbound_depth:
-                tally.reason = f"paused: inbound is deeper than {self._max_inbound_depth} (backpressure)"
+            # A batch holds many integrations' messages: pause while any shard is over the limit.
+            if await self._inbound.deepest() > self._max_inbound_depth:
+                tally.reason = f"paused: an inbound shard is deeper than {self._max_inbound_depth} (backpressure)"
                 return budget
             try:
                 batch = await source.receive(min(32, budget), lease_s=SWEEP_LEASE_S)

@@ -84,6 +84,11 @@ class AzureStores:
         return StorageMessageQueue(self.account.queues, self.names.inbound)
 
     @cached_property
+    def inbound_shards(self) -> Sequence[StorageMessageQueue]:
+        shards = self.names.inbound_shards(self.settings.inbound_shards)
+        return [self.inbound, *(StorageMessageQueue(self.account.queues, name) for name in shards[1:])]
+
+    @cached_property
     def job_pages(self) -> StorageMessageQueue:
         return StorageMessageQueue(self.account.queues, self.names.jobs_queue)
 
@@ -141,10 +146,26 @@ class AzureStores:
     @cached_property
     def poison(self) -> Sequence[MessageSource]:
         names = self.names
+        queues = self.account.queues
+        shards = names.inbound_shards(self.settings.inbound_shards)
         return [
-            StorageQueueSource(self.account.queues, poison_queue(names.inbound), "poison", "inbound"),
-            StorageQueueSource(self.account.queues, poison_queue(names.jobs_queue), "poison", "jobs"),
+            *(StorageQueueSource(queues, poison_queue(shard), "poison", "inbound") for shard in shards),
+            StorageQueueSource(queues, poison_queue(names.jobs_queue), "poison", "jobs"),
         ]
+
+    async def retired_shards(self) -> Sequence[MessageSource]:
+        names, queues = self.names, self.account.queues
+        current = set(names.inbound_shards(self.settings.inbound_shards))
+        retired = [name for name in names.every_inbound_shard if name not in current]
+        # One listing instead of a call per possible shard: most deployments have none of these queues.
+        existing = set(await queues.list_queues(f"{names.inbound}-"))
+        sources: list[MessageSource] = []
+        for shard in retired:
+            if shard in existing:
+                sources.append(StorageQueueSource(queues, shard, "retired", "inbound", if_present=True))
+            if poison_queue(shard) in existing:
+                sources.append(StorageQueueSource(queues, poison_queue(shard), "poison", "inbound", if_present=True))
+        return sources
 
     @cached_property
     def sweep_state(self) -> TableSweepState:

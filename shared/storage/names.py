@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.messages.shards import INBOUND_QUEUE, MAX_INBOUND_SHARDS, shard_suffix
+
 POISON_SUFFIX = "-poison"
 
 
@@ -19,7 +21,21 @@ class StorageNames:
     # queues (AzureWebJobsStorage unless noted)
     @property
     def inbound(self) -> str:
-        return f"{self.prefix}inbound"
+        """Shard 0 of the engine's queues: the one upstream systems write to."""
+        return self.inbound_shard(0)
+
+    def inbound_shard(self, shard: int) -> str:
+        """`inbound` for shard 0, `inbound-<shard>` for the others (INBOUND_SHARDS)."""
+        return f"{self.prefix}{INBOUND_QUEUE}{shard_suffix(shard)}"
+
+    def inbound_shards(self, count: int) -> list[str]:
+        """The engine's queues with INBOUND_SHARDS = `count`, shard 0 first."""
+        return [self.inbound_shard(shard) for shard in range(count)]
+
+    @property
+    def every_inbound_shard(self) -> list[str]:
+        """Every queue a shard may ever use, whatever INBOUND_SHARDS is now (names nothing else may take)."""
+        return self.inbound_shards(MAX_INBOUND_SHARDS)
 
     @property
     def inbound_poison(self) -> str:

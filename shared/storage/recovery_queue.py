@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from shared.recovery.models import Flow, RecoveryQueueStatus
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared.recovery.models import Flow, RecoveryQueueStatus, SourceKind
 from shared.recovery.ports import MessageSource, RecoveryMessage
 from shared.storage.blobs import BlobGateway
 from shared.storage.queues import MAX_QUEUE_MESSAGE_BYTES, QueueGateway, QueueMessage
@@ -27,18 +29,31 @@ def age_s(inserted: datetime | None) -> float | None:
 
 
 class StorageQueueSource:
-    """A Storage queue as a source: the recovery queue, or a `*-poison` queue of the main account."""
+    """A Storage queue as a source: the recovery queue, a `*-poison` queue of the main account, or a
+    retired inbound shard. With `if_present` a missing queue is empty and is never created (a retired
+    shard's queues are only read until they are gone)."""
 
-    def __init__(self, queues: QueueGateway, queue: str, kind: Literal["recovery", "poison"], flow: Flow) -> None:
+    def __init__(
+        self, queues: QueueGateway, queue: str, kind: SourceKind, flow: Flow, *, if_present: bool = False
+    ) -> None:
         self._queues = queues
         self.name = queue
         self.kind = kind
         self.flow = flow
+        self._if_present = if_present
 
     async def receive(self, max_messages: int, *, lease_s: int) -> list[RecoveryMessage]:
-        received = await self._queues.receive(
-            self.name, max_messages=min(max_messages, 32), visibility_timeout_s=lease_s
-        )
+        try:
+            received = await self._queues.receive(
+                self.name,
+                max_messages=min(max_messages, 32),
+                visibility_timeout_s=lease_s,
+                create_missing=not self._if_present,
+            )
+        except ResourceNotFoundError:
+            if not self._if_present:
+                raise
+            return []
         return [RecoveryMessage(m.body.decode("utf-8", errors="replace"), m.inserted_on, m) for m in received]
 
     async def delete(self, message: RecoveryMessage) -> None:

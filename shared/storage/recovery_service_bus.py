@@ -11,7 +11,7 @@ from azure.servicebus import ServiceBusMessage, ServiceBusReceivedMessage, Servi
 from azure.servicebus.exceptions import MessageLockLostError, ServiceBusError
 
 from shared.errors import ConcurrencyConflict, StorageUnavailable
-from shared.recovery.models import Flow, RecoveryQueueStatus
+from shared.recovery.models import Flow, RecoveryQueueStatus, SourceKind
 from shared.recovery.ports import MessageSource, RecoveryMessage
 from shared.storage.recovery_queue import age_s
 from shared.values import utc_now
@@ -25,7 +25,7 @@ SERVICE_BUS_PEEK_LIMIT = 500
 class ServiceBusQueueReader:
     """Receiving, completing and counting on one Service Bus queue, or its dead-letter sub-queue."""
 
-    kind: Literal["recovery", "poison"] = "recovery"
+    kind: SourceKind = "recovery"
     #: A parked message names its own flow; a dead-lettered one was parked, so it does too.
     flow: Flow = "inbound"
 

@@ -46,8 +46,8 @@ def azure_differs(request: pytest.FixtureRequest, backend: Backend, reason: str)
         request.applymarker(pytest.mark.xfail(strict=True, reason=f"Azure store differs: {reason}"))
 
 
-def memory_backend(clock: FakeTime) -> Backend:
-    stores = MemoryStores(clock.now)
+def memory_backend(clock: FakeTime, *, inbound_shards: int = 1) -> Backend:
+    stores = MemoryStores(clock.now, inbound_shards=inbound_shards)
 
     async def elapse(seconds: float) -> None:
         clock.advance(seconds)

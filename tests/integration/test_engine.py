@@ -48,7 +48,7 @@ def build_engine(services: Services, fake_time: FakeTime):
         return DeliveryEngine(
             configs=ConfigCache(services.stores.integrations, ttl_s=0),
             senders=OneSender(sender),
-            inbound=services.stores.inbound,
+            inbound=services.inbound,
             payloads=services.stores.payloads,
             failures=services.stores.failures,
             error_window=error_window

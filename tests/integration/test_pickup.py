@@ -20,6 +20,7 @@ from devtools.azurite import AzuriteProcess
 from shared.errors import StorageUnavailable
 from shared.failures.models import FailureOrigin
 from shared.messages.models import Envelope
+from shared.messages.shards import InboundShards
 from shared.pickup.items import NAME_HEADER, SOURCE_HEADER
 from shared.pickup.models import PickupOutcome
 from shared.pickup.readers.registry import PickupReaders
@@ -291,7 +292,7 @@ async def test_a_service_bus_message_that_inbound_cannot_take_is_parked_then_com
         async def depth(self) -> int:
             return 0
 
-    services.pickup_runner._inbound = Refusing()
+    services.pickup_runner._inbound = InboundShards([Refusing()])
 
     report = await run(services)
 

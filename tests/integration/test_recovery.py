@@ -166,3 +166,40 @@ async def test_engine_parks_the_message_when_it_cannot_record_a_failure(recovery
         assert await azure.recovery_account.queues.depth(azure.names.recovery) == 1
     finally:
         await services.close()
+
+
+async def test_lowering_inbound_shards_leaves_nothing_behind_the_sweep_moves_it_to_the_new_layout(recovery_settings):
+    # Given an app with four shards that left messages on `inbound-3` and its poison queue
+    # (`shipments` is on shard 3 of 4 and on shard 1 of 2)
+    before = Services(Settings.from_env({**recovery_settings, "INBOUND_SHARDS": "4"}))
+    waiting = Envelope(integration="shipments", body_text='{"n": 1}', recovery_count=1)
+    poisoned = Envelope(integration="shipments", body_text='{"n": 2}')
+    try:
+        await before.inbound.send("shipments", waiting.model_dump_json())
+        azure = azure_stores(before)
+        await azure.account.queues.send(f"{azure.names.inbound_shard(3)}-poison", poisoned.model_dump_json())
+    finally:
+        await before.close()
+
+    # When the setting is lowered to two and the sweep runs
+    after = Services(Settings.from_env({**recovery_settings, "INBOUND_SHARDS": "2"}))
+    try:
+        status = await after.sweeper.status()
+        result = await after.sweeper.sweep(trigger="manual")
+
+        # Then GET /recovery showed the retired shard and its poison queue while they held messages
+        names = azure_stores(after).names
+        shown = {(queue.name, queue.kind, queue.count) for queue in status.queues if "inbound-3" in queue.name}
+        assert shown == {(names.inbound_shard(3), "retired", 1), (f"{names.inbound_shard(3)}-poison", "poison", 1)}
+        # And both went to the shipments shard of the new layout: the waiting one as it was, the
+        # poisoned one with a reinsert counted
+        assert (result.reinserted, result.errors) == (2, 0)
+        queues = azure_stores(after).account.queues
+        moved = [Envelope.model_validate_json(m.body) for m in await queues.receive(names.inbound_shard(1))]
+        assert sorted((e.id, e.recovery_count) for e in moved) == sorted([(waiting.id, 1), (poisoned.id, 1)])
+        # And the sweep created none of the shards that never existed
+        assert await queues.list_queues(f"{names.inbound}-2") == []
+        # And once they are empty, GET /recovery no longer lists them
+        assert [queue.name for queue in (await after.sweeper.status()).queues if "inbound-3" in queue.name] == []
+    finally:
+        await after.close()

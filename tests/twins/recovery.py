@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from shared.errors import ConcurrencyConflict, ReboundError, StorageError
-from shared.recovery.models import Flow, RecoveryQueueStatus, SweepResult
+from shared.recovery.models import Flow, RecoveryQueueStatus, SourceKind, SweepResult
 from shared.recovery.ports import MessageSource, RecoveryMessage
 from tests.twins.faults import Twin
 
@@ -51,12 +51,10 @@ class MemorySource(Twin):
     `put(text)` puts a message there (the host moving one to a poison queue), `texts()`.
     """
 
-    def __init__(
-        self, name: str, kind: Literal["recovery", "poison"], flow: Flow, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, name: str, kind: SourceKind, flow: Flow, clock: Callable[[], datetime]) -> None:
         super().__init__()
         self._name = name
-        self._kind: Literal["recovery", "poison"] = kind
+        self._kind: SourceKind = kind
         self._flow: Flow = flow
         self._clock = clock
         self._waiting: list[_Waiting] = []
@@ -66,7 +64,7 @@ class MemorySource(Twin):
         return self._name
 
     @property
-    def kind(self) -> Literal["recovery", "poison"]:
+    def kind(self) -> SourceKind:
         return self._kind
 
     @property

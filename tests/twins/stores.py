@@ -28,7 +28,7 @@ from tests.twins.recovery import FlowProbeStub, MemoryRecoveryFlow, MemorySource
 class MemoryStores:
     """Implements `shared.stores.Stores` with the twins, all on one clock (e.g. `FakeTime().now`)."""
 
-    def __init__(self, clock: Callable[[], datetime]) -> None:
+    def __init__(self, clock: Callable[[], datetime], *, inbound_shards: int = 1) -> None:
         self.clock = clock
         self.integrations = MemoryIntegrationStore()
         self.payloads = MemoryPayloadStore(clock)
@@ -37,12 +37,22 @@ class MemoryStores:
         self.error_window = MemoryErrorWindow()
         self.audit = MemoryAuditStore()
         self.inbound = MemoryQueue("inbound", clock)
+        #: `inbound` and `inbound-1` … (INBOUND_SHARDS); `inbound` is shard 0.
+        self.inbound_shards: Sequence[MemoryQueue] = (
+            self.inbound,
+            *(MemoryQueue(f"inbound-{shard}", clock) for shard in range(1, inbound_shards)),
+        )
         self.job_pages = MemoryQueue("jobs", clock)
         self.recovery = MemoryRecoveryFlow(clock)
-        #: The host's poison queues of `inbound` and `jobs`.
+        #: The host's poison queues of every inbound shard and `jobs`.
         self.inbound_poison = MemorySource("inbound-poison", "poison", "inbound", clock)
+        self.shard_poison = [
+            MemorySource(f"{queue.name}-poison", "poison", "inbound", clock) for queue in self.inbound_shards[1:]
+        ]
         self.jobs_poison = MemorySource("jobs-poison", "poison", "jobs", clock)
-        self.poison: Sequence[MemorySource] = (self.inbound_poison, self.jobs_poison)
+        self.poison: Sequence[MemorySource] = (self.inbound_poison, *self.shard_poison, self.jobs_poison)
+        #: Shards beyond INBOUND_SHARDS that still hold messages (a test adds them: the setting was lowered).
+        self.retired: list[MemorySource] = []
         self.sweep_state = MemorySweepState()
         self.pickups = MemoryPickupStates()
         self.pickup_seen = MemorySeenItems()
@@ -65,6 +75,9 @@ class MemoryStores:
             ("storage.blobs", self.payloads.ping),
             ("recovery.queues", self.recovery.status),
         ]
+
+    async def retired_shards(self) -> Sequence[MemorySource]:
+        return list(self.retired)
 
     async def close(self) -> None:
         await self.recovery.close()

@@ -24,6 +24,7 @@ from shared.jobs.models import JobLimits
 from shared.jobs.pages import JobPages
 from shared.jobs.runner import JobRunner
 from shared.messages.models import Envelope
+from shared.messages.shards import InboundShards
 from shared.operability.metrics import Metrics
 from shared.recovery.ports import Parking
 from shared.services import Services
@@ -60,7 +61,7 @@ def make_engine(
     return DeliveryEngine(
         configs=stores.integrations,
         senders=OneSender(sender),
-        inbound=stores.inbound,
+        inbound=InboundShards(stores.inbound_shards),
         payloads=stores.payloads,
         failures=stores.failures,
         error_window=stores.error_window,
@@ -121,13 +122,14 @@ def make_jobs(
     lifecycle = JobLifecycle(
         jobs=stores.jobs, integrations=stores.integrations, failures=stores.failures, pages=pages, audit=audit
     )
-    batches = JobBatches(failures=stores.failures, payloads=stores.payloads, inbound=stores.inbound, parker=parker)
+    inbound = InboundShards(stores.inbound_shards)
+    batches = JobBatches(failures=stores.failures, payloads=stores.payloads, inbound=inbound, parker=parker)
     runner = JobRunner(
         jobs=stores.jobs,
         failures=stores.failures,
         pages=pages,
         batches=batches,
-        inbound=stores.inbound,
+        inbound=inbound,
         metrics=metrics or Metrics(),
         audit=audit,
         sleep=sleep or time.sleep,

@@ -11,6 +11,7 @@ from shared.config.models import IntegrationConfig
 from shared.delivery.retry import EndpointRetryPolicy
 from shared.errors import PermanentPickupError, TransientPickupError
 from shared.failures.models import FailureOrigin
+from shared.messages.shards import InboundShards
 from shared.operability.metrics import Metrics
 from shared.pickup.items import NAME_HEADER, envelope_id
 from shared.pickup.models import PickupOutcome
@@ -47,7 +48,9 @@ def make_config(**source: object) -> IntegrationConfig:
 class Rig:
     """A runner on twins, and everything a test looks at."""
 
-    def __init__(self, *, rereadable: bool = True, limits: PickupLimits = LIMITS, **source: object) -> None:
+    def __init__(
+        self, *, rereadable: bool = True, limits: PickupLimits = LIMITS, shards: int = 1, **source: object
+    ) -> None:
         self.time = FakeTime()
         self.config = make_config(**source)
         self.integrations = DictIntegrations(self.config)
@@ -55,6 +58,8 @@ class Rig:
         self.states = MemoryPickupStates()
         self.seen = MemorySeenItems()
         self.inbound = ListQueue()
+        #: `inbound-1` … with INBOUND_SHARDS = `shards` (`orders` is on shard 1 of 4).
+        self.shards = [self.inbound, *(ListQueue(name=f"inbound-{n}") for n in range(1, shards))]
         self.parker = ListParker()
         self.failures = ListFailures()
         self.metrics = Metrics(clock=lambda: 0.0)
@@ -66,7 +71,7 @@ class Rig:
             states=self.states,
             seen=self.seen,
             readers=MemoryReaders(self.source),
-            inbound=self.inbound,
+            inbound=InboundShards(self.shards),
             payloads=DictPayloads(),
             parker=self.parker,
             failures=self.failures,
@@ -322,6 +327,26 @@ async def test_a_deep_inbound_defers_the_run_without_counting_a_failure():
 
     assert report.outcome is PickupOutcome.DEFERRED
     assert rig.inbound.sent == [] and rig.states.state("orders").consecutive_failures == 0
+
+
+async def test_with_shards_a_picked_item_goes_to_its_integrations_shard_whose_depth_alone_defers_a_run():
+    # Given four shards, `orders` on shard 1, and `inbound` (shard 0) far deeper than the limit
+    rig = Rig(shards=4)
+    rig.source.put("a.xml", b"<a/>")
+    rig.inbound.waiting = 1000
+
+    # When the source runs, it is not deferred: the item goes to the shard of `orders`
+    [report] = await rig.runner.run_due()
+    assert report.outcome is PickupOutcome.OK
+    assert [e.integration for e in rig.shards[1].envelopes()] == ["orders"]
+    assert [queue.sent for queue in (rig.shards[0], *rig.shards[2:])] == [[], [], []]
+
+    # But once its own shard is over the limit, the next run is deferred
+    rig.shards[1].waiting = 1000
+    rig.source.put("b.xml", b"<b/>")
+    rig.later()
+    [report] = await rig.runner.run_due()
+    assert report.outcome is PickupOutcome.DEFERRED
 
 
 async def test_a_run_takes_at_most_max_per_run_items():

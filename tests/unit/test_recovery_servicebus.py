@@ -9,6 +9,7 @@ from azure.servicebus.exceptions import MessageLockLostError, ServiceBusConnecti
 
 from shared.errors import ConcurrencyConflict, StorageUnavailable
 from shared.messages.models import Envelope
+from shared.messages.shards import InboundShards
 from shared.operability.metrics import Metrics
 from shared.recovery.models import ParkedMessage
 from shared.recovery.parker import Parker
@@ -146,7 +147,7 @@ async def test_the_sweep_moves_the_flow_and_its_dead_letters_back_to_inbound(cli
     )
     client.enqueue("recovery/$deadletterqueue", ServiceBusMessage(dead.model_dump_json()))
     sweeper = RecoverySweeper(
-        flow=flow, poison=stores.poison, inbound=stores.inbound, job_pages=stores.job_pages,
+        flow=flow, poison=stores.poison, inbound=InboundShards(stores.inbound_shards), job_pages=stores.job_pages,
         payloads=stores.payloads, failures=stores.failures, jobs=make_jobs(stores, fake_time).runner,
         state=stores.sweep_state, main_flow=stores.main_flow, max_reinserts=3, batch_size=100,
         max_inbound_depth=1000, metrics=Metrics(), audit=audit_on(stores, fake_time), clock=fake_time.now,

@@ -13,6 +13,7 @@ from shared.control.service import IntegrationControl
 from shared.delivery.engine import DeliveryEngine, Outcome
 from shared.delivery.retry import EndpointRetryPolicy
 from shared.messages.models import Envelope
+from shared.messages.shards import InboundShards
 from shared.messages.wire import pack
 from shared.operability.metrics import Metrics
 from tests.twins.clock import FakeTime
@@ -90,7 +91,7 @@ def controlled(
     engine = DeliveryEngine(
         configs=stores.integrations,
         senders=OneSender(sender),
-        inbound=stores.inbound,
+        inbound=InboundShards(stores.inbound_shards),
         payloads=stores.payloads,
         failures=stores.failures,
         error_window=stores.error_window,

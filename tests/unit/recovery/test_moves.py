@@ -10,6 +10,7 @@ import json
 
 from shared.messages.models import Envelope
 from shared.messages.ports import MessageQueue
+from shared.messages.shards import InboundShards
 from shared.operability.metrics import Metrics
 from shared.recovery.parker import Parker
 from shared.recovery.ports import MessageSource, RecoveryMessage
@@ -23,7 +24,7 @@ def make_sweeper(stores: MemoryStores, time: FakeTime, *, inbound: MessageQueue 
     return RecoverySweeper(
         flow=stores.recovery,
         poison=stores.poison,
-        inbound=inbound or stores.inbound,
+        inbound=InboundShards([inbound] if inbound else stores.inbound_shards),
         job_pages=stores.job_pages,
         payloads=stores.payloads,
         failures=stores.failures,

@@ -17,6 +17,7 @@ from shared.failures.records import new_failure
 from shared.jobs.models import JobAction, JobRequest, JobSelection, JobState
 from shared.jobs.ports import JobControl
 from shared.messages.models import Envelope
+from shared.messages.shards import InboundShards
 from shared.messages.wire import pack
 from shared.operability.metrics import Metrics
 from shared.recovery.parker import Parker
@@ -37,7 +38,7 @@ def make_sweeper(
     return RecoverySweeper(
         flow=stores.recovery,
         poison=stores.poison,
-        inbound=stores.inbound,
+        inbound=InboundShards(stores.inbound_shards),
         job_pages=stores.job_pages,
         payloads=stores.payloads,
         failures=stores.failures,
