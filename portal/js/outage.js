@@ -33,18 +33,16 @@ export function startOutageBanner(element, { onRecovered }) {
 
   function show() {
     if (element.hidden) {
-      // role=alert on a freshly shown element is announced once; the countdown below it is not live.
+      // Only the sentence is an alert (announced once when shown); the countdown ticking beside it is not live.
       replace(
         element,
-        h("strong", {}, "Rebound is not answering. "),
-        message,
-        h("span", {}, " Figures the page could not load are shown as unknown. "),
+        h("p", { role: "alert", class: "outage-text" }, h("strong", {}, "Rebound is not answering. "), message, " Figures the page could not load are shown as unknown."),
         countdown,
         retryNow,
       );
       element.hidden = false;
     }
-    message.textContent = lastMessage;
+    if (message.textContent !== lastMessage) message.textContent = lastMessage;
   }
 
   function schedule() {
