@@ -15,6 +15,7 @@ from blueprints import (
     operability,
     pickup,
     recovery,
+    timeline,
     ui,
 )
 
@@ -33,3 +34,4 @@ app.register_functions(alerts.bp)
 app.register_functions(ui.bp)
 app.register_functions(identity.bp)
 app.register_functions(audit.bp)
+app.register_functions(timeline.bp)

@@ -12,7 +12,20 @@ from typing import Any
 
 import azure.functions as func
 
-from blueprints import alerts, audit, control, failures, identity, ingest, integrations, jobs, pickup, recovery, ui
+from blueprints import (
+    alerts,
+    audit,
+    control,
+    failures,
+    identity,
+    ingest,
+    integrations,
+    jobs,
+    pickup,
+    recovery,
+    timeline,
+    ui,
+)
 from blueprints.api import HttpApi, Operation, Param, Reply
 from blueprints.http import int_param, json_response, query_params
 from blueprints.openapi import build_openapi
@@ -32,7 +45,10 @@ api = HttpApi(bp, tag="operability")
 
 def _surfaces() -> list[HttpApi]:
     """Every surface's routes, in the order the document lists their tags."""
-    others = [ui.api, identity.api, integrations.api, control.api, ingest.api, failures.api, jobs.api, recovery.api]
+    others = [
+        *(ui.api, identity.api, integrations.api, control.api, ingest.api, failures.api, timeline.api),
+        *(jobs.api, recovery.api),
+    ]
     return [health_api, meta_api, *others, pickup.api, alerts.api, audit.api, api]
 
 

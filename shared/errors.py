@@ -15,7 +15,8 @@
     │   │   ├── IntegrationNotFound
     │   │   ├── FailureNotFound
     │   │   ├── JobNotFound
-    │   │   └── SourceNotFound           the integration has no pickup source
+    │   │   ├── SourceNotFound           the integration has no pickup source
+    │   │   └── NoTimeline               a message with no timeline (delivered at the first try, or unknown)
     │   └── Conflict                     409
     │       ├── JobAlreadyActive         carries the active job's id
     │       ├── SourceDisabled           "pick up now" on a source with `enabled: false`
@@ -56,6 +57,7 @@ __all__ = [
     "IntegrationNotFound",
     "JobAlreadyActive",
     "JobNotFound",
+    "NoTimeline",
     "NotFound",
     "NothingToResend",
     "PayloadTooLarge",
@@ -189,6 +191,20 @@ class SourceNotFound(NotFound):
 
     def __init__(self, integration: str) -> None:
         super().__init__(f"integration {integration!r} has no pickup source", details={"integration": integration})
+
+
+class NoTimeline(NotFound):
+    """Nothing was recorded for the message: it was delivered at the first try (which costs no write), its
+    timeline passed the retention, or no such message went through."""
+
+    code = "no_timeline"
+
+    def __init__(self, integration: str, message_id: str) -> None:
+        super().__init__(
+            f"message {message_id!r} of {integration!r} has no timeline: it was delivered at the first try, "
+            "its events passed the retention, or it is unknown",
+            details={"integration": integration, "message_id": message_id},
+        )
 
 
 class Conflict(InputError):

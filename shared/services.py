@@ -40,6 +40,7 @@ from shared.jobs.lifecycle import JobLifecycle
 from shared.jobs.models import JobLimits
 from shared.jobs.pages import JobPages
 from shared.jobs.runner import JobRunner
+from shared.jobs.settle import JobSettleCounter
 from shared.messages.shards import InboundShards
 from shared.operability.health import HealthCheck, check_health
 from shared.operability.metrics import Metrics
@@ -56,6 +57,14 @@ from shared.storage.azure import AzureStores
 from shared.storage.clients import build_email_client
 from shared.storage.names import StorageNames, poison_queue
 from shared.stores import Stores
+from shared.timeline.recorder import (
+    RecordingFailures,
+    RecordingParking,
+    RecordingReinserts,
+    TimelineObserver,
+    TimelineRecorder,
+)
+from shared.timeline.service import MessageTimelines
 
 
 class Services:
@@ -165,7 +174,22 @@ class Services:
             metrics=self.metrics,
             parker=self.parker,
             gate=self.delivery_control,
+            observers=(TimelineObserver(self.timeline_recorder), self.settle_counter),
         )
+
+    @cached_property
+    def timeline_recorder(self) -> TimelineRecorder:
+        """Where the engine, jobs and recovery record what happened to a troubled message (issue 17)."""
+        return TimelineRecorder(self.stores.timeline, instance=self.settings.instance_name())
+
+    @cached_property
+    def timelines(self) -> MessageTimelines:
+        return MessageTimelines(self.stores.timeline)
+
+    @cached_property
+    def settle_counter(self) -> JobSettleCounter:
+        """Counts how retry jobs' resent messages settle, in this instance's shard (issue 19)."""
+        return JobSettleCounter(self.stores.settle_counts)
 
     @cached_property
     def delivery_control(self) -> DeliveryControl:
@@ -233,14 +257,16 @@ class Services:
             failures=stores.failures,
             pages=self.job_pages,
             audit=self.audit,
+            settle_counts=stores.settle_counts,
         )
 
     @cached_property
     def job_runner(self) -> JobRunner:
         stores = self.stores
         batches = JobBatches(
-            failures=stores.failures, payloads=stores.payloads, inbound=self.inbound, parker=self.parker
-        )
+            failures=stores.failures, payloads=stores.payloads, inbound=self.inbound, parker=self.parker,
+            timeline=self.timeline_recorder,
+        )  # fmt: skip
         return JobRunner(
             jobs=SignallingJobs(stores.jobs, self.alert_signals),
             failures=stores.failures,
@@ -254,7 +280,7 @@ class Services:
     @cached_property
     def parker(self) -> Parking:
         parker = Parker(self.stores.recovery, delay_s=self.settings.recovery_park_delay_s, metrics=self.metrics)
-        return SignallingParking(parker, self.alert_signals)
+        return RecordingParking(SignallingParking(parker, self.alert_signals), self.timeline_recorder)
 
     @cached_property
     def failure_sink(self) -> FailureSink:
@@ -332,11 +358,11 @@ class Services:
         return RecoverySweeper(
             flow=stores.recovery,
             poison=stores.poison,
-            inbound=self.inbound,
+            inbound=RecordingReinserts(self.inbound, self.timeline_recorder),
             retired=stores.retired_shards,
             job_pages=stores.job_pages,
             payloads=stores.payloads,
-            failures=stores.failures,
+            failures=RecordingFailures(stores.failures, self.timeline_recorder),
             jobs=self.job_runner,
             state=stores.sweep_state,
             main_flow=stores.main_flow,
@@ -355,6 +381,7 @@ class Services:
             stores.payloads,
             stores.error_window,
             retention_days=self.settings.failure_retention_days,
+            timeline=stores.timeline,
         )
 
     @cached_property
@@ -365,6 +392,10 @@ class Services:
     async def close(self) -> None:
         if "alert_signals" in self.__dict__:
             await self.alert_signals.settle()
+        if "timeline_recorder" in self.__dict__:
+            await self.timeline_recorder.settle()
+        if "settle_counter" in self.__dict__:
+            await self.settle_counter.flush()
         if "alert_http" in self.__dict__:
             await self.alert_http.aclose()
         if isinstance(self.__dict__.get("email"), AcsEmail):

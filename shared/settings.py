@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -306,6 +307,12 @@ class Settings(BaseSettings):
 
     def _has_connection(self, name: str) -> bool:
         return any(key == name or key.startswith(f"{name}__") for key, v in self._environ.items() if v.strip())
+
+    def instance_name(self) -> str:
+        """Which instance this is, as the message timeline names it: App Service's instance id (shortened),
+        else host and process (locally, and under devhost)."""
+        instance = self.app_setting("WEBSITE_INSTANCE_ID")
+        return instance[:12] if instance else f"{socket.gethostname()}:{os.getpid()}"
 
     def portal_base_url(self) -> str | None:
         """The portal's address for links in alerts: PORTAL_URL, else the one App Service gives the app."""

@@ -18,11 +18,12 @@ from shared.config.ports import IntegrationStore
 from shared.control.ports import ControlStates, HeldMessages, RateSlots
 from shared.delivery.ports import ErrorWindow
 from shared.failures.ports import FailureStore
-from shared.jobs.ports import JobStore
+from shared.jobs.ports import JobStore, SettleCounts
 from shared.messages.ports import MessageQueue, PayloadStore
 from shared.operability.health import HealthProbe
 from shared.pickup.ports import PickupStates, SeenItems
 from shared.recovery.ports import MainFlowProbe, MessageSource, RecoveryFlow, SweepState
+from shared.timeline.ports import TimelineStore
 
 
 class Stores(Protocol):
@@ -34,6 +35,16 @@ class Stores(Protocol):
 
     @property
     def jobs(self) -> JobStore: ...
+
+    @property
+    def settle_counts(self) -> SettleCounts:
+        """Retry jobs' counters of how their resent messages settled (sharded by writer)."""
+        ...
+
+    @property
+    def timeline(self) -> TimelineStore:
+        """What happened to each message from its first failed attempt on."""
+        ...
 
     @property
     def error_window(self) -> ErrorWindow: ...

@@ -164,6 +164,8 @@ export const api = {
     request("GET", `${integrationPath(integration)}/failures/count`, { params: filters }),
   failure: (integration, id) => request("GET", `${integrationPath(integration)}/failures/${segment(id)}`),
   groups: (integration) => request("GET", `${integrationPath(integration)}/failure-groups`),
+  timeline: (integration, messageId, { limit = 500 } = {}) =>
+    request("GET", `${integrationPath(integration)}/messages/${segment(messageId)}/timeline`, { params: { limit } }),
 
   jobs: (integration) => request("GET", `${integrationPath(integration)}/jobs`),
   job: (integration, id) => request("GET", `${integrationPath(integration)}/jobs/${segment(id)}`),

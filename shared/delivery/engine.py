@@ -11,6 +11,10 @@ Order of decisions for a message (DESIGN.md section 4):
      transient → engine retry (layer 2): requeue a copy, or give up as an `engine` failure.
 A requeued copy is sent before the invocation returns, so a crash can duplicate a message
 but never lose it (at-least-once).
+
+Observers (`OutcomeObserver`) see each envelope with the outcome decided for it, after the
+decision: the message timeline and the retry jobs' settle counters are kept from there, outside
+the engine (shared/timeline, shared/jobs/settle.py). An observer never raises.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from shared.config.models import Endpoint, IntegrationConfig, RetryMode, RetryPolicy
 from shared.control.models import Release
@@ -60,6 +65,8 @@ logger = logging.getLogger("rebound.engine")
 class Delivered:
     attempts: int
     status_code: int | None
+    #: This run's endpoint attempts (the last one succeeded).
+    history: tuple[AttemptRecord, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class RetryScheduled:
     delay_s: int
     engine_attempts: int
     reason: str
+    #: This run's endpoint attempts.
+    history: tuple[AttemptRecord, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,12 @@ class Deferred:
 Outcome = Delivered | RetryScheduled | DelayScheduled | FailureRecorded | Parked | Held | Deferred
 
 
+class OutcomeObserver(Protocol):
+    async def observe(self, envelope: Envelope, outcome: Outcome) -> None:
+        """See a decided message; never raises (what it keeps is best effort, delivery goes on)."""
+        ...
+
+
 class DeliveryEngine:
     def __init__(
         self,
@@ -121,6 +136,7 @@ class DeliveryEngine:
         metrics: Metrics,
         parker: Parking | None = None,
         gate: DeliveryGate | None = None,
+        observers: Sequence[OutcomeObserver] = (),
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -136,6 +152,7 @@ class DeliveryEngine:
         self._metrics = metrics
         self._parker = parker
         self._gate: DeliveryGate = gate or OpenGate()
+        self._observers = tuple(observers)
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
@@ -180,6 +197,8 @@ class DeliveryEngine:
                 self._metrics.count(Counter.RECEIVED, envelope.integration)
             outcome = await self._process(envelope, release)
             span.set_attribute("rebound.outcome", type(outcome).__name__)
+            for observer in self._observers:
+                await observer.observe(envelope, outcome)
             return outcome
 
     async def _process(self, envelope: Envelope, release: Release | None) -> Outcome:
@@ -231,7 +250,7 @@ class DeliveryEngine:
         if result.verdict is Verdict.SUCCESS:
             self._metrics.count(Counter.DELIVERED, envelope.integration)
             await self._discard_claim_check(envelope)
-            return Delivered(attempts=attempts, status_code=result.status_code)
+            return Delivered(attempts=attempts, status_code=result.status_code, history=tuple(result.attempts))
 
         if policy.mode is RetryMode.BACKOFF:
             await self._error_window.record(
@@ -324,7 +343,10 @@ class DeliveryEngine:
         )
         await self._requeue(retried, decision.delay_s)
         self._metrics.count(Counter.ENGINE_REQUEUES, envelope.integration)
-        return RetryScheduled(delay_s=decision.delay_s, engine_attempts=engine_attempt, reason=result.reason)
+        return RetryScheduled(
+            delay_s=decision.delay_s, engine_attempts=engine_attempt, reason=result.reason,
+            history=tuple(result.attempts),
+        )  # fmt: skip
 
     async def _not_now(self, envelope: Envelope, admission: Admission) -> Outcome:
         if admission.gate is Gate.HOLD:

@@ -1,6 +1,7 @@
 """Retention: failures and payloads older than FAILURE_RETENTION_DAYS go, in bounded batches.
 
 Run by the retention timer. Each run removes at most `limit` failures (the next run goes on),
+and message timeline events as old as the failures it keeps (at most `limit` as well),
 recounts the integrations it touched, deletes their content, drops error-window intervals
 that can no longer be read, and removes orphaned payload blobs (a claim check whose message
 was lost, content of failures removed by a crash mid-delete) a day after the retention.
@@ -17,6 +18,7 @@ from shared.delivery.ports import ErrorWindow
 from shared.failures.ports import FailureStore
 from shared.logs import log_event
 from shared.messages.ports import PayloadStore
+from shared.timeline.ports import TimelineStore
 
 logger = logging.getLogger("rebound.retention")
 
@@ -30,17 +32,25 @@ class PurgeResult(BaseModel):
     failures: int = 0
     payloads: int = 0
     error_window_rows: int = 0
+    timeline_events: int = 0
     integrations: list[str] = []
 
 
 class Retention:
     def __init__(
-        self, failures: FailureStore, payloads: PayloadStore, error_window: ErrorWindow, *, retention_days: int
+        self,
+        failures: FailureStore,
+        payloads: PayloadStore,
+        error_window: ErrorWindow,
+        *,
+        retention_days: int,
+        timeline: TimelineStore | None = None,
     ) -> None:
         self._failures = failures
         self._payloads = payloads
         self._error_window = error_window
         self._retention_days = retention_days
+        self._timeline = timeline
 
     async def purge(self, *, now: datetime, limit: int = 5000) -> PurgeResult:
         failures, payloads = self._failures, self._payloads
@@ -62,8 +72,11 @@ class Retention:
             await failures.rebuild_summary(integration)
         for name in await payloads.names_older_than(cutoff - PAYLOAD_GRACE, limit=limit):
             result.payloads += await payloads.delete(name)
+        if self._timeline is not None:
+            result.timeline_events = await self._timeline.purge_before(cutoff, limit=limit)
         log_event(
             logger, "retention.purged", failures=result.failures, payloads=result.payloads,
             error_window_rows=result.error_window_rows, integrations=len(result.integrations),
+            timeline_events=result.timeline_events,
         )  # fmt: skip
         return result

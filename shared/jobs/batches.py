@@ -4,6 +4,9 @@ Retry re-enqueues the failure's envelope (same message id, resend_count+1, count
 and only then removes the failure: a crash in between can send a message twice (receivers
 deduplicate on Idempotency-Key, which is that same id), never lose it. Delete removes the
 failure, then its content.
+
+A resent envelope carries the job's id, so the job can count how its messages settle
+(shared/jobs/settle.py), and the message's timeline records `resent` (job and who started it).
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from shared.concurrency import each
 from shared.errors import NothingToResend, ReboundError, StorageUnavailable
 from shared.failures.models import Failure, FailureOrigin
 from shared.failures.ports import FailureLog, Removal
+from shared.jobs.models import Job
 from shared.messages.models import Envelope
 from shared.messages.ports import PayloadStore
 from shared.messages.shards import InboundShards
 from shared.messages.wire import pack
 from shared.recovery.ports import Parking
+from shared.timeline.recorder import TimelineRecorder
 from shared.tokens import Cursor, Version
 
 #: Queue sends a retry batch runs at once.
@@ -64,14 +69,16 @@ class JobBatches:
         inbound: InboundShards,
         parker: Parking | None = None,
         concurrency: int = CONCURRENCY,
+        timeline: TimelineRecorder | None = None,
     ) -> None:
         self._failures = failures
         self._payloads = payloads
         self._inbound = inbound
         self._parker = parker
         self._concurrency = concurrency
+        self._timeline = timeline
 
-    async def retry(self, batch: Batch) -> list[Outcome]:
+    async def retry(self, batch: Batch, *, job: Job | None = None) -> list[Outcome]:
         """Enqueue every present failure's message (`concurrency` at a time), then remove those that went out.
 
         Enqueue before remove: a crash in between sends a message twice, never loses one. When
@@ -79,7 +86,11 @@ class JobBatches:
         before the error ends the page, so the re-run does not send it again.
         """
         present = [item for item in batch if item.failure is not None]
-        sent_errors = await each(present, self._enqueue_again, limit=self._concurrency, errors=ReboundError)
+
+        async def enqueue(item: BatchItem) -> None:
+            await self._enqueue_again(item, job)
+
+        sent_errors = await each(present, enqueue, limit=self._concurrency, errors=ReboundError)
         sent = [item for item, error in zip(present, sent_errors, strict=True) if error is None]
         removal = await self._failures.remove_many([(item.present, item.version) for item in sent])
         await self._discard_overflow(removal.removed)
@@ -96,14 +107,14 @@ class JobBatches:
         if refs:
             await self._payloads.delete_many(refs)
 
-    async def _enqueue_again(self, item: BatchItem) -> None:
+    async def _enqueue_again(self, item: BatchItem, job: Job | None) -> None:
         if item.present.origin is FailureOrigin.PICKUP:
             # It records a source that kept failing, not a message: the source retries on its own.
             raise NothingToResend(
                 "a pickup failure holds no message to resend: the source is tried again at every interval; "
                 "delete the failure once its cause is fixed"
             )
-        envelope = resend_envelope(await self._failures.restore(item.present))
+        envelope = resend_envelope(await self._failures.restore(item.present), job_id=job.id if job else None)
         _, text = await pack(envelope, self._payloads)
         try:
             await self._inbound.send(envelope.integration, text)
@@ -112,6 +123,9 @@ class JobBatches:
                 raise
             # The message is safe in the recovery flow; the sweep puts it on inbound later.
             await self._parker.park_envelope(envelope, "retry job could not enqueue to inbound")
+        if self._timeline is not None and job is not None:
+            actor = job.created_by.name if job.created_by else None
+            await self._timeline.resent(envelope, job_id=job.id, actor=actor)
 
     async def delete(self, batch: Batch) -> list[Outcome]:
         """Remove the present failures (transactions of 100), then their content (Blob Batch requests)."""
@@ -130,8 +144,9 @@ class JobBatches:
         return _outcomes(batch, removal, errors)
 
 
-def resend_envelope(failure: Failure) -> Envelope:
-    """The failure's message as it goes back to `inbound`: same id, resend_count+1, counters reset."""
+def resend_envelope(failure: Failure, *, job_id: str | None = None) -> Envelope:
+    """The failure's message as it goes back to `inbound`: same id, resend_count+1, counters reset, and the
+    resending job's id."""
     return Envelope(
         id=failure.message_id,
         integration=failure.integration,
@@ -143,4 +158,5 @@ def resend_envelope(failure: Failure) -> Envelope:
         body_ref=failure.body_ref,
         received_at=failure.received_at or failure.failed_at,
         resend_count=failure.resend_count + 1,
+        job_id=job_id,
     )

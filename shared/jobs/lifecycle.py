@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from shared.audit.models import Actor, AuditAction
@@ -21,9 +22,10 @@ from shared.config.ports import IntegrationStore
 from shared.errors import ConcurrencyConflict, Conflict, IntegrationNotFound, JobNotFound, ReboundError
 from shared.failures.ports import FailureStore
 from shared.ids import newest_first_id
-from shared.jobs.models import Job, JobRequest, JobState
+from shared.jobs.models import Job, JobAction, JobRequest, JobState
 from shared.jobs.pages import JobPages
-from shared.jobs.ports import Checkpoint, JobRecord, JobStore
+from shared.jobs.ports import Checkpoint, JobRecord, JobStore, SettleCounts
+from shared.jobs.settle import with_settled
 from shared.jobs.trail import record_finish, record_start
 from shared.logs import log_event
 
@@ -42,8 +44,10 @@ class JobLifecycle:
         failures: FailureStore,
         pages: JobPages,
         audit: AuditTrail,
+        settle_counts: SettleCounts | None = None,
     ) -> None:
         self._jobs = jobs
+        self._settle_counts = settle_counts
         self._integrations = integrations
         self._failures = failures
         self._pages = pages
@@ -105,7 +109,7 @@ class JobLifecycle:
     async def get(self, integration: str, job_id: str, *, now: datetime) -> Job:
         record = await self._load(integration, job_id)
         await self._pages.resume_if_stalled(record, now)
-        return record.job
+        return (await settled(self._settle_counts, integration, [record.job]))[0]
 
     async def list(self, integration: str, *, now: datetime) -> list[Job]:
         jobs = await self._jobs.list(integration)
@@ -114,7 +118,7 @@ class JobLifecycle:
                 record = await self._jobs.get(integration, job.id)
                 if record is not None:
                     await self._pages.resume_if_stalled(record, now)
-        return jobs
+        return await settled(self._settle_counts, integration, jobs)
 
     async def cancel(self, integration: str, job_id: str, *, actor: Actor, now: datetime) -> Job:
         """Ask the runner to stop at the next page boundary; 409 when the job already ended."""
@@ -138,3 +142,13 @@ class JobLifecycle:
         if record is None:
             raise JobNotFound(f"job {job_id!r} of {integration!r} does not exist", details={"job_id": job_id})
         return record
+
+
+async def settled(counts: SettleCounts | None, integration: str, jobs: Sequence[Job]) -> list[Job]:
+    """Retry jobs with their settle counters (issue 19): how many of their resent messages were delivered,
+    failed again, or are still on their way."""
+    retried = [job.id for job in jobs if job.action is JobAction.RETRY]
+    if counts is None or not retried:
+        return [with_settled(job, None) for job in jobs]
+    totals = await counts.totals(integration, retried)
+    return [with_settled(job, totals.get(job.id)) for job in jobs]

@@ -109,6 +109,12 @@ class Job(FrozenModel):
     skipped: Count = 0
     #: Who started it (null for jobs started before jobs named their creator); the actor of its `job.finish`.
     created_by: Actor | None = None
+    #: Retry jobs (null for delete jobs): messages put back on `inbound` (its succeeded items), then how the
+    #: engine settled them: delivered, failed again (a failure recorded again), and still on their way.
+    resent: Count | None = None
+    delivered: Count | None = None
+    failed_again: Count | None = None
+    pending: Count | None = None
 
 
 @dataclass(frozen=True)

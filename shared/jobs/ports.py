@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -96,4 +96,28 @@ class JobControl(Protocol):
 
     async def resume_stalled(self, *, now: datetime) -> int:
         """Re-enqueue the next page of active jobs that stopped checkpointing; how many."""
+        ...
+
+
+@dataclass(frozen=True)
+class SettleTally:
+    """How a retry job's resent messages settled, as counted by one shard (or summed over all of them)."""
+
+    delivered: int = 0
+    failed_again: int = 0
+
+    def __add__(self, other: SettleTally) -> SettleTally:
+        return SettleTally(self.delivered + other.delivered, self.failed_again + other.failed_again)
+
+
+class SettleCounts(Protocol):
+    """Retry jobs' settle counters, sharded: each writer keeps its own shard (one per instance), and a read sums
+    them, so instances never contend for a row. `TableSettleCounts` (shared/storage/job_counter_table.py)."""
+
+    async def save_shard(self, integration: str, job_id: str, shard: str, tally: SettleTally) -> None:
+        """Replace the shard's totals (a shard has one writer; its totals only grow)."""
+        ...
+
+    async def totals(self, integration: str, job_ids: Sequence[str]) -> dict[str, SettleTally]:
+        """Per job id, the sum of its shards (jobs without any are left out)."""
         ...

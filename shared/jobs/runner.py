@@ -224,7 +224,7 @@ class JobRunner:
         # The batch starts when its last item may: no item starts before n / rate seconds in.
         await self._pace(started, result.processed + len(batch) - 1)
         if job.action is JobAction.RETRY:
-            outcomes = await self._batches.retry(batch)
+            outcomes = await self._batches.retry(batch, job=job)
         else:
             outcomes = await self._batches.delete(batch)
         for item, outcome in zip(batch, outcomes, strict=True):

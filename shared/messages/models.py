@@ -8,6 +8,7 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
+from shared.ids import RECORD_ID_PATTERN
 from shared.values import (
     ENVELOPE_INTEGRATION_PATTERN,
     MAX_ATTEMPT_HISTORY,
@@ -67,6 +68,8 @@ class Envelope(FrozenModel):
     #: failure after several requeues still shows its whole story.
     attempts: Count = 0
     history: Annotated[list[AttemptRecord], Field(max_length=MAX_ATTEMPT_HISTORY)] = Field(default_factory=list)
+    #: Extension: the retry job that resent it, so the job can count how its messages settle (issue 19).
+    job_id: Annotated[str, Field(pattern=RECORD_ID_PATTERN)] | None = None
     #: Extension: the W3C trace context of the ingest that created it (telemetry only).
     traceparent: Annotated[str, Field(max_length=128)] | None = None
 

@@ -24,6 +24,7 @@ from shared.storage.error_window_table import TableErrorWindow
 from shared.storage.failure_table import TableFailureStore
 from shared.storage.flow_probe import StorageFlowProbe
 from shared.storage.integration_table import TableIntegrationStore
+from shared.storage.job_counter_table import TableSettleCounts
 from shared.storage.job_table import TableJobStore
 from shared.storage.message_queue import StorageMessageQueue
 from shared.storage.names import StorageNames, poison_queue
@@ -32,6 +33,7 @@ from shared.storage.pickup_tables import TablePickupStates, TableSeenItems
 from shared.storage.recovery_queue import StorageQueueSource, StorageRecoveryFlow
 from shared.storage.recovery_service_bus import ServiceBusRecoveryFlow
 from shared.storage.sweep_state import TableSweepState
+from shared.storage.timeline_table import TableTimelineStore
 
 
 class AzureStores:
@@ -70,6 +72,14 @@ class AzureStores:
     @cached_property
     def jobs(self) -> TableJobStore:
         return TableJobStore(self.account.tables.table(self.names.jobs_table))
+
+    @cached_property
+    def settle_counts(self) -> TableSettleCounts:
+        return TableSettleCounts(self.account.tables.table(self.names.job_counters))
+
+    @cached_property
+    def timeline(self) -> TableTimelineStore:
+        return TableTimelineStore(self.account.tables.table(self.names.timeline))
 
     @cached_property
     def audit(self) -> TableAuditStore:

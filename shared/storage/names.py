@@ -132,6 +132,16 @@ class StorageNames:
         return f"{self.prefix}alerts"
 
     @property
+    def timeline(self) -> str:
+        """Table: message timelines (issue 17), one partition per message, events in time order."""
+        return f"{self.prefix}timeline"
+
+    @property
+    def job_counters(self) -> str:
+        """Table: retry jobs' settle counters (issue 19), a shard row per job and writer."""
+        return f"{self.prefix}jobcounters"
+
+    @property
     def health_probe(self) -> str:
         """Queue the sweep writes a probe to (never `inbound`: the engine would read the probe)."""
         return f"{self.prefix}healthprobe"

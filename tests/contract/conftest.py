@@ -16,9 +16,10 @@ from shared.audit.ports import AuditStore
 from shared.config.ports import IntegrationStore
 from shared.delivery.ports import ErrorWindow
 from shared.failures.ports import FailureStore
-from shared.jobs.ports import JobStore
+from shared.jobs.ports import JobStore, SettleCounts
 from shared.messages.ports import MessageQueue, PayloadStore
 from shared.recovery.ports import SweepState
+from shared.timeline.ports import TimelineStore
 from shared.values import utc_now
 from tests.contract.backends import Backend, azure_backend, memory_backend
 from tests.twins.clock import FakeTime
@@ -80,3 +81,13 @@ def sweep_state(backend: Backend) -> SweepState:
 @pytest.fixture
 def audit_store(backend: Backend) -> AuditStore:
     return backend.stores.audit
+
+
+@pytest.fixture
+def timeline_store(backend: Backend) -> TimelineStore:
+    return backend.stores.timeline
+
+
+@pytest.fixture
+def settle_counts(backend: Backend) -> SettleCounts:
+    return backend.stores.settle_counts

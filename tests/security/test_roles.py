@@ -168,6 +168,18 @@ async def _cancel(world: World) -> Sample:
     return Sample(f"/integrations/{name}/jobs/{job_id}/cancel", status=202)
 
 
+async def _timeline(world: World) -> Sample:
+    detail = await world.admin.get(f"/integrations/{world.integration}/failures/{world.failure_id}")
+    assert detail.status_code == 200, detail.text
+    path = f"/integrations/{world.integration}/messages/{detail.json()['failure']['message_id']}/timeline"
+
+    async def status() -> int:
+        return (await world.admin.get(path)).status_code
+
+    await until(status, 200)  # written just after the failure
+    return Sample(path)
+
+
 def _fixed(path: str, status: int = 200, content: bytes | None = None) -> Callable[[World], Awaitable[Sample]]:
     async def sample(world: World) -> Sample:
         return Sample(path.format(w=world), status=status, content=content)
@@ -194,6 +206,7 @@ SAMPLES: dict[str, Callable[[World], Awaitable[Sample]]] = {
     "count_failures": _fixed("/integrations/{w.integration}/failures/count"),
     "get_failure": _fixed("/integrations/{w.integration}/failures/{w.failure_id}"),
     "failure_groups": _fixed("/integrations/{w.integration}/failure-groups"),
+    "message_timeline": _timeline,
     "start_job": _start,
     "list_jobs": _fixed("/integrations/{w.integration}/jobs"),
     "get_job": _fixed("/integrations/{w.integration}/jobs/{w.job_id}"),
@@ -410,6 +423,7 @@ SAMPLE_PATHS = {
         failure_id="0000000000000000-000000000000",
         job_id="0000000000000000-000000000000",
         rule_id="x",
+        message_id="m-1",
     )
     for operation in OPERATIONS
     if operation.kind.needs_principal

@@ -23,6 +23,7 @@ from tests.twins.payloads import MemoryPayloadStore
 from tests.twins.pickups import MemoryPickupStates, MemorySeenItems
 from tests.twins.queues import MemoryQueue
 from tests.twins.recovery import FlowProbeStub, MemoryRecoveryFlow, MemorySource, MemorySweepState
+from tests.twins.timeline import MemorySettleCounts, MemoryTimelineStore
 
 
 class MemoryStores:
@@ -34,6 +35,8 @@ class MemoryStores:
         self.payloads = MemoryPayloadStore(clock)
         self.failures = MemoryFailureStore(self.payloads)
         self.jobs = MemoryJobStore()
+        self.settle_counts = MemorySettleCounts()
+        self.timeline = MemoryTimelineStore()
         self.error_window = MemoryErrorWindow()
         self.audit = MemoryAuditStore()
         self.inbound = MemoryQueue("inbound", clock)

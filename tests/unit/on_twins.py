@@ -7,14 +7,14 @@ real defaults, so the tests that need a fake clock build those two here from the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
 from pydantic import AnyHttpUrl
 
 from shared.audit.service import AuditTrail
 from shared.config.models import HttpEndpoint, IntegrationConfig
-from shared.delivery.engine import DeliveryEngine, Outcome
+from shared.delivery.engine import DeliveryEngine, Outcome, OutcomeObserver
 from shared.delivery.retry import EndpointRetryPolicy
 from shared.failures.models import Failure, FailureOrigin
 from shared.failures.records import new_failure
@@ -29,6 +29,7 @@ from shared.operability.metrics import Metrics
 from shared.recovery.ports import Parking
 from shared.services import Services
 from shared.settings import Settings
+from shared.timeline.recorder import TimelineRecorder
 from tests.twins.clock import FakeTime
 from tests.twins.senders import OneSender, ScriptedSender
 from tests.twins.stores import MemoryStores
@@ -57,6 +58,7 @@ def make_engine(
     endpoint_attempts: int = 2,
     parker: Parking | None = None,
     metrics: Metrics | None = None,
+    observers: Sequence[OutcomeObserver] = (),
 ) -> DeliveryEngine:
     return DeliveryEngine(
         configs=stores.integrations,
@@ -68,6 +70,7 @@ def make_engine(
         endpoint_policy=EndpointRetryPolicy(max_attempts=endpoint_attempts, base_delay_s=0.1, window_s=60),
         metrics=metrics or Metrics(),
         parker=parker,
+        observers=observers,
         clock=time.now,
         sleep=time.sleep,
         monotonic=time.monotonic,
@@ -115,15 +118,19 @@ def make_jobs(
     parker: Parking | None = None,
     metrics: Metrics | None = None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
+    timeline: TimelineRecorder | None = None,
 ) -> Jobs:
     """Wired as `Services` wires them, with the fake clock's sleep and monotonic time for the pacing."""
     pages = JobPages(stores.job_pages, limits=JobLimits(page_size=page_size, rate_per_s=rate, max_inbound_depth=depth))
     audit = audit_on(stores, time)
     lifecycle = JobLifecycle(
-        jobs=stores.jobs, integrations=stores.integrations, failures=stores.failures, pages=pages, audit=audit
-    )
+        jobs=stores.jobs, integrations=stores.integrations, failures=stores.failures, pages=pages, audit=audit,
+        settle_counts=stores.settle_counts,
+    )  # fmt: skip
     inbound = InboundShards(stores.inbound_shards)
-    batches = JobBatches(failures=stores.failures, payloads=stores.payloads, inbound=inbound, parker=parker)
+    batches = JobBatches(
+        failures=stores.failures, payloads=stores.payloads, inbound=inbound, parker=parker, timeline=timeline
+    )
     runner = JobRunner(
         jobs=stores.jobs,
         failures=stores.failures,

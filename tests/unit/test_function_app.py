@@ -34,6 +34,7 @@ def test_app_registers_exactly_the_expected_functions():
         "count_failures",
         "get_failure",
         "failure_groups",
+        "message_timeline",
         "start_job",
         "list_jobs",
         "get_job",

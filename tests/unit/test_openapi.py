@@ -405,7 +405,14 @@ def test_the_document_is_mains_but_for_the_listed_changes(document):
     kind = schemas["RecoveryQueueStatus"]["properties"]["kind"]
     assert kind["enum"] == ["recovery", "poison", "retired"]
     expected["components"]["schemas"]["RecoveryQueueStatus"]["properties"]["kind"] = kind
-    # 9. Issue 19: the recovery status names what storage did not answer for (`unknown`), so a reader
+    # 9. Issue 17, timeline: a message's events (under `failures`); issue 19: a retry job's settle counters.
+    timeline_path = "/integrations/{integration}/messages/{message_id}/timeline"
+    expected["paths"][timeline_path] = generated["paths"][timeline_path]
+    for name in ("Timeline", "TimelineItem", "TimelineEvent"):
+        expected["components"]["schemas"][name] = schemas[name]
+    for field in ("resent", "delivered", "failed_again", "pending"):
+        expected["components"]["schemas"]["Job"]["properties"][field] = schemas["Job"]["properties"][field]
+    # 10. Issue 19: the recovery status names what storage did not answer for (`unknown`), so a reader
     #    does not take a missing queue or sweep for "nothing waiting" or "never swept".
     recovery_status = expected["components"]["schemas"]["RecoveryStatus"]["properties"]
     recovery_status["unknown"] = schemas["RecoveryStatus"]["properties"]["unknown"]
@@ -476,8 +483,12 @@ def test_document_passes_the_openapi_3_1_validator():
 def test_every_id_in_a_path_carries_the_pattern_the_route_checks(document):
     # The handlers refuse ids with blueprints.http.route_id; the document must say the same.
     from blueprints.http import CONFIG_ID, FAILURES_INTEGRATION, RECORD_ID
+    from blueprints.timeline import MESSAGE_ID
 
-    expected = {"failure_id": RECORD_ID.pattern, "job_id": RECORD_ID.pattern, "rule_id": CONFIG_ID.pattern}
+    expected = {
+        "failure_id": RECORD_ID.pattern, "job_id": RECORD_ID.pattern, "rule_id": CONFIG_ID.pattern,
+        "message_id": MESSAGE_ID.pattern,
+    }  # fmt: skip
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             for parameter in operation.get("parameters", []):

@@ -8,12 +8,13 @@ import { h, replace, scrollRegion, uid } from "../dom.js";
 import { contentBytes, contentKind, copyText, downloadBytes, downloadName, hexPreview, prettyText } from "../content.js";
 import { formatBytes, formatCount, timeElement } from "../format.js";
 import { openDialog } from "../dialogs.js";
+import { timelineSection } from "./timeline.js";
 
 export function openFailureDetail(integration, failure) {
   const body = h("div", { "data-testid": "failure-detail" }, h("p", { class: "muted" }, "Loading…"));
   openDialog({ title: `Failure ${failure.id}`, body, wide: true });
   api.failure(integration, failure.id).then(
-    (detail) => replace(body, render(detail)),
+    (detail) => replace(body, render(detail), timelineSection(integration, detail.failure)),
     (error) =>
       replace(
         body,

@@ -11,10 +11,19 @@ import { notifyError } from "../notices.js";
 import { can, ROLES } from "../session.js";
 
 export const POLL_INTERVAL_MS = 1000;
+const SETTLE_POLL_MS = 5000;
 const FINISHED_SHOWN = 5;
 const ACTIVE_STATES = new Set(["queued", "running"]);
 
 export const isActive = (job) => ACTIVE_STATES.has(job.state);
+/** A retry job whose resent messages the engine has not all settled yet (still worth polling). */
+const isSettling = (job) => !isActive(job) && job.pending > 0;
+
+/** A retry job's two phases: "Resent 832 · Delivered 820 · Failed again 12 · 0 pending". */
+export function describeSettled(job) {
+  if (job.resent === null || job.resent === undefined) return "";
+  return `Resent ${formatCount(job.resent)} · Delivered ${formatCount(job.delivered)} · Failed again ${formatCount(job.failed_again)} · ${formatCount(job.pending)} pending`;
+}
 
 export const ACTION_LABELS = { retry: "Retry", delete: "Delete" };
 
@@ -100,6 +109,8 @@ export function createJobsPanel(integration, { onActiveChange, onFinished }) {
       " ",
       h("span", { class: `state ${newest.state}` }, newest.state),
       ` ${formatCount(newest.processed)} of ${formatCount(newest.total)}`,
+      // Did the retry work: the settle phase, in the strip too (the cards are folded).
+      describeSettled(newest) ? h("span", { "data-testid": "strip-settled" }, ` · ${describeSettled(newest)}`) : null,
       newest.finished_at ? h("span", { class: "muted" }, " · finished ", timeElement(newest.finished_at)) : null,
     );
     stripProgress.hidden = !isActive(newest);
@@ -139,11 +150,13 @@ export function createJobsPanel(integration, { onActiveChange, onFinished }) {
   function schedule() {
     clearTimeout(timer);
     timer = null;
-    if (!disposed && active()) timer = setTimeout(poll, POLL_INTERVAL_MS);
+    if (disposed) return;
+    if (active()) timer = setTimeout(poll, POLL_INTERVAL_MS);
+    else if (jobs.find(isSettling)) timer = setTimeout(poll, SETTLE_POLL_MS); // slower: messages settle over minutes
   }
 
   async function poll() {
-    const job = active();
+    const job = active() ?? jobs.find(isSettling);
     if (!job || disposed) return;
     try {
       const fresh = await api.job(integration, job.id);
@@ -221,6 +234,7 @@ function createJobCard(job, { onCancel }) {
   const cancel = h("button", { type: "button", class: "small", onclick: () => requestCancel() }, "Cancel");
   const progress = h("progress", { "aria-labelledby": titleId });
   const stats = h("dl", { class: "stats" });
+  const settled = h("p", { class: "settled", "data-testid": "job-settled" });
   const times = h("p", { class: "muted small-print" });
   const error = h("p", { class: "error", hidden: true });
   const element = h(
@@ -229,6 +243,7 @@ function createJobCard(job, { onCancel }) {
     h("div", { class: "head" }, title, state, what, cancel),
     progress,
     stats,
+    settled,
     times,
     error,
   );
@@ -270,6 +285,8 @@ function createJobCard(job, { onCancel }) {
       ["Elapsed", formatDuration((end - new Date(started)) / 1000), "elapsed"],
     ].filter(Boolean);
     replace(stats, facts.map(([label, value, key]) => h("div", {}, h("dt", {}, label), h("dd", { dataset: { stat: key } }, value))));
+    settled.textContent = describeSettled(next);
+    settled.hidden = !settled.textContent;
     const by = next.created_by ? ` by ${next.created_by.name}` : "";
     replace(times, "Created ", timeElement(next.created_at), by, next.finished_at ? [" · finished ", timeElement(next.finished_at)] : null);
     error.hidden = !next.last_error;

@@ -236,6 +236,12 @@ async def test_send_test_alert_goes_out_at_once_marked_as_a_test(stores, fake_ti
     assert channels.sent[0].payload()["test"] is True
 
 
+def another_id(failure_id: str, n: int) -> str:
+    """The n-th id that differs from `failure_id` in its last hex digit only (never the id itself)."""
+    digits = [digit for digit in "0123456789abcdef" if digit != failure_id[-1]]
+    return failure_id[:-1] + digits[n]
+
+
 async def test_a_recorded_failure_signals_the_rules_that_watch_it(stores, fake_time):
     # Given a rule on "orders" and a failure sink that signals
     await stores.alert_rules.put(rule("orders", AlertKind.FAILURE_COUNT, integration="orders"))
@@ -244,10 +250,10 @@ async def test_a_recorded_failure_signals_the_rules_that_watch_it(stores, fake_t
     sink = SignallingFailures(stores.failures, signals)
 
     # When a failure of another integration, then two of "orders", are recorded
-    await sink.add(failure.model_copy(update={"id": failure.id[:-1] + "f"}))
+    await sink.add(failure.model_copy(update={"id": another_id(failure.id, 0)}))
     [mine] = await seed_failures(stores, fake_time, 1)
-    await sink.add(mine.model_copy(update={"id": mine.id[:-1] + "e"}))
-    await sink.add(mine.model_copy(update={"id": mine.id[:-1] + "d"}))
+    await sink.add(mine.model_copy(update={"id": another_id(mine.id, 0)}))
+    await sink.add(mine.model_copy(update={"id": another_id(mine.id, 1)}))
     await signals.settle()
 
     # Then one signal went out for "orders" (the second within the debounce)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from blueprints import audit, engine, failures, ingest, integrations, jobs, operability, pickup, recovery
+from blueprints import audit, engine, failures, ingest, integrations, jobs, operability, pickup, recovery, timeline
 from shared.services import Services
 from tests.support.auth import as_devhost
 from tests.twins.stores import MemoryStores
@@ -20,7 +20,7 @@ from tests.unit.on_twins import services_on
 def services(stores: MemoryStores, monkeypatch: pytest.MonkeyPatch) -> Services:
     """The Services every handler gets from `get_services()` in this test: the app needs no test hook."""
     services = services_on(stores, RECOVERY_PARK_DELAY_S="0", MAX_MESSAGE_BYTES="2048")
-    for module in (audit, engine, failures, ingest, integrations, jobs, operability, pickup, recovery):
+    for module in (audit, engine, failures, ingest, integrations, jobs, operability, pickup, recovery, timeline):
         monkeypatch.setattr(module, "get_services", lambda: services)
     as_devhost(monkeypatch)
     return services

@@ -96,3 +96,23 @@ async def test_error_window_intervals_older_than_a_day_go(stores, fake_time):
     assert result.error_window_rows == 1
     assert await stores.error_window.count("orders", interval_minutes=3, now=old) == 0
     assert await stores.error_window.count("orders", interval_minutes=3, now=fake_time.now()) == 1
+
+
+async def test_timeline_events_go_as_old_as_the_failures_and_recent_ones_stay(stores, fake_time):
+    # Given a message with events eight days and one day old
+    from shared.timeline.models import TimelineEvent, TimelineItem
+
+    def event(age: timedelta, key: str) -> TimelineItem:
+        return TimelineItem(at=fake_time.now() - age, event=TimelineEvent.ATTEMPT, key=key)
+
+    await stores.timeline.append("orders", "m-1", [event(timedelta(days=8), "old"), event(timedelta(days=1), "new")])
+    retention = Retention(
+        stores.failures, stores.payloads, stores.error_window, retention_days=RETENTION_DAYS, timeline=stores.timeline
+    )
+
+    # When the retention runs
+    result = await retention.purge(now=fake_time.now())
+
+    # Then only the old event went
+    assert result.timeline_events == 1
+    assert stores.timeline.events("orders", "m-1") == ["attempt"]
