@@ -132,6 +132,10 @@ FAILURES_INTEGRATION = IdShape(
     ENVELOPE_INTEGRATION_PATTERN,
     "must be '_unknown' or 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
 )
+#: A failure group's fingerprint (failure-groups' `group`).
+FAILURE_GROUP = IdShape(
+    r"^[A-Za-z0-9_-]{1,64}$", "must be a failure group's fingerprint: 1-64 letters, digits, '_' or '-'"
+)
 #: A failure's or a job's id, as the API returned it.
 RECORD_ID = IdShape(RECORD_ID_PATTERN, "must be an id this API returned: 16 digits, '-', 12 lowercase hex digits")
 

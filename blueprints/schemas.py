@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from blueprints.api import Param, Reply
-from blueprints.http import CONFIG_ID, FAILURES_INTEGRATION, RECORD_ID, IdShape
+from blueprints.http import CONFIG_ID, FAILURE_GROUP, FAILURES_INTEGRATION, RECORD_ID, IdShape
 from shared.audit.models import AuditEntry
 from shared.auth import AuthMode, Role
 from shared.config.models import IntegrationConfig
@@ -81,6 +81,11 @@ class FailureList(BaseModel):
     next_cursor: str | None = Field(
         description="pass as `cursor` for the next page; null only when nothing more can match"
     )
+    stopped_early: bool = Field(
+        default=False,
+        description="true when a scan (`q`, `sender`/`receiver` prefixes, `body_contains`) used up its budget "
+        "before `limit` matches: the page may be short and `next_cursor` goes on from where it stopped",
+    )
 
 
 class FailureCount(BaseModel):
@@ -148,11 +153,23 @@ FILTER_DESCRIPTIONS: dict[str, str] = {
     "from": "failed at or after this instant (ISO 8601; no offset means UTC)",
     "to": "failed at or before this instant (ISO 8601); must not be before `from`",
     "q": "the reason contains this text, case-insensitive (applied while scanning: a page may be short)",
-    "sender": "exact sender",
-    "receiver": "exact receiver",
+    "sender": "the sender starts with this, case-insensitive (applied while scanning: a page may be short)",
+    "receiver": "the receiver starts with this, case-insensitive (applied while scanning: a page may be short)",
     "origin": "where the failure arose",
     "group": "a failure group's fingerprint (see failure-groups)",
+    "message_id": "exact message id (the envelope id)",
+    "correlation_id": "exact correlation id",
+    "ref": "exact message id or correlation id (the portal's search box)",
 }
+#: The content search of the failure list and the export (not of counts and jobs: it reads every body).
+BODY_CONTAINS = Param(
+    "body_contains",
+    "query",
+    "the text body contains this, case-insensitive. Reads the body of each failure examined, at most 500 per "
+    "request (then `stopped_early` and a cursor); binary bodies and bodies over 1 MiB never match",
+    {"type": "string", "minLength": 1, "maxLength": 200},
+)
+GROUP = _path_id("group", "a failure group's fingerprint (`group` in failure-groups)", FAILURE_GROUP)
 PAGING = (
     Param(
         "limit",

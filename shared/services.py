@@ -32,6 +32,8 @@ from shared.delivery.adapters.registry import SenderRegistry
 from shared.delivery.engine import DeliveryEngine
 from shared.delivery.ingest import Ingest
 from shared.delivery.retry import EndpointRetryPolicy
+from shared.failures.edit import EditRetry
+from shared.failures.mutes import GroupMutes
 from shared.failures.ports import FailureSink
 from shared.failures.queries import FailureQueries
 from shared.failures.retention import Retention
@@ -236,7 +238,19 @@ class Services:
 
     @cached_property
     def failures(self) -> FailureQueries:
-        return FailureQueries(self.stores.failures, self.stores.payloads)
+        return FailureQueries(self.stores.failures, self.stores.payloads, mutes=self.mutes)
+
+    @cached_property
+    def mutes(self) -> GroupMutes:
+        return GroupMutes(self.stores.control_states, self.stores.failures, audit=self.audit)
+
+    @cached_property
+    def edit_retry(self) -> EditRetry:
+        stores = self.stores
+        return EditRetry(
+            failures=stores.failures, payloads=stores.payloads, inbound=stores.inbound, audit=self.audit,
+            max_message_bytes=self.settings.max_message_bytes, parker=self.parker,
+        )  # fmt: skip
 
     @cached_property
     def job_pages(self) -> JobPages:
@@ -258,6 +272,7 @@ class Services:
             pages=self.job_pages,
             audit=self.audit,
             settle_counts=stores.settle_counts,
+            egress=self.egress,
         )
 
     @cached_property
@@ -266,6 +281,7 @@ class Services:
         batches = JobBatches(
             failures=stores.failures, payloads=stores.payloads, inbound=self.inbound, parker=self.parker,
             timeline=self.timeline_recorder,
+            senders=self.senders,
         )  # fmt: skip
         return JobRunner(
             jobs=SignallingJobs(stores.jobs, self.alert_signals),

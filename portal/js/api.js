@@ -143,6 +143,29 @@ async function request(method, path, { params, body, quiet401 = false, timeoutMs
   return data;
 }
 
+/** A file the API builds (the export): the body as a Blob and the answer's headers. */
+async function download(path, params) {
+  const headers = {};
+  if (!signsIn() && getKey()) headers["x-functions-key"] = getKey();
+  let response;
+  try {
+    response = await fetch(url(path, params), { headers, cache: "no-store" });
+  } catch (cause) {
+    throw new ApiError(0, null, `The server could not be reached (${cause.message}).`);
+  }
+  if (!response.ok) {
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    if (response.status === 401) onUnauthorized(new ApiError(401, data));
+    throw new ApiError(response.status, data, `GET ${path} answered ${response.status}`);
+  }
+  return { blob: await response.blob(), headers: response.headers };
+}
+
 const segment = encodeURIComponent;
 const integrationPath = (integration) => `integrations/${segment(integration)}`;
 
@@ -166,11 +189,19 @@ export const api = {
   groups: (integration) => request("GET", `${integrationPath(integration)}/failure-groups`),
   timeline: (integration, messageId, { limit = 500 } = {}) =>
     request("GET", `${integrationPath(integration)}/messages/${segment(messageId)}/timeline`, { params: { limit } }),
+  facets: (integration) => request("GET", `${integrationPath(integration)}/failures/facets`),
+  exportFailures: (integration, filters, format) =>
+    download(`${integrationPath(integration)}/failures/export`, { ...filters, format }),
+  editRetry: (integration, id, body) =>
+    request("POST", `${integrationPath(integration)}/failures/${segment(id)}/edit-retry`, { body }),
+  muteGroup: (integration, group, reason, until = null) =>
+    request("POST", `${integrationPath(integration)}/failure-groups/${segment(group)}/mute`, { body: until ? { reason, until } : { reason } }),
+  unmuteGroup: (integration, group) => request("POST", `${integrationPath(integration)}/failure-groups/${segment(group)}/unmute`),
 
   jobs: (integration) => request("GET", `${integrationPath(integration)}/jobs`),
   job: (integration, id) => request("GET", `${integrationPath(integration)}/jobs/${segment(id)}`),
-  startJob: (integration, action, selection) =>
-    request("POST", `${integrationPath(integration)}/jobs`, { body: { action, selection } }),
+  startJob: (integration, action, selection, target = null) =>
+    request("POST", `${integrationPath(integration)}/jobs`, { body: target ? { action, selection, target } : { action, selection } }),
   cancelJob: (integration, id) => request("POST", `${integrationPath(integration)}/jobs/${segment(id)}/cancel`),
 
   pickup: (integration) => request("GET", `${integrationPath(integration)}/pickup`),

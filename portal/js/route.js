@@ -5,7 +5,7 @@
 // link's "#main") are in-page anchors, not routes.
 
 /** The filter bar's fields, in the API's query parameter names; `range` is the portal's own (see apiFilters). */
-export const FILTER_KEYS = ["from", "to", "q", "sender", "receiver", "origin", "group", "range"];
+export const FILTER_KEYS = ["from", "to", "q", "sender", "receiver", "origin", "group", "ref", "body_contains", "range"];
 
 /** Quick time ranges: the URL keeps the range ("range=1h"), so a shared or refreshed view slides with the clock. */
 export const RANGES = [
@@ -28,7 +28,7 @@ export const ORIGINS = ["endpoint", "engine", "ingest", "catastrophic", "config"
 /** The audit page's filters, in the API's query parameter names. */
 export const AUDIT_FILTER_KEYS = ["integration", "actor", "action", "from", "to"];
 
-export const AUDIT_ACTIONS = ["config.put", "config.delete", "job.start", "job.finish", "job.cancel", "recovery.replay", "pickup.run", "integration.pause", "integration.resume", "alert_rule.put", "alert_rule.delete", "alert_rule.test"];
+export const AUDIT_ACTIONS = ["config.put", "config.delete", "job.start", "job.finish", "job.cancel", "recovery.replay", "pickup.run", "integration.pause", "integration.resume", "alert_rule.put", "alert_rule.delete", "alert_rule.test", "failure_group.mute", "failure_group.unmute", "failure.edit_retry"];
 
 export function isRoute(hash) {
   return hash === "" || hash === "#" || hash.startsWith("#/");

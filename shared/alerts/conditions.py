@@ -49,9 +49,9 @@ class AlertSources:
         since = now - timedelta(minutes=rule.window_minutes)
         match rule.kind:
             case AlertKind.FAILURE_COUNT:
-                return await self._failures_since(rule.integration, since, None)
+                return await self._failures_since(rule.integration, since, None, now)
             case AlertKind.CATASTROPHIC:
-                return await self._failures_since(rule.integration, since, FailureOrigin.CATASTROPHIC)
+                return await self._failures_since(rule.integration, since, FailureOrigin.CATASTROPHIC, now)
             case AlertKind.CIRCUIT_OPEN:
                 return await self._open_breakers(rule.integration)
             case AlertKind.JOB_FAILED:
@@ -61,8 +61,14 @@ class AlertSources:
             case AlertKind.PICKUP_FAILING:
                 return await self._failing_sources(rule.integration)
 
+    async def _muted_groups(self, integration: str, now: datetime) -> set[str]:
+        stored = await self._control.get(integration)
+        if stored is None:
+            return set()
+        return {group for group, mute in stored.state.muted.items() if mute.active(now)}
+
     async def _failures_since(
-        self, integration: str | None, since: datetime, origin: FailureOrigin | None
+        self, integration: str | None, since: datetime, origin: FailureOrigin | None, now: datetime
     ) -> Measurement:
         if integration is not None:
             integrations = [integration]
@@ -76,10 +82,15 @@ class AlertSources:
         count = 0
         samples: list[AlertSample] = []
         for name in integrations:
+            # Muted groups (issue 19) are known and accepted: they neither count nor show as samples.
+            muted = await self._muted_groups(name, now)
             count += await self._failures.count(name, selection)
+            for group in muted:
+                count -= await self._failures.count(name, selection.model_copy(update={"group": group}))
             if len(samples) < MAX_SAMPLES:
-                page = await self._failures.page(name, selection, limit=MAX_SAMPLES - len(samples))
-                samples += [failure_sample(failure) for failure in page.items]
+                page = await self._failures.page(name, selection, limit=MAX_SAMPLES)
+                kept = [failure for failure in page.items if failure.group not in muted]
+                samples += [failure_sample(failure) for failure in kept[: MAX_SAMPLES - len(samples)]]
         samples.sort(key=lambda sample: sample.at or since, reverse=True)
         return Measurement(count=count, samples=samples[:MAX_SAMPLES])
 

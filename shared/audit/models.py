@@ -69,6 +69,13 @@ class AuditAction(StrEnum):
     ALERT_RULE_DELETE = "alert_rule.delete"
     #: "Send test alert"; target: the rule; details: whether the notice went out.
     ALERT_RULE_TEST = "alert_rule.test"
+    #: A failure group muted (issue 19); target: the group; details: `group`, `reason`, `until`.
+    FAILURE_GROUP_MUTE = "failure_group.mute"
+    #: A failure group unmuted; target: the group.
+    FAILURE_GROUP_UNMUTE = "failure_group.unmute"
+    #: One failure's message edited and sent again (issue 19); target: the failure; details: the new message
+    #: id, sizes and SHA-256 of the body before and after, a bounded text diff, the headers changed.
+    FAILURE_EDIT_RETRY = "failure.edit_retry"
 
 
 class AuditEntry(FrozenModel):

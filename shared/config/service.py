@@ -124,11 +124,12 @@ def egress_problems(config: IntegrationConfig, egress: EgressPolicy) -> list[Fie
     """Field errors for every endpoint destination or header reference the egress policy refuses."""
     problems: list[FieldError] = []
     for where, endpoint in (("endpoint", config.endpoint), ("fallback_endpoint", config.fallback_endpoint)):
-        problems += _endpoint_problems(where, endpoint, egress)
+        problems += endpoint_problems(where, endpoint, egress)
     return problems
 
 
-def _endpoint_problems(where: str, endpoint: Endpoint | None, egress: EgressPolicy) -> list[FieldError]:
+def endpoint_problems(where: str, endpoint: Endpoint | None, egress: EgressPolicy) -> list[FieldError]:
+    """Field errors (`<where>.url`, `<where>.headers.<name>`) for what the egress policy refuses of one endpoint."""
     if not isinstance(endpoint, HttpEndpoint):
         return []
     problems: list[FieldError] = []

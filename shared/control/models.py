@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from shared.failures.models import GroupMute
 from shared.values import Count, FrozenModel, UtcDatetime
 
 #: The pause reason (and `by`) the breaker uses when it pauses an integration by itself.
@@ -119,6 +120,9 @@ class ControlState(FrozenModel):
     drain_owner: str | None = None
     drain_until: UtcDatetime | None = None
     updated_at: UtcDatetime | None = None
+    #: Muted failure groups by fingerprint (issue 19): kept here, beside the pause, because the overview and
+    #: the alerts already read every integration's state in one query.
+    muted: dict[str, GroupMute] = Field(default_factory=dict)
 
     def drain_leased(self, now: datetime) -> bool:
         return self.drain_owner is not None and self.drain_until is not None and self.drain_until > now

@@ -65,10 +65,15 @@ class FailureFilter(FrozenModel):
     from_: ApiDatetime | None = Field(default=None, alias="from")
     to: ApiDatetime | None = None
     q: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    #: Case-insensitive prefixes (issue 19): "shop" finds "Shop-EU" and "shop".
     sender: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     receiver: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     origin: FailureOrigin | None = None
     group: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    #: Exact ids (issue 19): the envelope id, the correlation id, or `ref`, either of the two.
+    message_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    correlation_id: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    ref: Annotated[str, Field(min_length=1, max_length=256)] | None = None
 
     @field_validator("to")
     @classmethod
@@ -77,6 +82,23 @@ class FailureFilter(FrozenModel):
         if value is not None and start is not None and value < start:
             raise ValueError("must not be before 'from'")
         return value
+
+
+def prefix_matches(value: str | None, prefix: str | None) -> bool:
+    """The sender/receiver filter: a case-insensitive prefix (no filter matches anything, no value nothing)."""
+    return prefix is None or (value is not None and value.casefold().startswith(prefix.casefold()))
+
+
+class GroupMute(FrozenModel):
+    """A failure group left out of the overview counts and the alerts until `until` (or an unmute)."""
+
+    at: UtcDatetime
+    by: Annotated[str, Field(min_length=1, max_length=256)]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    until: UtcDatetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.until is None or self.until > now
 
 
 class FailureSummary(BaseModel):
@@ -95,12 +117,17 @@ class FailureGroup(BaseModel):
     count: int
     first_failed_at: UtcDatetime | None
     last_failed_at: UtcDatetime | None
+    #: Set while the group is muted (issue 19): left out of the overview counts and the alerts.
+    muted: GroupMute | None = None
 
 
 @dataclass(frozen=True)
 class FailurePage:
     items: list[Failure]
     next_cursor: Cursor | None
+    #: True when a scan (`q`, sender/receiver prefixes, `body_contains`) ran out of budget before `limit`
+    #: matches: the page may be short, and `next_cursor` goes on from where the scan stopped.
+    stopped_early: bool = False
 
 
 class FailureContent(BaseModel):

@@ -15,7 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.concurrency import each
-from shared.errors import NothingToResend, ReboundError, StorageUnavailable
+from shared.config.models import Endpoint
+from shared.delivery.adapters.base import Delivery
+from shared.delivery.ports import SenderSource
+from shared.errors import ConfigError, DeliveryError, NothingToResend, ReboundError, StorageUnavailable
 from shared.failures.models import Failure, FailureOrigin
 from shared.failures.ports import FailureLog, Removal
 from shared.jobs.models import Job
@@ -70,6 +73,7 @@ class JobBatches:
         parker: Parking | None = None,
         concurrency: int = CONCURRENCY,
         timeline: TimelineRecorder | None = None,
+        senders: SenderSource | None = None,
     ) -> None:
         self._failures = failures
         self._payloads = payloads
@@ -77,6 +81,54 @@ class JobBatches:
         self._parker = parker
         self._concurrency = concurrency
         self._timeline = timeline
+        self._senders = senders
+
+    async def send_to(self, batch: Batch, target: Endpoint) -> list[Outcome]:
+        """Send elsewhere (issue 19): deliver every present failure's message once to `target`, then remove
+        (with its content) each one the target took; one the target refused stays, failed, with its answer.
+
+        One attempt each, no engine retry: the job's `failed` count and `last_error` say what did not go,
+        and the operator decides again. Delivered before removed: a crash in between delivers twice
+        (same Idempotency-Key), never loses a message.
+        """
+        present = [item for item in batch if item.failure is not None]
+        errors = await each(
+            present, lambda item: self._deliver(item, target), limit=self._concurrency, errors=ReboundError
+        )
+        sent = [item for item, error in zip(present, errors, strict=True) if error is None]
+        removal = await self._failures.remove_many([(item.present, item.version) for item in sent])
+        refs = [ref for failure in removal.removed for ref in self._failures.content_refs(failure)]
+        if refs:
+            await self._payloads.delete_many(refs)  # best effort: the retention purge takes what stays
+        failed = {item.present.id: error for item, error in zip(present, errors, strict=True) if error}
+        return _outcomes(batch, removal, failed)
+
+    async def _deliver(self, item: BatchItem, target: Endpoint) -> None:
+        if self._senders is None:
+            raise ConfigError("this job runner cannot send elsewhere (no senders)")
+        if item.present.origin is FailureOrigin.PICKUP:
+            raise NothingToResend("a pickup failure holds no message to send")
+        failure = await self._failures.restore(item.present)
+        body = b""
+        if failure.body_ref:
+            payload = await self._payloads.get(failure.body_ref)
+            if payload is None:
+                raise NothingToResend(f"the content of failure {failure.id} is gone")
+            body = payload.data
+        delivery = Delivery(
+            message_id=failure.message_id,
+            integration=failure.integration,
+            body=body,
+            content_type=failure.content_type,
+            correlation_id=failure.correlation_id,
+            headers=failure.headers,
+        )
+        response = await self._senders.sender_for(target).send(delivery)
+        if not response.ok:
+            detail = f": {response.detail}" if response.detail else ""
+            raise DeliveryError(
+                f"{target.kind} target answered {response.status_code}{detail}", status_code=response.status_code
+            )
 
     async def retry(self, batch: Batch, *, job: Job | None = None) -> list[Outcome]:
         """Enqueue every present failure's message (`concurrency` at a time), then remove those that went out.

@@ -19,7 +19,16 @@ from datetime import datetime
 from shared.audit.models import Actor, AuditAction
 from shared.audit.service import AuditTrail
 from shared.config.ports import IntegrationStore
-from shared.errors import ConcurrencyConflict, Conflict, IntegrationNotFound, JobNotFound, ReboundError
+from shared.config.service import endpoint_problems
+from shared.egress import EgressPolicy
+from shared.errors import (
+    ConcurrencyConflict,
+    Conflict,
+    IntegrationNotFound,
+    JobNotFound,
+    ReboundError,
+    RequestValidationError,
+)
 from shared.failures.ports import FailureStore
 from shared.ids import newest_first_id
 from shared.jobs.models import Job, JobAction, JobRequest, JobState
@@ -45,7 +54,9 @@ class JobLifecycle:
         pages: JobPages,
         audit: AuditTrail,
         settle_counts: SettleCounts | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
+        self._egress = egress
         self._jobs = jobs
         self._settle_counts = settle_counts
         self._integrations = integrations
@@ -58,6 +69,7 @@ class JobLifecycle:
 
         When the entry or the first page cannot be written the job ends as failed and frees the lock.
         """
+        self._check_target(request)
         await self._require_integration(integration)
         if request.selection.all:
             total: int | None = (await self._failures.summary(integration)).count
@@ -73,6 +85,7 @@ class JobLifecycle:
             created_at=now,
             total=total,
             created_by=actor,
+            target=request.target,
         )
         await self._jobs.create(job)
         recorded = False
@@ -87,6 +100,15 @@ class JobLifecycle:
             raise
         log_event(logger, "job.started", integration=integration, job_id=job.id, action=job.action.value, total=total)
         return job
+
+    def _check_target(self, request: JobRequest) -> None:
+        """A send-elsewhere target passes the egress policy as a config's endpoint must (422 naming `target.*`)."""
+        if request.target is None or self._egress is None:
+            return
+        refused = endpoint_problems("target", request.target, self._egress)
+        if refused:
+            summary = "; ".join(f"{f['field']}: {f['message']}" for f in refused[:5])
+            raise RequestValidationError(f"invalid body: {summary}", refused)
 
     async def _require_integration(self, integration: str) -> None:
         """A job needs an integration to work on: one with a config, or one with failures recorded under

@@ -10,8 +10,10 @@ from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 
 from shared.audit.models import Actor
+from shared.config.models import Endpoint, HttpEndpoint, ServiceBusEndpoint, StorageQueueEndpoint
 from shared.failures.models import FailureFilter
 from shared.ids import RecordId
+from shared.sensitive import safe_url
 from shared.values import Count, FrozenModel, UtcDatetime, new_id, utc_now
 
 
@@ -74,6 +76,25 @@ class JobRequest(FrozenModel):
 
     action: JobAction
     selection: JobSelection
+    #: Send elsewhere (issue 19): a retry job delivers its selection once to this endpoint instead of putting
+    #: it back on `inbound` (validated as a config's endpoint is, the egress policy included).
+    target: Endpoint | None = None
+
+    @model_validator(mode="after")
+    def _target_only_for_retry(self) -> Self:
+        if self.target is not None and self.action is not JobAction.RETRY:
+            raise ValueError("a target is for retry jobs only ('send elsewhere'); a delete job sends nothing")
+        return self
+
+
+def target_summary(target: Endpoint) -> dict[str, Any]:
+    """Where a job sends, as the audit trail keeps it: the destination, never the headers (they may be credentials)."""
+    if isinstance(target, HttpEndpoint):
+        return {"kind": target.kind, "url": safe_url(str(target.url)), "method": target.method}
+    if isinstance(target, StorageQueueEndpoint):
+        return {"kind": target.kind, "connection": target.connection, "queue": target.queue}
+    assert isinstance(target, ServiceBusEndpoint)
+    return {"kind": target.kind, "connection": target.connection, "entity": target.entity}
 
 
 #: A job's `ids` selection is named in full in the audit trail up to this many (the job itself keeps them all).
@@ -115,6 +136,12 @@ class Job(FrozenModel):
     delivered: Count | None = None
     failed_again: Count | None = None
     pending: Count | None = None
+    #: Send elsewhere: where the retry delivers, once each, instead of `inbound` (null: the usual retry).
+    target: Endpoint | None = None
+
+    def target_json(self) -> str | None:
+        """The target as stored beside the job (None without one)."""
+        return None if self.target is None else self.target.model_dump_json()
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,8 @@ class JobRunner:
             return None  # a duplicate page message; the holder enqueues the next page
         if record.job.cancel_requested:
             return await self._finish(record, JobState.CANCELLED, now)
-        if record.job.action is JobAction.RETRY and await self._inbound_is_full(record.job.integration):
+        sends_to_inbound = record.job.action is JobAction.RETRY and record.job.target is None
+        if sends_to_inbound and await self._inbound_is_full(record.job.integration):
             await self.pages.enqueue(record.job, delay_s=BACKPRESSURE_DELAY_S)
             return None
         claimed = await self._claim(record, message_id, now)
@@ -223,7 +224,9 @@ class JobRunner:
     async def _run_batch(self, job: Job, batch: Batch, result: _PageResult, started: float) -> None:
         # The batch starts when its last item may: no item starts before n / rate seconds in.
         await self._pace(started, result.processed + len(batch) - 1)
-        if job.action is JobAction.RETRY:
+        if job.target is not None:
+            outcomes = await self._batches.send_to(batch, job.target)
+        elif job.action is JobAction.RETRY:
             outcomes = await self._batches.retry(batch, job=job)
         else:
             outcomes = await self._batches.delete(batch)

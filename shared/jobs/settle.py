@@ -80,6 +80,12 @@ def with_settled(job: Job, tally: SettleTally | None) -> Job:
     """A retry job as the API shows it: resent (its succeeded items), then delivered, failed again and pending."""
     if job.action is not JobAction.RETRY:
         return job
+    if job.target is not None:
+        # Sent elsewhere: the job delivered each message itself (succeeded) or kept its failure (failed),
+        # so nothing is left for the engine to settle.
+        return job.model_copy(
+            update={"resent": job.succeeded, "delivered": job.succeeded, "failed_again": 0, "pending": 0}
+        )
     tally = tally or SettleTally()
     resent = job.succeeded
     pending = max(resent - tally.delivered - tally.failed_again, 0)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from shared.audit.models import SYSTEM_ACTOR, Actor, AuditAction
 from shared.audit.service import AuditTrail
-from shared.jobs.models import Job, selection_summary
+from shared.jobs.models import Job, selection_summary, target_summary
 
 
 async def record_start(audit: AuditTrail, job: Job, actor: Actor) -> None:
     details = {"action": job.action.value, "selection": selection_summary(job.selection), "total": job.total}
+    if job.target is not None:
+        details["target"] = target_summary(job.target)
     await audit.record(actor, AuditAction.JOB_START, integration=job.integration, target=job.id, details=details)
 
 

@@ -2,9 +2,11 @@
 
 Time filters are RowKey ranges (the key is the failure id: inverted time, newest first), the
 other filters are OData comparisons passed as parameters, never formatted into the query. `q`
-(reason contains, case-insensitive) has no server-side operator in Table storage, so it is
-applied while streaming pages; a scan budget bounds the work of one page request, and the
-cursor then resumes where the scan stopped.
+(reason contains, case-insensitive) and the sender/receiver prefixes (case-insensitive, issue 19)
+have no server-side operator in Table storage, so they are applied while streaming pages; a scan
+budget bounds the work of one page request, and the cursor then resumes where the scan stopped.
+(A lowercased copy of sender and receiver would let a prefix be a key range, but rows written before
+it would hold none and drop out of every such filter; scanning treats every row alike.)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.failures.models import FailureFilter
+from shared.failures.models import FailureFilter, prefix_matches
 from shared.ids import id_prefix_at
 from shared.storage.cursors import cursor_after
 from shared.storage.tables import Entity, Table
@@ -35,9 +37,24 @@ class FailureQuery:
     text: str
     parameters: dict[str, Any]
     q: str | None
+    sender: str | None = None
+    receiver: str | None = None
+
+    @property
+    def scans(self) -> bool:
+        """Whether rows are dropped on our side (the scan budget then bounds a page)."""
+        return self.q is not None or self.sender is not None or self.receiver is not None
 
     def matches(self, row: Entity) -> bool:
-        return self.q is None or self.q in str(row.get("Reason", "")).casefold()
+        return (
+            (self.q is None or self.q in str(row.get("Reason", "")).casefold())
+            and prefix_matches(row.get("Sender"), self.sender)
+            and prefix_matches(row.get("Receiver"), self.receiver)
+        )
+
+
+#: What a scanning query reads of each row to decide whether it matches.
+SCANNED_PROPERTIES = ["RowKey", "Reason", "Sender", "Receiver"]
 
 
 def build_query(
@@ -61,26 +78,32 @@ def build_query(
     if after_row_key is not None:
         clauses.append("RowKey gt @after")
         parameters["after"] = after_row_key
-    for field, prop in (("sender", "Sender"), ("receiver", "Receiver"), ("group", "Group")):
+    for field, prop in (("group", "Group"), ("message_id", "MessageId"), ("correlation_id", "CorrelationId")):
         value = getattr(selection, field)
         if value is not None:
             clauses.append(f"{prop} eq @{field}")
             parameters[field] = value
+    if selection.ref is not None:
+        # Spaces inside the parentheses: the SDK's substitution breaks on `@ref)` (DESIGN.md section 10).
+        clauses.append("( MessageId eq @ref or CorrelationId eq @ref )")
+        parameters["ref"] = selection.ref
     if selection.origin is not None:
         clauses.append("Origin eq @origin")
         parameters["origin"] = selection.origin.value
     return FailureQuery(
-        text=" and ".join(clauses), parameters=parameters, q=selection.q.casefold() if selection.q else None
+        text=" and ".join(clauses),
+        parameters=parameters,
+        q=selection.q.casefold() if selection.q else None,
+        sender=selection.sender,
+        receiver=selection.receiver,
     )
 
 
 async def scan_page(
     table: Table, query: FailureQuery, *, limit: int, scan_budget: int, page_size: int, select: list[str] | None
-) -> tuple[list[Entity], Cursor | None]:
-    """Up to `limit` matching rows, and the cursor after the last row examined when more may match.
-
-    Stops early, with a cursor, once `scan_budget` rows were examined (`q` reads rows it drops).
-    """
+) -> tuple[list[Entity], Cursor | None, bool]:
+    """Up to `limit` matching rows, the cursor after the last row examined when more may match, and whether
+    the scan stopped early: once `scan_budget` rows were examined (`q` and prefixes read rows they drop)."""
     matched: list[Entity] = []
     scanned = 0
     continuation: dict[str, Any] | None = None
@@ -95,11 +118,11 @@ async def scan_page(
             rest_of_page = index + 1 < len(page.items)
             if len(matched) == limit:
                 more = rest_of_page or page.continuation is not None
-                return matched, cursor_after(str(row["RowKey"])) if more else None
+                return matched, cursor_after(str(row["RowKey"])) if more else None, False
             if scanned >= scan_budget and (rest_of_page or page.continuation is not None):
-                return matched, cursor_after(str(row["RowKey"]))
+                return matched, cursor_after(str(row["RowKey"])), True
         if page.continuation is None:
-            return matched, None
+            return matched, None, False
         continuation = page.continuation
 
 
@@ -111,8 +134,8 @@ async def stream_matches(
     `page_size` is the service page; with `q` most rows are read and dropped here, so callers
     that want only a few matches still ask for large pages then.
     """
-    needed = None if select is None else sorted({*select, "RowKey", "Reason"})
-    size = page_size if query.q is None else max(page_size, Q_SCAN_PAGE)
+    needed = None if select is None else sorted({*select, *SCANNED_PROPERTIES})
+    size = page_size if not query.scans else max(page_size, Q_SCAN_PAGE)
     async for row in table.query(query.text, query.parameters, page_size=size, select=needed):
         if query.matches(row):
             yield row

@@ -23,6 +23,7 @@ from shared.ids import id_prefix_at
 from shared.storage.cursors import position_key, row_key_after, version_of
 from shared.storage.failure_filter import (
     Q_SCAN_PAGE,
+    SCANNED_PROPERTIES,
     SERVER_PAGE,
     STREAM_PAGE,
     build_query,
@@ -117,20 +118,21 @@ class TableFailureStore:
         scan_budget: int = DEFAULT_SCAN_BUDGET,
     ) -> FailurePage:
         query = build_query(integration, selection, after_row_key=row_key_after(cursor))
-        # With `q` most rows are read only to be dropped: scan just the keys and reasons (a fraction
-        # of a full row to transfer and parse), then read the few matches in full.
-        scanning = query.q is not None
-        rows, next_cursor = await scan_page(
+        # With `q` or a prefix most rows are read only to be dropped: scan just the keys and what is
+        # matched on (a fraction of a full row to transfer and parse), then read the few matches in full.
+        scanning = query.scans
+        rows, next_cursor, stopped = await scan_page(
             self._failures,
             query,
             limit=limit,
             scan_budget=scan_budget,
             page_size=Q_SCAN_PAGE if scanning else max(min(SERVER_PAGE, limit * 2), 50),
-            select=["RowKey", "Reason"] if scanning else None,
+            select=SCANNED_PROPERTIES if scanning else None,
         )
         if not scanning:
             return FailurePage([failure_from_row(row) for row in rows], next_cursor)
-        return FailurePage(await self._read_in_full(integration, [str(row["RowKey"]) for row in rows]), next_cursor)
+        found = await self._read_in_full(integration, [str(row["RowKey"]) for row in rows])
+        return FailurePage(found, next_cursor, stopped_early=stopped)
 
     async def _read_in_full(self, integration: str, row_keys: list[str]) -> list[Failure]:
         """Point reads, a few at a time; a failure removed meanwhile is simply not listed."""

@@ -102,6 +102,8 @@ def _row_of(job: Job, *, cursor: Cursor | None, pages: int) -> Entity:
         "RatePerS": job.rate_per_s,
         "Cursor": cursor,
         "CreatedBy": job.created_by.model_dump_json() if job.created_by is not None else None,
+        # Send elsewhere (issue 19): the endpoint as JSON; its headers hold `%SETTING%` references, as a config's.
+        "Target": job.target_json(),
     }
     row.update({key: value for key, value in optional.items() if value is not None})
     return row
@@ -126,6 +128,7 @@ def _record_of(row: Entity) -> JobRecord:
         cancel_requested=bool(row.get("CancelRequested", False)),
         rate_per_s=row.get("RatePerS"),
         created_by=Actor.model_validate_json(row["CreatedBy"]) if row.get("CreatedBy") else None,
+        target=json.loads(row["Target"]) if row.get("Target") else None,
     )
     cursor = row.get("Cursor")
     checkpoint = Checkpoint(

@@ -9,6 +9,8 @@ import pytest
 
 from shared.failures.models import Failure, FailureFilter, FailureOrigin
 from shared.failures.ports import FailureStore
+from shared.failures.records import new_failure
+from shared.messages.models import Envelope
 from tests.contract.failure_data import BASE, END, MICROSECOND, all_pages, record, selected_ids
 
 # --- filters ------------------------------------------------------------------------------------
@@ -64,7 +66,41 @@ FILTER_CASES = [
     pytest.param({"q": "http", "to": BASE + timedelta(minutes=15)}, "ba", id="q+to"),
     pytest.param({"sender": "pos", "receiver": "erp"}, "c", id="sender+receiver"),
     pytest.param({"sender": "nobody"}, "", id="no-match"),
+    # Issue 19: sender and receiver are case-insensitive prefixes.
+    pytest.param({"sender": "WEB"}, "heba", id="sender-prefix-any-case"),
+    pytest.param({"sender": "p"}, "dc", id="sender-one-letter"),
+    pytest.param({"receiver": "W", "q": "rejected"}, "d", id="receiver-prefix+q"),
 ]
+
+
+async def test_a_failure_is_found_by_its_exact_message_id_correlation_id_or_either(
+    failure_store: FailureStore, dataset: dict[str, Failure]
+):
+    # Given the data set and one failure with a correlation id
+    envelope = Envelope(integration="orders", id="order-4711", correlation_id="corr-4711")
+    traced = await failure_store.add(
+        new_failure(envelope, origin=FailureOrigin.ENDPOINT, reason="HTTP 422", now=BASE, body_ref=None)
+    )
+    wanted = dataset["d"]
+    cases = [
+        ({"message_id": wanted.message_id}, wanted.id),
+        ({"correlation_id": "corr-4711"}, traced.id),
+        ({"ref": "corr-4711"}, traced.id),
+        ({"ref": "order-4711"}, traced.id),
+        ({"ref": wanted.message_id}, wanted.id),
+    ]
+    for filters, expected in cases:
+        selection = FailureFilter.model_validate(filters)
+
+        # When each is listed, counted and selected
+        page = await failure_store.page("orders", selection, limit=50)
+
+        # Then exactly that failure comes back
+        assert [f.id for f in page.items] == [expected], filters
+        assert await failure_store.count("orders", selection) == 1
+        assert await selected_ids(failure_store, selection, not_after=END) == [expected]
+    # And a prefix of an id is not an id
+    assert (await failure_store.page("orders", FailureFilter(message_id="order-47"), limit=50)).items == []
 
 
 @pytest.mark.parametrize(("filters", "expected"), FILTER_CASES)
@@ -192,3 +228,21 @@ async def test_q_with_a_small_scan_budget_returns_short_pages_whose_union_is_eve
     # Then the first page is short but continues, and the pages together hold every match once, newest first
     assert len(pages[0].items) < 5 and pages[0].next_cursor is not None
     assert [item.id for page in pages for item in page.items] == [f.id for f in reversed(matches)]
+    # And a page cut by the budget says so (issue 19), the last one does not
+    assert pages[0].stopped_early and not pages[-1].stopped_early
+
+
+async def test_a_sender_prefix_scan_is_bounded_by_the_budget_too(failure_store: FailureStore):
+    # Given 20 failures, every fourth from "Shop-EU", the others from "erp"
+    shops = []
+    for i in range(20):
+        failure = await record(failure_store, BASE + timedelta(seconds=i), sender="Shop-EU" if i % 4 == 0 else "erp")
+        if i % 4 == 0:
+            shops.append(failure)
+
+    # When listed by the prefix "shop" with a scan budget of 6
+    pages = await all_pages(failure_store, FailureFilter(sender="shop"), limit=5, scan_budget=6)
+
+    # Then the pages stop early and together hold every shop failure once, newest first
+    assert pages[0].stopped_early
+    assert [item.id for page in pages for item in page.items] == [f.id for f in reversed(shops)]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.config.models import HttpEndpoint
 from shared.errors import ConcurrencyConflict, JobAlreadyActive
 from shared.ids import newest_first_id
 from shared.jobs.models import Job, JobAction, JobSelection, JobState
@@ -170,3 +171,16 @@ async def test_active_lists_the_lock_holders(job_store: JobStore):
     # Then only billing's job holds a lock
     assert [(record.job.integration, record.job.id) for record in active] == [("billing", billing.id)]
     assert active[0].version
+
+
+async def test_a_send_elsewhere_target_reads_back_whole(job_store: JobStore):
+    # Given a job that sends its selection to another endpoint (issue 19)
+    target = {"kind": "http", "url": "https://archive.example/in", "headers": {"Authorization": "%ARCHIVE_TOKEN%"}}
+    job = make_job().model_copy(update={"target": HttpEndpoint.model_validate(target)})
+
+    # When it is stored and read back
+    await job_store.create(job)
+    record = await job_store.get("orders", job.id)
+
+    # Then the target is there, as given
+    assert record is not None and record.job.target == job.target

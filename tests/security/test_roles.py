@@ -180,6 +180,18 @@ async def _timeline(world: World) -> Sample:
     return Sample(path)
 
 
+async def _edit_retry(world: World) -> Sample:
+    name = await world.fresh_integration()
+    await seed_failures(world.admin, world.receiver, name, [Message({"n": 1})], **config(world.receiver))
+    [failure] = (await world.admin.get(f"/integrations/{name}/failures")).json()["items"]
+    return Sample(f"/integrations/{name}/failures/{failure['id']}/edit-retry", {"body_text": "{}"}, 202)
+
+
+async def _mute(world: World) -> Sample:
+    [group, *_] = (await world.admin.get(f"/integrations/{world.integration}/failure-groups")).json()["items"]
+    return Sample(f"/integrations/{world.integration}/failure-groups/{group['group']}/mute", {"reason": "matrix"})
+
+
 def _fixed(path: str, status: int = 200, content: bytes | None = None) -> Callable[[World], Awaitable[Sample]]:
     async def sample(world: World) -> Sample:
         return Sample(path.format(w=world), status=status, content=content)
@@ -207,6 +219,11 @@ SAMPLES: dict[str, Callable[[World], Awaitable[Sample]]] = {
     "get_failure": _fixed("/integrations/{w.integration}/failures/{w.failure_id}"),
     "failure_groups": _fixed("/integrations/{w.integration}/failure-groups"),
     "message_timeline": _timeline,
+    "failure_facets": _fixed("/integrations/{w.integration}/failures/facets"),
+    "export_failures": _fixed("/integrations/{w.integration}/failures/export"),
+    "edit_retry_failure": _edit_retry,
+    "mute_failure_group": _mute,
+    "unmute_failure_group": _fixed("/integrations/{w.integration}/failure-groups/0123456789abcdef/unmute"),
     "start_job": _start,
     "list_jobs": _fixed("/integrations/{w.integration}/jobs"),
     "get_job": _fixed("/integrations/{w.integration}/jobs/{w.job_id}"),
@@ -424,6 +441,7 @@ SAMPLE_PATHS = {
         job_id="0000000000000000-000000000000",
         rule_id="x",
         message_id="m-1",
+        group="0123456789abcdef",
     )
     for operation in OPERATIONS
     if operation.kind.needs_principal

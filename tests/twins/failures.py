@@ -18,7 +18,15 @@ from datetime import datetime
 from typing import Any
 
 from shared.errors import BadParameter, ConcurrencyConflict
-from shared.failures.models import Failure, FailureFilter, FailureGroup, FailureOrigin, FailurePage, FailureSummary
+from shared.failures.models import (
+    Failure,
+    FailureFilter,
+    FailureGroup,
+    FailureOrigin,
+    FailurePage,
+    FailureSummary,
+    prefix_matches,
+)
 from shared.failures.ports import DEFAULT_SCAN_BUDGET, Removal, SelectedFailure, StoredFailure
 from shared.ids import RECORD_ID_PATTERN
 from shared.sensitive import mask_headers
@@ -94,20 +102,25 @@ def _summary(integration: str, tallies: Iterable[_Tally]) -> FailureSummary:
 
 
 def _matches(failure: Failure, selection: FailureFilter, not_after: datetime | None) -> bool:
-    """Every filter but `q` (which is scanned for, within a budget)."""
+    """Every filter but the scanned ones: `q` and the sender/receiver prefixes (`_scan_matches`)."""
     upper = min((t for t in (selection.to, not_after) if t is not None), default=None)
     return (
         (selection.from_ is None or failure.failed_at >= selection.from_)
         and (upper is None or failure.failed_at <= upper)
-        and (selection.sender is None or failure.sender == selection.sender)
-        and (selection.receiver is None or failure.receiver == selection.receiver)
         and (selection.group is None or failure.group == selection.group)
         and (selection.origin is None or failure.origin is selection.origin)
+        and (selection.message_id is None or failure.message_id == selection.message_id)
+        and (selection.correlation_id is None or failure.correlation_id == selection.correlation_id)
+        and (selection.ref is None or selection.ref in (failure.message_id, failure.correlation_id))
     )
 
 
-def _reason_matches(failure: Failure, q: str | None) -> bool:
-    return q is None or q.casefold() in failure.reason.casefold()
+def _scan_matches(failure: Failure, selection: FailureFilter) -> bool:
+    return (
+        (selection.q is None or selection.q.casefold() in failure.reason.casefold())
+        and prefix_matches(failure.sender, selection.sender)
+        and prefix_matches(failure.receiver, selection.receiver)
+    )
 
 
 class MemoryFailureStore(Twin):
@@ -203,11 +216,13 @@ class MemoryFailureStore(Twin):
             # As the table scan does: the cursor follows the last row examined whenever rows remain
             # (they may not match `q`), so a page may be followed by an empty last page.
             for scanned, row in enumerate(candidates, start=1):
-                if _reason_matches(row.failure, selection.q):
+                if _scan_matches(row.failure, selection):
                     matched.append(row.failure.model_copy(deep=True))
                 more = scanned < len(candidates)
-                if len(matched) == limit or (scanned >= scan_budget and more):
+                if len(matched) == limit:
                     return FailurePage(matched, Cursor(_PAGE + row.failure.id) if more else None)
+                if scanned >= scan_budget and more:
+                    return FailurePage(matched, Cursor(_PAGE + row.failure.id), stopped_early=True)
             return FailurePage(matched, None)
 
     async def select(
@@ -226,7 +241,7 @@ class MemoryFailureStore(Twin):
             rows = [
                 row
                 for row in self._candidates(integration, selection, after=start, not_after=not_after)
-                if _reason_matches(row.failure, selection.q)
+                if _scan_matches(row.failure, selection)
             ][:limit]
         for row in rows:
             yield SelectedFailure(row.failure.model_copy(deep=True), row.version, Cursor(_POSITION + row.failure.id))
@@ -234,7 +249,7 @@ class MemoryFailureStore(Twin):
     async def count(self, integration: str, selection: FailureFilter, *, not_after: datetime | None = None) -> int:
         async with self.call("count"):
             candidates = self._candidates(integration, selection, after=None, not_after=not_after)
-            return sum(1 for row in candidates if _reason_matches(row.failure, selection.q))
+            return sum(1 for row in candidates if _scan_matches(row.failure, selection))
 
     # --- removing ----------------------------------------------------------------------------
 

@@ -10,11 +10,12 @@ import { formatBytes, formatCount, timeElement } from "../format.js";
 import { openDialog } from "../dialogs.js";
 import { timelineSection } from "./timeline.js";
 
-export function openFailureDetail(integration, failure) {
+/** `actions(detail, close)`, when given, adds what the caller may do with it (Retry, Delete, Edit and retry). */
+export function openFailureDetail(integration, failure, { actions = null } = {}) {
   const body = h("div", { "data-testid": "failure-detail" }, h("p", { class: "muted" }, "Loading…"));
-  openDialog({ title: `Failure ${failure.id}`, body, wide: true });
+  const modal = openDialog({ title: `Failure ${failure.id}`, body, wide: true });
   api.failure(integration, failure.id).then(
-    (detail) => replace(body, render(detail), timelineSection(integration, detail.failure)),
+    (detail) => replace(body, actions ? actions(detail, modal.close) : null, render(detail), timelineSection(integration, detail.failure)),
     (error) =>
       replace(
         body,

@@ -40,6 +40,13 @@ export function createFailureList(integration, { selection, onOpen, onCount, sel
   /** Resolves true when counted. */
   async function loadCount() {
     const asked = generation;
+    if (filters.body_contains) {
+      // A body search reads each failure's content: it is listed as found, never counted (issue 19).
+      count = null;
+      matchCount.textContent = "Searching message bodies: matches are listed as they are found; “Load more” searches further.";
+      matchCount.dataset.state = "searching";
+      return true;
+    }
     if (count === null) matchCount.textContent = "Counting…";
     try {
       const answer = await api.countFailures(integration, apiFilters(filters));

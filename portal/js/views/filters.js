@@ -117,6 +117,10 @@ export function createFilterBar({ onApply }) {
     const filters = {};
     for (const key of FILTER_KEYS) {
       if (key === "range") continue;
+      if (!inputs[key]) {
+        if (current[key]) filters[key] = current[key]; // set elsewhere (the find box's `ref`): kept as it is
+        continue;
+      }
       const raw = inputs[key].value.trim();
       const value = key === "from" || key === "to" ? localInputToIso(raw) : raw;
       if (value) filters[key] = value;
@@ -141,7 +145,7 @@ export function createFilterBar({ onApply }) {
     const active = FILTER_KEYS.filter((key) => filters[key]).length;
     toggleCount.textContent = active ? ` · ${active} active` : "";
     for (const key of FILTER_KEYS) {
-      if (key === "group" || key === "range") continue;
+      if (key === "group" || key === "range" || !inputs[key]) continue;
       const value = filters[key] ?? "";
       inputs[key].value = key === "from" || key === "to" ? isoToLocalInput(value) : value;
     }

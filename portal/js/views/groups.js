@@ -1,10 +1,11 @@
 // The failure groups panel: like-failures (same origin, status and normalised reason) with their
 // counts. One click filters the page to a group; clicking the active group clears that filter.
+// A muted group (issue 19) shows as such; `extra(group)` adds a control beside a group (Mute/Unmute).
 
 import { h, replace } from "../dom.js";
 import { formatCount, timeElement } from "../format.js";
 
-export function createGroupsPanel({ onPick }) {
+export function createGroupsPanel({ onPick, extra = null, describeMuted = null }) {
   const body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const element = h(
     "section",
@@ -27,7 +28,7 @@ export function createGroupsPanel({ onPick }) {
         groups.map((group) =>
           h(
             "li",
-            {},
+            { class: group.muted ? "muted-group" : null, dataset: { muted: String(Boolean(group.muted)) } },
             h(
               "button",
               {
@@ -40,7 +41,9 @@ export function createGroupsPanel({ onPick }) {
               h("span", { class: "count" }, formatCount(group.count), h("span", { class: "visually-hidden" }, " failures")),
               h("span", { class: "reason" }, group.sample_reason),
               h("span", { class: "reason" }, "last ", timeElement(group.last_failed_at)),
+              group.muted && describeMuted ? h("span", { class: "reason", "data-testid": "muted-note" }, describeMuted(group.muted)) : null,
             ),
+            extra ? extra(group) : null,
           ),
         ),
       ),

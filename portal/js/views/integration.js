@@ -9,6 +9,11 @@
 //   groups.js            failure groups, beside the list
 //   pickup.js            the pickup source and its runs, "Pick up now" (hidden without a source)
 //   control.js           paused or running, messages held, the circuit breaker; Pause (with a reason) and Resume
+//   find-box.js          "Find a message" by message or correlation id (the `ref` filter)
+//   suggestions.js       known senders and receivers for the filter bar
+//   export-button.js     Export the matching failures (CSV, NDJSON)
+//   failure-actions.js   Retry, Delete, Edit and retry in the detail dialog (operators)
+//   group-mute.js        Mute/Unmute beside each failure group (operators)
 //   ../refresh.js        auto-refresh every 15 s: list, count, groups, jobs; on hold while rows are selected
 // A new part of the page is one more component: created here, placed in the layout below, and
 // wired to the others through its callbacks. When only the filters change the page updates in
@@ -29,6 +34,11 @@ import { createJobsPanel } from "./jobs.js";
 import { createControlPanel } from "./control.js";
 import { createPickupPanel } from "./pickup.js";
 import { createSelection } from "./selection.js";
+import { createExportButton } from "./export-button.js";
+import { createFailureActions } from "./failure-actions.js";
+import { createFindBox } from "./find-box.js";
+import { describeMute, muteControl } from "./group-mute.js";
+import { attachSuggestions } from "./suggestions.js";
 
 export function mountIntegration(main, route) {
   const integration = route.integration;
@@ -38,7 +48,16 @@ export function mountIntegration(main, route) {
 
   const head = createIntegrationHead(integration, { onRefresh: () => refresh() });
   const filterBar = createFilterBar({ onApply: (next) => navigate(next) });
-  const groupsPanel = createGroupsPanel({ onPick: (group) => navigate({ ...filters, group: group ?? undefined }) });
+  const groupsPanel = createGroupsPanel({
+    onPick: (group) => navigate({ ...filters, group: group ?? undefined }),
+    extra: acts ? (group) => muteControl(integration, group, { onChanged: () => loadGroups() }) : null,
+    describeMuted: describeMute,
+  });
+  const findBox = createFindBox({
+    onFind: (found) => navigate({ ...filters, ref: found.ref, body_contains: found.body_contains }),
+  });
+  const exportButton = createExportButton(integration);
+  const suggestions = attachSuggestions(filterBar.element, integration);
   // A run brings no failures of its own unless it failed too often (a `pickup` failure): show the list as it is.
   const pickupPanel = createPickupPanel(integration, { onRun: () => jobFinishedOrPicked() });
   // A resume delivers what was held: failures may follow, so the list is shown as it is then.
@@ -52,7 +71,17 @@ export function mountIntegration(main, route) {
   });
   const list = createFailureList(integration, {
     selection,
-    onOpen: (failure) => openFailureDetail(integration, failure),
+    onOpen: (failure) =>
+      openFailureDetail(integration, failure, {
+        actions: acts
+          ? (detail, close) =>
+              createFailureActions(integration, detail.failure, detail.content, {
+                onJob: (job) => jobsPanel.track(job),
+                onSent: () => jobFinishedOrPicked(),
+                close,
+              }).element
+          : null,
+      }),
     onCount: (count) => selection.setMatching(count),
     selectable: acts,
   });
@@ -75,7 +104,7 @@ export function mountIntegration(main, route) {
     },
   });
 
-  replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts }));
+  replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts, findBox, exportButton }));
 
   // Groups feed two components: the panel and the filter bar's group choice. Resolves true when loaded.
   async function loadGroups() {
@@ -137,6 +166,8 @@ export function mountIntegration(main, route) {
   }
 
   filterBar.setFilters(filters);
+  findBox.setFilters(filters);
+  exportButton.setFilters(filters);
   refresh();
 
   return {
@@ -146,6 +177,8 @@ export function mountIntegration(main, route) {
       if (next.view !== "integration" || next.integration !== integration) return false;
       filters = next.filters;
       filterBar.setFilters(filters);
+      findBox.setFilters(filters);
+      exportButton.setFilters(filters);
       loadGroups();
       showFailures();
       return true;
@@ -153,13 +186,13 @@ export function mountIntegration(main, route) {
     destroy() {
       disposed = true;
       autoRefresh.destroy();
-      for (const component of [head, list, actions, jobsPanel, pickupPanel, controlPanel, filterBar]) component.destroy();
+      for (const component of [head, list, actions, jobsPanel, pickupPanel, controlPanel, filterBar, suggestions]) component.destroy();
     },
   };
 }
 
-/** Where each component sits: the head on top; filters, the jobs strip and failures in the main column; control, pickup and groups beside. */
-function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts }) {
+/** Where each component sits: the head on top; find, filters, the jobs strip and failures in the main column; control, pickup and groups beside. */
+function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts, findBox, exportButton }) {
   return [
     head.parts.breadcrumb,
     head.parts.heading,
@@ -169,9 +202,10 @@ function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, cont
       h(
         "div",
         { class: "stack" },
+        h("section", { class: "card", "aria-label": "Find" }, findBox.element),
         h("section", { class: "card", "aria-label": "Filters" }, filterBar.element),
         jobsPanel.element,
-        failuresCard(list, selection, actions, acts),
+        failuresCard(list, selection, actions, acts, exportButton),
       ),
       h("div", { class: "side" }, controlPanel.element, pickupPanel.element, groupsPanel.element),
     ),
@@ -180,7 +214,7 @@ function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, cont
 
 /** The failures card, where the list, the selection and the job actions interleave (the last two for
  * those who may act: a reader sees the list and why there is nothing to press). */
-function failuresCard(list, selection, actions, acts) {
+function failuresCard(list, selection, actions, acts, exportButton) {
   const bar = acts
     ? h(
         "div",
@@ -194,7 +228,7 @@ function failuresCard(list, selection, actions, acts) {
   return h(
     "section",
     { class: "card", "aria-labelledby": "failures-title" },
-    h("h2", { id: "failures-title" }, "Failures"),
+    h("div", { class: "card-head" }, h("h2", { id: "failures-title" }, "Failures"), exportButton.element),
     list.parts.matchCount,
     bar,
     actions.parts.conflict,

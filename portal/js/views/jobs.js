@@ -40,6 +40,13 @@ export function describeSelection(selection) {
   return "All failures";
 }
 
+/** Where a send-elsewhere job delivers: "https://archive.example/in", "queue archive", "Service Bus orders". */
+export function describeTarget(target) {
+  if (target.kind === "http") return target.url;
+  if (target.kind === "storage_queue") return `queue ${target.queue}`;
+  return `Service Bus ${target.entity}`;
+}
+
 /**
  * The panel. `onActiveChange(job | null)` fires whenever the active job changes (or its
  * counters move); `onFinished(job)` once when a watched job ends.
@@ -262,7 +269,7 @@ function createJobCard(job, { onCancel }) {
     title.textContent = `${ACTION_LABELS[next.action] ?? next.action} job`;
     state.textContent = next.cancel_requested && active ? `${next.state}, cancelling` : next.state;
     state.className = `state ${next.state}`;
-    what.textContent = `· ${describeSelection(next.selection)}`;
+    what.textContent = `· ${describeSelection(next.selection)}${next.target ? ` → ${describeTarget(next.target)}` : ""}`;
     cancel.hidden = !active || !can(ROLES.operator); // cancelling is an operator's
     if (active && !next.cancel_requested) {
       cancel.disabled = false;

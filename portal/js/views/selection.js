@@ -84,6 +84,8 @@ export function createSelection({ onChange }) {
     startOver(nextFilters) {
       filters = nextFilters;
       matching = null;
+      // A body search is not a selection a job can freeze: pick the rows found instead.
+      allSwitch.disabled = Boolean(filters.body_contains);
       clear();
     },
     setMatching(total) {
