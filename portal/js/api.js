@@ -2,6 +2,14 @@
 // session cookie goes with every call on its own; in key mode every call carries the function key.
 // A 401 tells the app to sign in (or to ask for the key) again. Errors arrive as ApiError with the
 // API's {"error": {"code", "message", "details"}} unpacked; a 403 names `details.required_role`.
+//
+// What a person reads: a 4xx keeps the server's message (it names the field or the rule at fault);
+// anything else (5xx, no answer, no network) gets a plain sentence chosen by its code, because the
+// server's text there names storage internals ("query uxfailuresummary: no answer within 10 s").
+// The server's own text stays on `error.serverMessage` for whoever debugs.
+//
+// An outage (no answer, a timeout, 502/503/504) is also reported to outage.js, which shows the
+// banner and retries the failed GETs with backoff until they answer.
 
 import { forgetKey, getKey } from "./key.js";
 import { signsIn } from "./session.js";
@@ -9,15 +17,63 @@ import { signsIn } from "./session.js";
 // The page lives at <prefix>/portal, so the API prefix is the page's directory ("/api/").
 const API_BASE = new URL(".", window.location.href);
 
+/** A call without an answer by then counts as an outage. The server bounds each storage call at
+ * STORAGE_TIMEOUT_S (10 s) and answers 503 past it; a route makes a few in a row at most. */
+export const REQUEST_TIMEOUT_MS = 25_000;
+
+/** Plain sentences for errors whose server text is not for people (5xx, no answer). */
+const PLAIN_MESSAGES = {
+  unreachable: "The Rebound server could not be reached (no network, or the server is down).",
+  timeout: "The Rebound server did not answer in time.",
+  storage_unavailable: "Rebound's storage is not answering right now.",
+  storage_error: "Rebound's storage is not answering right now.",
+  entity_too_large: "This is too large for Rebound to store.",
+  gateway: "The Rebound server is not answering right now (the gateway in front of it gave up).",
+  internal: "The Rebound server failed to do this (an internal error; the function logs have the details).",
+};
+
+/** Statuses that mean "the service is not there right now", not "you asked wrongly". */
+const OUTAGE_STATUSES = new Set([0, 502, 503, 504]);
+
 export class ApiError extends Error {
-  constructor(status, body, fallback) {
+  constructor(status, body, fallback, code = "") {
     const error = body && typeof body === "object" ? body.error ?? {} : {};
-    super(error.message || fallback || `HTTP ${status}`);
+    const errorCode = error.code || code;
+    const serverMessage = error.message || fallback || `HTTP ${status}`;
+    super(plainMessage(status, errorCode, serverMessage));
     this.name = "ApiError";
     this.status = status;
-    this.code = error.code || "";
+    this.code = errorCode;
+    this.serverMessage = serverMessage;
     this.details = error.details ?? {};
   }
+
+  /** True when the service (or its storage) did not answer: worth retrying by itself, and what the banner is for. */
+  get outage() {
+    return OUTAGE_STATUSES.has(this.status) || this.code === "storage_unavailable";
+  }
+}
+
+function plainMessage(status, code, serverMessage) {
+  if (status >= 400 && status < 500 && code !== "concurrency_conflict") return serverMessage;
+  if (status === 409) return "Someone changed this at the same time; reload and try again.";
+  if (PLAIN_MESSAGES[code]) return PLAIN_MESSAGES[code];
+  if (status === 502 || status === 504) return PLAIN_MESSAGES.gateway;
+  if (status === 503) return PLAIN_MESSAGES.storage_unavailable;
+  if (status === 0) return PLAIN_MESSAGES.unreachable;
+  return PLAIN_MESSAGES.internal;
+}
+
+/** The message for people, for any error a view caught (an ApiError or a bug of ours). */
+export function userMessage(error) {
+  return error instanceof ApiError ? error.message : PLAIN_MESSAGES.internal;
+}
+
+/** Told about every outage and every answer, so the banner knows when to show and when to go. */
+let outageWatcher = { failed() {}, answered() {} };
+
+export function setOutageWatcher(watcher) {
+  outageWatcher = watcher;
 }
 
 let onUnauthorized = () => {};
@@ -35,22 +91,33 @@ function url(path, params = {}) {
   return target;
 }
 
-async function request(method, path, { params, body, quiet401 = false } = {}) {
+async function request(method, path, { params, body, quiet401 = false, timeoutMs = REQUEST_TIMEOUT_MS } = {}) {
   const headers = { Accept: "application/json" };
   if (!signsIn() && getKey()) headers["x-functions-key"] = getKey();
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  const target = url(path, params);
+  const retry = method === "GET" ? () => request(method, path, { params, quiet401, timeoutMs }) : null;
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
   let response;
+  let text;
   try {
-    response = await fetch(url(path, params), {
+    response = await fetch(target, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
+      signal: abort.signal,
     });
+    text = await response.text();
   } catch (cause) {
-    throw new ApiError(0, null, `The server could not be reached (${cause.message}).`);
+    const timedOut = abort.signal.aborted;
+    const error = new ApiError(0, null, timedOut ? `no answer within ${timeoutMs / 1000} s` : cause.message, timedOut ? "timeout" : "unreachable");
+    outageWatcher.failed(error, { key: `${method} ${target}`, retry });
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
-  const text = await response.text();
   let data = null;
   if (text) {
     try {
@@ -66,7 +133,13 @@ async function request(method, path, { params, body, quiet401 = false } = {}) {
     onUnauthorized(error);
     throw error;
   }
-  if (!response.ok) throw new ApiError(response.status, data, `${method} ${path} answered ${response.status}`);
+  const error = response.ok ? null : new ApiError(response.status, data, `${method} ${path} answered ${response.status}`);
+  if (error?.outage) {
+    outageWatcher.failed(error, { key: `${method} ${target}`, retry });
+    throw error;
+  }
+  outageWatcher.answered(`${method} ${target}`);
+  if (error) throw error;
   return data;
 }
 
@@ -148,4 +221,6 @@ export const api = {
   replay: () => request("POST", "recovery/replay"),
 
   metrics: () => request("GET", "metrics"),
+  /** Whether every store answers (anonymous); 503 with the same report when one does not. */
+  health: () => request("GET", "health"),
 };

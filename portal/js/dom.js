@@ -40,3 +40,9 @@ export function uid(prefix = "id") {
   nextId += 1;
   return `${prefix}-${nextId}`;
 }
+
+/** A table that may be wider than the screen, in a box that scrolls sideways. The box is a named,
+ * focusable region: keyboard users can scroll it too (axe: scrollable-region-focusable). */
+export function scrollRegion(label, ...children) {
+  return h("div", { class: "table-wrap", role: "region", "aria-label": label, tabindex: "0" }, children);
+}

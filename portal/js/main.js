@@ -5,8 +5,11 @@
 
 import { api, setUnauthorizedHandler } from "./api.js";
 import { h, replace } from "./dom.js";
+import { setUtc, showsUtc, zoneName } from "./format.js";
 import { forgetKey, getKey, setKey, takeKeyFromUrl } from "./key.js";
 import { clearNotices } from "./notices.js";
+import { startOutageBanner } from "./outage.js";
+import { setOutageCheck } from "./refresh.js";
 import { isRoute, overviewHref, parseRoute } from "./route.js";
 import { roleLabel, setConfig, setUser, signInHref, signOutHref, signsIn, user } from "./session.js";
 import { mountAlerts } from "./views/alerts.js";
@@ -26,12 +29,29 @@ const navLinks = {
 let view = null;
 let asking = false;
 
+// Storage or the server not answering: a banner, retries with backoff, then the view reloads in place
+// (a view without `refresh` is mounted again).
+const outage = startOutageBanner(document.getElementById("outage"), {
+  onRecovered: () => {
+    if (!view || !user()) return;
+    if (view.refresh) view.refresh();
+    else show(false, true);
+  },
+});
+setOutageCheck(outage.down);
+
+// Times in the browser's zone (named on every time) or in UTC; the switch's title names the local zone.
+const zoneSwitch = document.getElementById("zone-switch");
+zoneSwitch.checked = showsUtc();
+zoneSwitch.closest("label").title = `Show every time in UTC instead of your time zone (${zoneName({ local: true })})`;
+zoneSwitch.addEventListener("change", () => setUtc(zoneSwitch.checked));
+
 function unmount() {
   view?.destroy();
   view = null;
 }
 
-function show(initial = false) {
+function show(initial = false, remount = false) {
   if (!isRoute(window.location.hash)) return; // an in-page anchor such as the skip link
   if (!user()) {
     if (signsIn()) showSignIn();
@@ -39,7 +59,7 @@ function show(initial = false) {
     return;
   }
   const route = parseRoute(window.location.hash);
-  if (view?.update?.(route)) return; // same page, new filters: updated in place
+  if (!remount && view?.update?.(route)) return; // same page, new filters: updated in place
   unmount();
   clearNotices();
   for (const [name, link] of Object.entries(navLinks)) link.setAttribute("aria-current", route.view === name ? "page" : "false");

@@ -4,8 +4,24 @@
 // Shared or reloaded, a URL shows the same view. Hashes not starting with "#/" (the skip
 // link's "#main") are in-page anchors, not routes.
 
-/** The filter bar's fields, in the API's query parameter names. */
-export const FILTER_KEYS = ["from", "to", "q", "sender", "receiver", "origin", "group", "ref", "body_contains"];
+/** The filter bar's fields, in the API's query parameter names; `range` is the portal's own (see apiFilters). */
+export const FILTER_KEYS = ["from", "to", "q", "sender", "receiver", "origin", "group", "ref", "body_contains", "range"];
+
+/** Quick time ranges: the URL keeps the range ("range=1h"), so a shared or refreshed view slides with the clock. */
+export const RANGES = [
+  ["15m", "Last 15 min", 15 * 60],
+  ["1h", "Last hour", 3600],
+  ["24h", "Last 24 h", 24 * 3600],
+  ["7d", "Last 7 days", 7 * 24 * 3600],
+];
+
+/** The filters as the API takes them: a quick range becomes `from` = now minus the range, at the time of asking. */
+export function apiFilters(filters, now = Date.now()) {
+  const { range, ...rest } = filters;
+  const known = RANGES.find(([key]) => key === range);
+  if (!known) return rest;
+  return { ...rest, from: new Date(now - known[2] * 1000).toISOString().replace(/\.\d{3}Z$/, "Z") };
+}
 
 export const ORIGINS = ["endpoint", "engine", "ingest", "catastrophic", "config", "pickup"];
 

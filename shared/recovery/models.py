@@ -51,6 +51,10 @@ class RecoveryStatus(FrozenModel):
     backend: Literal["storage", "servicebus"]
     queues: list[RecoveryQueueStatus]
     last_sweep: SweepResult | None = None
+    #: What storage did not answer for just now: queue names (left out of `queues`) and `last_sweep`
+    #: (null then, though a sweep may have run). Empty when every figure is known: a reader must not
+    #: take a missing queue or sweep for "nothing waiting" or "never swept".
+    unknown: list[str] = Field(default_factory=list)
 
 
 class ParkedMessage(BaseModel):

@@ -14,6 +14,7 @@ it never ends the sweep.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -28,7 +29,7 @@ from shared.logs import log_event
 from shared.messages.ports import MessageQueue, PayloadStore
 from shared.messages.shards import InboundShards
 from shared.operability.metrics import Metrics
-from shared.recovery.models import RecoveryStatus, SweepResult
+from shared.recovery.models import RecoveryQueueStatus, RecoveryStatus, SweepResult
 from shared.recovery.moves import MessageMoves, Moved
 from shared.recovery.ports import MainFlowProbe, MessageSource, RecoveryFlow, SweepState
 from shared.values import utc_now
@@ -100,18 +101,38 @@ class RecoverySweeper:
         return [*self.sources(), *await self._retired_sources()]
 
     async def status(self) -> RecoveryStatus:
-        queues = []
+        """Every queue and the last sweep, asked at once: during an outage each waits its storage timeout,
+        and one after the other they kept the portal waiting for their sum. What did not answer is `unknown`."""
         retired = await self._retired_sources()
-        for source in [*self.sources(), *retired]:
-            try:
-                status = await source.status()
-            except StorageUnavailable:
-                log_event(logger, "recovery.status_unavailable", level=logging.WARNING, queue=source.name)
-                continue
-            if source in retired and not status.count:
-                continue  # an empty queue of a retired shard is nothing to report
-            queues.append(status)
-        return RecoveryStatus(backend=self._flow.backend, queues=queues, last_sweep=await self._last_sweep())
+        sources = [*self.sources(), *retired]
+        answers = await asyncio.gather(
+            *(source.status() for source in sources), self._state.last(), return_exceptions=True
+        )
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, StorageUnavailable):
+                raise answer
+        queues = [
+            answer
+            for source, answer in zip(sources, answers, strict=False)
+            # an empty queue of a retired shard is nothing to report
+            if isinstance(answer, RecoveryQueueStatus) and (answer.count or source not in retired)
+        ]
+        unknown = [
+            source.name
+            for source, answer in zip(sources, answers, strict=False)
+            if isinstance(answer, StorageUnavailable)
+        ]
+        for name in unknown:
+            log_event(logger, "recovery.status_unavailable", level=logging.WARNING, queue=name)
+        last_sweep = answers[-1]
+        if isinstance(last_sweep, StorageUnavailable):
+            unknown.append("last_sweep")
+        return RecoveryStatus(
+            backend=self._flow.backend,
+            queues=queues,
+            last_sweep=last_sweep if isinstance(last_sweep, SweepResult) else None,
+            unknown=unknown,
+        )
 
     async def replay(self, *, actor: Actor) -> SweepResult:
         """A sweep run by hand (`POST /recovery/replay`), recorded in the audit trail with what it moved."""
@@ -197,12 +218,6 @@ class RecoverySweeper:
             await self._state.remember(result)
         except StorageUnavailable:
             log_event(logger, "recovery.state_unsaved", level=logging.WARNING)
-
-    async def _last_sweep(self) -> SweepResult | None:
-        try:
-            return await self._state.last()
-        except StorageUnavailable:
-            return None
 
 
 class _Tally:

@@ -36,6 +36,10 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 VIEWPORT: ViewportSize = {"width": 1400, "height": 1000}
+#: The two screens every flow of the portal is tried on: a laptop, and a phone held upright.
+DESKTOP: ViewportSize = {"width": 1440, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+AXE_SCRIPT = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 #: Playwright's wait for a locator or an expect(); generous for a 2-core machine running other tests.
 UI_TIMEOUT_MS = 15_000
 
@@ -50,10 +54,20 @@ SESSION_COOKIE = "AppServiceAuthSession"
 
 @contextlib.asynccontextmanager
 async def browser_page(
-    browser: Browser, console: ConsoleWatch, host: DevhostProcess, user: str | None
+    browser: Browser,
+    console: ConsoleWatch,
+    host: DevhostProcess,
+    user: str | None,
+    *,
+    viewport: ViewportSize = VIEWPORT,
+    **context_options: Any,
 ) -> AsyncIterator[Page]:
-    """A fresh browser context, signed in as the dev `user` (None: nobody), watched for console errors."""
-    context = await browser.new_context(viewport=VIEWPORT, accept_downloads=True, color_scheme="light")
+    """A fresh browser context, signed in as the dev `user` (None: nobody), watched for console errors.
+
+    `context_options` go to Playwright's new_context (timezone_id, locale, bypass_csp for axe, ...)."""
+    context = await browser.new_context(
+        viewport=viewport, accept_downloads=True, color_scheme="light", **context_options
+    )
     context.set_default_timeout(UI_TIMEOUT_MS)
     if user is not None:
         await context.add_cookies([{"name": SESSION_COOKIE, "value": user, "url": host.base_url}])
@@ -144,3 +158,24 @@ async def failure_count(http: httpx.AsyncClient, integration: str, **filters: st
     response = await http.get(f"/integrations/{integration}/failures/count", params=filters)
     assert response.status_code == 200, response.text
     return int(response.json()["count"])
+
+
+async def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """Run axe-core on the page as it is now; the violations, each with its rule id and the nodes at fault.
+
+    axe.min.js is injected as an inline script: the page's Content-Security-Policy forbids those, so the
+    context must be made with `bypass_csp=True`."""
+    if not await page.evaluate("() => typeof window.axe === 'object'"):
+        await page.add_script_tag(path=str(AXE_SCRIPT))
+    result: dict[str, Any] = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [
+        {"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"]][:5]} for v in result["violations"]
+    ]
+
+
+async def assert_accessible(page: Page, state: str) -> None:
+    """No axe violation, and nothing wider than the screen (no sideways scroll of the whole page)."""
+    violations = await axe_violations(page)
+    assert violations == [], f"axe found violations in the state {state!r}: {violations}"
+    widths = await page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"the page scrolls sideways in the state {state!r}: {widths}"

@@ -467,7 +467,7 @@ async def test_the_filter_bar_and_the_action_buttons_are_reachable_with_tab(page
 
     # When the user tabs from the top of the page to the first row's checkbox
     seen = []
-    for _ in range(40):
+    for _ in range(60):
         await page.keyboard.press("Tab")
         seen.append(await page.evaluate(FOCUSED))
         if seen[-1].startswith("checkbox:Select the failure"):

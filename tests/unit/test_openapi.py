@@ -435,6 +435,10 @@ def test_the_document_is_mains_but_for_the_listed_changes(document):
         "ServiceBusEndpoint",
     ):  # fmt: skip
         expected["components"]["schemas"][name] = schemas[name]
+    # 11. Issue 19, portal: the recovery status names what storage did not answer for (`unknown`), so a reader
+    #    does not take a missing queue or sweep for "nothing waiting" or "never swept".
+    recovery_status = expected["components"]["schemas"]["RecoveryStatus"]["properties"]
+    recovery_status["unknown"] = schemas["RecoveryStatus"]["properties"]["unknown"]
     expected["components"]["schemas"] = dict(sorted(expected["components"]["schemas"].items()))
 
     # Then the generated document is exactly that

@@ -1,8 +1,8 @@
 // The activity panel: what the engine did (GET /api/metrics), in the recent window and since
-// the instance started, in total and per integration. Counters are per instance: on Azure
+// the instance started, in total and per integration (reloaded with the page). Counters are per instance: on Azure
 // with several instances this is the one that answered; App Insights has the sum.
 
-import { api } from "../api.js";
+import { api, userMessage } from "../api.js";
 import { h, replace } from "../dom.js";
 import { formatCount } from "../format.js";
 
@@ -37,15 +37,17 @@ export function mountActivityPanel(container) {
   container.append(panel);
   let disposed = false;
 
+  /** Resolves true when the counters were shown, false when they are unknown. */
   async function load() {
     let snapshot;
     try {
       snapshot = await api.metrics();
     } catch (error) {
-      if (!disposed) replace(body, h("p", { class: "muted" }, `Activity unavailable: ${error.message}`));
-      return;
+      if (!disposed) replace(body, h("p", { class: "muted", "data-testid": "activity-unknown" }, `Activity unknown: ${userMessage(error)}`));
+      return false;
     }
     if (!disposed) render(snapshot);
+    return true;
   }
 
   function render(snapshot) {
@@ -109,13 +111,11 @@ export function mountActivityPanel(container) {
     );
   }
 
-  load();
-  const timer = setInterval(load, 10_000);
+  // The page loads it, and reloads it with its auto-refresh.
   return {
     load,
     destroy() {
       disposed = true;
-      clearInterval(timer);
     },
   };
 }

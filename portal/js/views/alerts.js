@@ -3,7 +3,7 @@
 
 import { api } from "../api.js";
 import { confirmAction } from "../dialogs.js";
-import { h, replace, uid } from "../dom.js";
+import { h, replace, scrollRegion, uid } from "../dom.js";
 import { formatCount, timeElement } from "../format.js";
 import { errorBlock, notify, notifyError } from "../notices.js";
 import { can, ROLES } from "../session.js";
@@ -47,12 +47,16 @@ export function mountAlerts(main) {
       replace(rulesCard, h("h2", { id: "rules-title" }, "Rules"), rulesTable(rules.items, { onEdit: (rule) => form.edit(rule), onChanged: () => load() }));
       replace(historyCard, h("h2", { id: "history-title" }, "History"), historyTable(alerts.items));
     } catch (error) {
-      if (!disposed) replace(rulesCard, h("h2", { id: "rules-title" }, "Rules"), errorBlock(error.message));
+      if (disposed) return;
+      replace(rulesCard, h("h2", { id: "rules-title" }, "Rules"), errorBlock(`The rules are unknown: ${error.message}`));
+      replace(historyCard, h("h2", { id: "history-title" }, "History"), h("p", { class: "muted" }, "Unknown until the rules load."));
     }
   }
 
   load();
   return {
+    // After an outage: the lists again, the form as the person left it.
+    refresh: load,
     destroy() {
       disposed = true;
     },
@@ -130,9 +134,8 @@ async function remove(rule, onChanged) {
 
 function historyTable(alerts) {
   if (alerts.length === 0) return h("p", { class: "empty", "data-testid": "history-empty" }, "Nothing has fired.");
-  return h(
-    "div",
-    { class: "table-wrap" },
+  return scrollRegion(
+    "Alert history",
     h(
       "table",
       { "data-testid": "history-table" },

@@ -3,7 +3,7 @@
 // so a view can be shared and reloaded; "Load more" follows the API's cursor.
 
 import { api } from "../api.js";
-import { h, replace, uid } from "../dom.js";
+import { h, replace, scrollRegion, uid } from "../dom.js";
 import { isoToLocalInput, localInputToIso, timeElement } from "../format.js";
 import { errorBlock } from "../notices.js";
 import { AUDIT_ACTIONS, AUDIT_FILTER_KEYS, auditHref, integrationHref } from "../route.js";
@@ -49,7 +49,7 @@ export function mountAudit(main, route) {
       "div",
       { class: "stack" },
       h("section", { class: "card", "aria-label": "Filters" }, form.element),
-      h("section", { class: "card", "aria-labelledby": "audit-title" }, h("h2", { id: "audit-title" }, "Entries"), status, h("div", { class: "table-wrap" }, table), h("div", { class: "toolbar" }, loadMore)),
+      h("section", { class: "card", "aria-labelledby": "audit-title" }, h("h2", { id: "audit-title" }, "Entries"), status, scrollRegion("Audit entries", table), h("div", { class: "toolbar" }, loadMore)),
     ),
   );
   document.title = "Audit · Rebound";
@@ -93,6 +93,7 @@ export function mountAudit(main, route) {
 
   reload();
   return {
+    refresh: reload,
     update(next) {
       if (next.view !== "audit") return false;
       filters = next.filters;

@@ -1,9 +1,10 @@
 // Failure detail, in a dialog: when, why and where; the content (JSON/XML indented, raw text
 // exactly as stored, binary as a download); the headers; the attempt history; copy buttons for
-// the ids a person pastes into a ticket or a log search.
+// the ids a person pastes into a ticket or a log search. A text body past 64 KiB shows its start
+// with "Show all" and Download; the attempt history scrolls sideways in its own focusable region.
 
 import { api } from "../api.js";
-import { h, replace, uid } from "../dom.js";
+import { h, replace, scrollRegion, uid } from "../dom.js";
 import { contentBytes, contentKind, copyText, downloadBytes, downloadName, hexPreview, prettyText } from "../content.js";
 import { formatBytes, formatCount, timeElement } from "../format.js";
 import { openDialog } from "../dialogs.js";
@@ -113,13 +114,37 @@ function contentSection(failure, content) {
   }
   const kind = contentKind(content.content_type, content.data);
   const pretty = prettyText(kind, content.data);
-  const rawPanel = h("pre", { class: "content", "data-testid": "content-raw", tabindex: "0" }, content.data);
+  const rawPanel = h("pre", { class: "content", "data-testid": "content-raw", tabindex: "0" });
   const copy = copyButton(content.data, "content", { small: false });
-  if (pretty === null || pretty === content.data) {
-    return [meta, h("div", { class: "toolbar" }, h("span", { class: "spacer" }), copy, download), rawPanel];
+  const prettyPanel = pretty === null || pretty === content.data ? null : h("pre", { class: "content", "data-testid": "content-pretty", tabindex: "0" });
+  const cut = shownInPart([[rawPanel, content.data], [prettyPanel, pretty]], content, download);
+  if (!prettyPanel) {
+    return [meta, cut, h("div", { class: "toolbar" }, h("span", { class: "spacer" }), copy, download), rawPanel];
   }
-  const prettyPanel = h("pre", { class: "content", "data-testid": "content-pretty", tabindex: "0" }, pretty);
-  return [meta, tabs([["Formatted", prettyPanel], ["As received", rawPanel]], [copy, download])];
+  return [meta, cut, tabs([["Formatted", prettyPanel], ["As received", rawPanel]], [copy, download])];
+}
+
+/** Text shown at first: more than this is cut (rendering megabytes freezes the tab); Copy and Download take it all. */
+export const SHOWN_CHARS = 64 * 1024;
+
+/** Fill each panel with its text, cut at SHOWN_CHARS; returns the note with "Show all" when anything was cut. */
+function shownInPart(panels, content, download) {
+  const cutAny = panels.some(([panel, text]) => panel && text.length > SHOWN_CHARS);
+  for (const [panel, text] of panels) if (panel) panel.textContent = cutAny ? text.slice(0, SHOWN_CHARS) : text;
+  if (!cutAny) return null;
+  const showAll = h("button", { type: "button", "data-testid": "show-all" }, "Show all");
+  const downloadAll = h("button", { type: "button", onclick: () => download.click() }, "Download");
+  const note = h(
+    "div",
+    { class: "alert warn cut-note", "data-testid": "content-cut" },
+    h("span", {}, `Showing the first ${formatBytes(SHOWN_CHARS)} of ${formatBytes(content.size_bytes)}. Copy and Download take all of it.`),
+    h("span", { class: "buttons" }, showAll, downloadAll),
+  );
+  showAll.addEventListener("click", () => {
+    for (const [panel, text] of panels) if (panel) panel.textContent = text;
+    note.remove();
+  });
+  return note;
 }
 
 /** Two or more views of one thing: ARIA tabs, arrow keys move between them. */
@@ -178,9 +203,8 @@ function historyTable(history, attempts) {
   const older = attempts > history.length ? h("p", { class: "muted" }, `The newest ${history.length} of ${formatCount(attempts)} attempts.`) : null;
   return [
     older,
-    h(
-      "div",
-      { class: "table-wrap" },
+    scrollRegion(
+      "Attempts table",
       h(
         "table",
         { "data-testid": "history-table" },

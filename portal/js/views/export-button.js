@@ -3,6 +3,7 @@
 // filters, or continue from the API with its cursor).
 
 import { api } from "../api.js";
+import { apiFilters } from "../route.js";
 import { h, uid } from "../dom.js";
 import { formatCount } from "../format.js";
 import { notify, notifyError } from "../notices.js";
@@ -29,7 +30,7 @@ export function createExportButton(integration) {
     button.disabled = true;
     button.textContent = "Exporting…";
     try {
-      const { blob, headers } = await api.exportFailures(integration, filters, format.value);
+      const { blob, headers } = await api.exportFailures(integration, apiFilters(filters), format.value); // a quick range as its `from`
       const name = (headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] ?? `failures-${integration}.${format.value}`;
       const href = URL.createObjectURL(blob);
       const link = h("a", { href, download: name, hidden: true });

@@ -1,6 +1,7 @@
 // The failures table: newest first, one row per failure with a selection checkbox (for those who
 // may act on failures); the reason opens the detail. The table only draws; what is selected lives
-// in selection.js.
+// in selection.js. Below 600 px CSS lays each row out as a card (the cells' data-label names them);
+// the reason shows two lines, and all of it on hover (title) or keyboard focus.
 
 import { h } from "../dom.js";
 import { formatCount, formatTime, timeElement } from "../format.js";
@@ -85,25 +86,26 @@ export function createFailuresTable({ onToggle, onToggleLoaded, onOpen, selectab
       "aria-label": `Select the failure of ${formatTime(failure.failed_at)}`,
       onchange: (event) => onToggle(failure.id, event.target.checked),
     });
+    const cell = (label, className, ...content) => h("td", { class: className, dataset: { label } }, content);
     const tr = h(
       "tr",
       { dataset: { failureId: failure.id } },
-      selectable ? h("td", {}, check) : null,
-      h("td", { class: "time" }, timeElement(failure.failed_at)),
-      h(
-        "td",
-        { class: "reason" },
+      selectable ? h("td", { class: "check" }, check) : null,
+      cell("Time", "time", timeElement(failure.failed_at)),
+      cell(
+        "Reason",
+        "reason",
         h("button", { type: "button", class: "link", title: failure.reason, onclick: () => onOpen(failure) }, failure.reason || "(no reason)"),
       ),
-      h("td", {}, h("span", { class: `badge ${failure.origin}` }, failure.origin)),
-      h("td", {}, failure.sender ?? "—"),
-      h("td", {}, failure.receiver ?? "—"),
-      h("td", { class: "num" }, failure.status_code ?? "—"),
-      h("td", { class: "num" }, formatCount(failure.attempts)),
-      h("td", { class: "num" }, formatCount(failure.resend_count)),
+      cell("Origin", "origin", h("span", { class: `badge ${failure.origin}` }, failure.origin)),
+      cell("Sender", "party", failure.sender ?? "—"),
+      cell("Receiver", "party", failure.receiver ?? "—"),
+      cell("Status", "num", failure.status_code ?? "—"),
+      cell("Attempts", "num", formatCount(failure.attempts)),
+      cell("Resends", "num", formatCount(failure.resend_count)),
     );
     return { row: tr, check };
   }
 
-  return { element: h("div", { class: "table-wrap" }, table), setItems, appendItems, sync, loadedIds: () => loaded.map((f) => f.id) };
+  return { element: h("div", { class: "table-wrap failures" }, table), setItems, appendItems, sync, loadedIds: () => loaded.map((f) => f.id) };
 }

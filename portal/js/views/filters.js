@@ -1,9 +1,11 @@
-// The filter bar: time range, failure message text, sender, receiver, origin and failure group.
-// Applying it changes the URL (so the view can be shared and reloaded); the page reacts to that.
+// The filter bar: quick time ranges, from/to (in the zone times are shown in, named in the hint),
+// failure message text, sender, receiver, origin and failure group. Applying it changes the URL (so
+// the view can be shared and reloaded); the page reacts to that. Below 600 px the bar folds behind a
+// "Filters" button that says how many are active, so the list is on the first screen.
 
 import { h, uid } from "../dom.js";
-import { formatCount, isoToLocalInput, localInputToIso } from "../format.js";
-import { FILTER_KEYS, ORIGINS } from "../route.js";
+import { formatCount, isoToLocalInput, localInputToIso, onZoneChange, zoneName } from "../format.js";
+import { FILTER_KEYS, ORIGINS, RANGES } from "../route.js";
 
 const GROUP_LABEL_CHARS = 60;
 
@@ -11,6 +13,10 @@ export function groupLabel(group) {
   const reason = group.sample_reason.length > GROUP_LABEL_CHARS ? `${group.sample_reason.slice(0, GROUP_LABEL_CHARS)}…` : group.sample_reason;
   const status = group.status_code ? ` ${group.status_code}` : "";
   return `${group.origin}${status}: ${reason}`;
+}
+
+function zoneHint() {
+  return `In ${zoneName()}`;
 }
 
 export function createFilterBar({ onApply }) {
@@ -35,12 +41,23 @@ export function createFilterBar({ onApply }) {
   }
 
   const group = h("select", {});
+  const rangeButtons = new Map(); // range key → its button
   const clear = h("button", { type: "button", onclick: () => onApply({}) }, "Clear filters");
   const form = h(
     "form",
     { class: "filter-bar", role: "search", "aria-label": "Filter failures", "data-testid": "filter-bar" },
-    field("from", "From", h("input", { type: "datetime-local", step: "1" }), { hint: "Your local time" }),
-    field("to", "To", h("input", { type: "datetime-local", step: "1" }), { hint: "Your local time" }),
+    h(
+      "div",
+      { class: "quick-ranges", role: "group", "aria-label": "Quick time range" },
+      h("span", { class: "label", "aria-hidden": "true" }, "Time"),
+      RANGES.map(([key, label]) => {
+        const button = h("button", { type: "button", class: "small", "aria-pressed": "false", dataset: { range: key }, onclick: () => applyRange(key) }, label);
+        rangeButtons.set(key, button);
+        return button;
+      }),
+    ),
+    field("from", "From", h("input", { type: "datetime-local", step: "1" }), { hint: zoneHint() }),
+    field("to", "To", h("input", { type: "datetime-local", step: "1" }), { hint: zoneHint() }),
     field("sender", "Sender", h("input", { type: "text", autocomplete: "off" })),
     field("receiver", "Receiver", h("input", { type: "text", autocomplete: "off" })),
     field("q", "Failure message", h("input", { type: "search", placeholder: "text in the reason", autocomplete: "off" }), { wide: true }),
@@ -52,6 +69,36 @@ export function createFilterBar({ onApply }) {
     field("group", "Failure group", group),
     h("div", { class: "buttons" }, h("button", { type: "submit", class: "primary" }, "Apply filters"), clear),
   );
+
+  // Folding (below 600 px only; CSS hides the toggle above that).
+  const formId = uid("filter-form");
+  form.id = formId;
+  const toggleCount = h("span", { class: "count", "data-testid": "filters-active" });
+  const toggle = h(
+    "button",
+    { type: "button", class: "filters-toggle", "aria-expanded": "false", "aria-controls": formId, "data-testid": "filters-toggle", onclick: () => setOpen(toggle.getAttribute("aria-expanded") !== "true") },
+    "Filters",
+    toggleCount,
+  );
+  const element = h("div", { class: "filters", dataset: { open: "false" } }, toggle, form);
+  function setOpen(open) {
+    toggle.setAttribute("aria-expanded", String(open));
+    element.dataset.open = String(open);
+  }
+
+  const unsubscribe = onZoneChange(() => {
+    for (const key of ["from", "to"]) {
+      const hint = document.getElementById(`${inputs[key].id}-hint`);
+      if (hint) hint.textContent = zoneHint();
+    }
+    setFilters(current); // the inputs show wall time in the zone shown
+  });
+
+  /** A quick range replaces from/to; choosing the active one again clears it. */
+  function applyRange(key) {
+    const { from, to, range, ...rest } = read();
+    onApply(range === key ? rest : { ...rest, range: key });
+  }
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -69,6 +116,7 @@ export function createFilterBar({ onApply }) {
   function read() {
     const filters = {};
     for (const key of FILTER_KEYS) {
+      if (key === "range") continue;
       if (!inputs[key]) {
         if (current[key]) filters[key] = current[key]; // set elsewhere (the find box's `ref`): kept as it is
         continue;
@@ -77,6 +125,8 @@ export function createFilterBar({ onApply }) {
       const value = key === "from" || key === "to" ? localInputToIso(raw) : raw;
       if (value) filters[key] = value;
     }
+    // The quick range stays until from/to are typed (they replace it) or it is pressed again.
+    if (current.range && !filters.from && !filters.to) filters.range = current.range;
     return filters;
   }
 
@@ -91,8 +141,11 @@ export function createFilterBar({ onApply }) {
   }
 
   function setFilters(filters) {
+    for (const [key, button] of rangeButtons) button.setAttribute("aria-pressed", String(filters.range === key));
+    const active = FILTER_KEYS.filter((key) => filters[key]).length;
+    toggleCount.textContent = active ? ` · ${active} active` : "";
     for (const key of FILTER_KEYS) {
-      if (key === "group" || !inputs[key]) continue;
+      if (key === "group" || key === "range" || !inputs[key]) continue;
       const value = filters[key] ?? "";
       inputs[key].value = key === "from" || key === "to" ? isoToLocalInput(value) : value;
     }
@@ -102,7 +155,8 @@ export function createFilterBar({ onApply }) {
 
   let current = {};
   return {
-    element: form,
+    element,
+    destroy: unsubscribe,
     setFilters(filters) {
       current = filters;
       setFilters(filters);

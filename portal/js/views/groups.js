@@ -54,7 +54,7 @@ export function createGroupsPanel({ onPick, extra = null, describeMuted = null }
     element,
     render,
     showError(message) {
-      replace(body, h("p", { class: "alert", role: "alert" }, `Groups could not be loaded: ${message}`));
+      replace(body, h("p", { class: "alert", role: "alert" }, `Failure groups unknown: ${message}`));
     },
   };
 }

@@ -1,7 +1,7 @@
 // The head of an integration's page: the breadcrumb, the integration's name with sender →
 // receiver from its configuration, and the page's own actions (Settings, Refresh).
 
-import { api } from "../api.js";
+import { api, userMessage } from "../api.js";
 import { h } from "../dom.js";
 import { overviewHref, settingsHref } from "../route.js";
 
@@ -14,21 +14,17 @@ export function createIntegrationHead(integration, { onRefresh }) {
     { class: "breadcrumb", "aria-label": "Breadcrumb" },
     h("ol", {}, h("li", {}, h("a", { href: overviewHref() }, "Failures")), h("li", { "aria-current": "page" }, integration)),
   );
-  const heading = h(
+  const actions = h(
     "div",
-    { class: "page-head" },
-    title,
-    subtitle,
-    h(
-      "div",
-      { class: "actions" },
-      h("a", { class: "button", href: settingsHref(integration) }, "Settings"),
-      h("button", { type: "button", onclick: () => onRefresh() }, "Refresh"),
-    ),
+    { class: "actions" },
+    h("a", { class: "button", href: settingsHref(integration) }, "Settings"),
+    h("button", { type: "button", onclick: () => onRefresh() }, "Refresh"),
   );
+  const heading = h("div", { class: "page-head" }, title, subtitle, actions);
   document.title = `${integration} · Failures · Rebound`;
 
-  /** Name the page after the integration's configuration; resolves to the config (null without one). */
+  /** Name the page after the integration's configuration; resolves to the config, null without one,
+   * undefined when it could not be read (an outage is not "no configuration"). */
   async function load() {
     try {
       const config = await api.integration(integration);
@@ -39,15 +35,20 @@ export function createIntegrationHead(integration, { onRefresh }) {
       subtitle.textContent = parts.filter(Boolean).join(" · ");
       document.title = `${config.name || integration} · Failures · Rebound`;
       return config;
-    } catch {
-      subtitle.textContent = "no configuration"; // e.g. `_unknown`: failures without an integration
-      return null;
+    } catch (error) {
+      if (disposed) return undefined;
+      if (error.status === 404) {
+        subtitle.textContent = "no configuration"; // e.g. `_unknown`: failures without an integration
+        return null;
+      }
+      subtitle.textContent = `configuration unknown: ${userMessage(error)}`;
+      return undefined;
     }
   }
 
   return {
     /** Placed by the page above its layout: the breadcrumb, then the heading. */
-    parts: { breadcrumb, heading },
+    parts: { breadcrumb, heading, actions },
     load,
     destroy() {
       disposed = true;

@@ -14,12 +14,14 @@
 //   export-button.js     Export the matching failures (CSV, NDJSON)
 //   failure-actions.js   Retry, Delete, Edit and retry in the detail dialog (operators)
 //   group-mute.js        Mute/Unmute beside each failure group (operators)
+//   ../refresh.js        auto-refresh every 15 s: list, count, groups, jobs; on hold while rows are selected
 // A new part of the page is one more component: created here, placed in the layout below, and
 // wired to the others through its callbacks. When only the filters change the page updates in
 // place (keeping focus) instead of being rebuilt.
 
-import { api } from "../api.js";
+import { api, userMessage } from "../api.js";
 import { h, replace } from "../dom.js";
+import { createAutoRefresh } from "../refresh.js";
 import { integrationHref } from "../route.js";
 import { can, ROLES } from "../session.js";
 import { openFailureDetail } from "./detail.js";
@@ -64,6 +66,7 @@ export function mountIntegration(main, route) {
     onChange: () => {
       list.showSelection();
       actions.render();
+      autoRefresh.render();
     },
   });
   const list = createFailureList(integration, {
@@ -82,6 +85,11 @@ export function mountIntegration(main, route) {
     onCount: (count) => selection.setMatching(count),
     selectable: acts,
   });
+  const autoRefresh = createAutoRefresh({
+    onTick: () => refreshInPlace(),
+    holdReason: () => (selection.count() ? "rows are selected" : list.holdReason()),
+  });
+  head.parts.actions.prepend(autoRefresh.element);
   const jobsPanel = createJobsPanel(integration, {
     onActiveChange: (job) => actions.setActiveJob(job),
     onFinished: (job) => jobFinished(job),
@@ -89,38 +97,55 @@ export function mountIntegration(main, route) {
   const actions = createJobActions(integration, {
     selection,
     onStarted: (job) => jobsPanel.track(job),
-    onConflict: (activeJobId) => (activeJobId ? jobsPanel.trackById(activeJobId) : jobsPanel.load()),
+    // The job in the way is shown unfolded: the person came to act, and may want to cancel it.
+    onConflict: (activeJobId) => {
+      jobsPanel.expand();
+      return activeJobId ? jobsPanel.trackById(activeJobId) : jobsPanel.load();
+    },
   });
 
   replace(main, ...pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts, findBox, exportButton }));
 
-  // Groups feed two components: the panel and the filter bar's group choice.
+  // Groups feed two components: the panel and the filter bar's group choice. Resolves true when loaded.
   async function loadGroups() {
     try {
       const data = await api.groups(integration);
-      if (disposed) return;
+      if (disposed) return false;
       groupsPanel.render(data.items, filters.group);
       filterBar.setGroups(data.items);
+      return true;
     } catch (error) {
-      if (!disposed) groupsPanel.showError(error.message);
+      if (!disposed) groupsPanel.showError(userMessage(error));
+      return false;
     }
   }
 
   /** New filters or fresh data: the list, its count and the selection start over. */
   function showFailures() {
-    list.reload(filters);
     selection.startOver(filters);
+    return list.reload(filters);
   }
 
-  function refresh() {
+  /** The config (or not knowing it) decides the pickup and delivery panels; unknown leaves them as they are. */
+  async function loadHead() {
+    const config = await head.load();
+    if (disposed || config === undefined) return config !== undefined;
     // The pickup panel asks for a status only when the config has a source.
-    head.load().then((config) => {
-      pickupPanel.show(config);
-      controlPanel.show(config);
-    });
-    loadGroups();
-    jobsPanel.load();
-    showFailures();
+    pickupPanel.show(config);
+    controlPanel.show(config);
+    return true;
+  }
+
+  /** Everything again (Refresh, a recovery after an outage): the selection starts over. */
+  async function refresh() {
+    const done = await Promise.all([loadHead(), loadGroups(), jobsPanel.load(), showFailures()]);
+    if (!disposed && done.every(Boolean)) autoRefresh.done();
+  }
+
+  /** The auto-refresh: the same data, the rows swapped in place, the selection (empty) kept. */
+  async function refreshInPlace() {
+    const done = await Promise.all([loadGroups(), jobsPanel.load(), list.refresh()]);
+    if (!disposed && done.every(Boolean)) autoRefresh.done();
   }
 
   function jobFinished(job) {
@@ -146,6 +171,7 @@ export function mountIntegration(main, route) {
   refresh();
 
   return {
+    refresh,
     /** Same integration, other filters: update in place. */
     update(next) {
       if (next.view !== "integration" || next.integration !== integration) return false;
@@ -159,12 +185,13 @@ export function mountIntegration(main, route) {
     },
     destroy() {
       disposed = true;
-      for (const component of [head, list, actions, jobsPanel, pickupPanel, controlPanel, suggestions]) component.destroy();
+      autoRefresh.destroy();
+      for (const component of [head, list, actions, jobsPanel, pickupPanel, controlPanel, filterBar, suggestions]) component.destroy();
     },
   };
 }
 
-/** Where each component sits: the head on top; jobs, filters and failures in the main column; control, pickup and groups beside. */
+/** Where each component sits: the head on top; find, filters, the jobs strip and failures in the main column; control, pickup and groups beside. */
 function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, controlPanel, list, selection, actions, acts, findBox, exportButton }) {
   return [
     head.parts.breadcrumb,
@@ -175,9 +202,9 @@ function pageLayout({ head, jobsPanel, filterBar, groupsPanel, pickupPanel, cont
       h(
         "div",
         { class: "stack" },
-        jobsPanel.element,
         h("section", { class: "card", "aria-label": "Find" }, findBox.element),
         h("section", { class: "card", "aria-label": "Filters" }, filterBar.element),
+        jobsPanel.element,
         failuresCard(list, selection, actions, acts, exportButton),
       ),
       h("div", { class: "side" }, controlPanel.element, pickupPanel.element, groupsPanel.element),

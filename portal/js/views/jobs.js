@@ -1,10 +1,12 @@
 // Job status cards: one per retry/delete job of the integration, newest first. Active jobs
 // (queued or running) are polled until they end; finished jobs stay listed. The panel tells
 // the page which job is active, because only one may run per integration at a time.
+// The panel is a one-line strip above the list: the newest job (live progress while it runs) and
+// "Show jobs", which unfolds the cards; folded, the cards stay in the page, updated, but hidden.
 
-import { api } from "../api.js";
+import { api, userMessage } from "../api.js";
 import { h, replace, uid } from "../dom.js";
-import { formatCount, formatDuration, formatRate, formatTime, plural } from "../format.js";
+import { formatCount, formatDuration, formatRate, plural, timeElement } from "../format.js";
 import { notifyError } from "../notices.js";
 import { can, ROLES } from "../session.js";
 
@@ -50,15 +52,22 @@ export function describeTarget(target) {
  * counters move); `onFinished(job)` once when a watched job ends.
  */
 export function createJobsPanel(integration, { onActiveChange, onFinished }) {
-  const list = h("div", { class: "jobs", "data-testid": "jobs" });
+  const list = h("div", { class: "jobs", "data-testid": "jobs", id: uid("jobs") });
   const more = h("button", { type: "button", class: "small", onclick: () => toggleOlder() }, "");
   const moreBar = h("div", { class: "toolbar", hidden: true }, more);
+  const details = h("div", { class: "job-details", hidden: true }, list, moreBar);
+  const summary = h("span", { class: "job-summary", "data-testid": "job-summary" });
+  const stripProgress = h("progress", { "aria-label": "Newest job's progress", hidden: true });
+  const toggle = h(
+    "button",
+    { type: "button", class: "small", "aria-expanded": "false", "aria-controls": list.id, "data-testid": "jobs-toggle", hidden: true, onclick: () => setExpanded(details.hidden) },
+    "Show jobs",
+  );
   const element = h(
     "section",
-    { class: "card", "aria-labelledby": "jobs-title" },
-    h("h2", { id: "jobs-title" }, "Jobs"),
-    list,
-    moreBar,
+    { class: "card job-strip", "aria-labelledby": "jobs-title", "data-testid": "jobs-strip" },
+    h("div", { class: "strip" }, h("h2", { id: "jobs-title" }, "Jobs"), summary, stripProgress, toggle),
+    details,
   );
   const cards = new Map(); // job id → card
   let jobs = []; // newest first
@@ -70,18 +79,53 @@ export function createJobsPanel(integration, { onActiveChange, onFinished }) {
     return jobs.find(isActive) ?? null;
   }
 
+  function setExpanded(open) {
+    details.hidden = !open;
+    toggle.setAttribute("aria-expanded", String(open));
+    toggle.textContent = open ? "Hide jobs" : `Show jobs (${formatCount(jobs.length)})`;
+  }
+
   function render() {
     const finished = jobs.filter((job) => !isActive(job));
     const shown = new Set([...jobs.filter(isActive), ...(showOlder ? finished : finished.slice(0, FINISHED_SHOWN))]);
     const visible = jobs.filter((job) => shown.has(job));
-    if (visible.length === 0) {
-      replace(list, h("p", { class: "muted", "data-testid": "no-jobs" }, can(ROLES.operator) ? "No jobs yet. Select failures and choose Retry or Delete." : "No jobs yet."));
-    } else {
-      replace(list, visible.map((job) => cardFor(job).element));
-    }
+    replace(list, visible.map((job) => cardFor(job).element));
     const hidden = finished.length - FINISHED_SHOWN;
     moreBar.hidden = hidden <= 0;
     more.textContent = showOlder ? "Show fewer jobs" : `Show ${plural(hidden, "older job")}`;
+    renderStrip();
+  }
+
+  /** The newest job in one line: the active one if any, else the last to finish. */
+  function renderStrip() {
+    const newest = active() ?? jobs[0];
+    toggle.hidden = jobs.length === 0;
+    if (jobs.length === 0) setExpanded(false);
+    else toggle.textContent = details.hidden ? `Show jobs (${formatCount(jobs.length)})` : "Hide jobs";
+    if (!newest) {
+      summary.textContent = can(ROLES.operator) ? "No jobs yet. Select failures and choose Retry or Delete." : "No jobs yet.";
+      summary.dataset.state = "none";
+      stripProgress.hidden = true;
+      return;
+    }
+    summary.dataset.state = newest.state;
+    summary.dataset.newestJob = newest.id;
+    replace(
+      summary,
+      h("strong", {}, `${ACTION_LABELS[newest.action] ?? newest.action} job`),
+      " ",
+      h("span", { class: `state ${newest.state}` }, newest.state),
+      ` ${formatCount(newest.processed)} of ${formatCount(newest.total)}`,
+      // Did the retry work: the settle phase, in the strip too (the cards are folded).
+      describeSettled(newest) ? h("span", { "data-testid": "strip-settled" }, ` · ${describeSettled(newest)}`) : null,
+      newest.finished_at ? h("span", { class: "muted" }, " · finished ", timeElement(newest.finished_at)) : null,
+    );
+    stripProgress.hidden = !isActive(newest);
+    if (newest.total === null || newest.total === undefined) stripProgress.removeAttribute("value");
+    else {
+      stripProgress.max = Math.max(newest.total, 1);
+      stripProgress.value = newest.total === 0 ? 1 : newest.processed;
+    }
   }
 
   function toggleOlder() {
@@ -138,21 +182,30 @@ export function createJobsPanel(integration, { onActiveChange, onFinished }) {
       if (error.status === 409) {
         await trackById(id); // it ended on its own meanwhile; show how
       } else {
-        notifyError(`Could not cancel the job: ${error.message}`);
+        notifyError(`Could not cancel the job: ${userMessage(error)}`);
       }
     }
   }
 
+  /** Resolves true when the jobs were listed. */
   async function load() {
     try {
       const data = await api.jobs(integration);
-      if (disposed) return;
+      if (disposed) return false;
+      const before = new Map(jobs.map((job) => [job.id, job]));
       jobs = data.items;
       render();
       onActiveChange(active());
+      // A job seen running that has ended meanwhile (by a list, not by its own poll) is announced too.
+      for (const job of jobs) if (before.has(job.id) && isActive(before.get(job.id)) && !isActive(job)) onFinished(job);
       schedule();
+      return true;
     } catch (error) {
-      if (!disposed) replace(list, h("p", { class: "alert", role: "alert" }, `Jobs could not be loaded: ${error.message}`));
+      if (disposed) return false;
+      summary.dataset.state = "unknown";
+      replace(summary, h("span", { class: "alert warn inline" }, `Jobs unknown: ${userMessage(error)}`));
+      stripProgress.hidden = true;
+      return false;
     }
   }
 
@@ -172,6 +225,7 @@ export function createJobsPanel(integration, { onActiveChange, onFinished }) {
     track: upsert,
     trackById,
     active,
+    expand: () => setExpanded(true),
     destroy() {
       disposed = true;
       clearTimeout(timer);
@@ -241,7 +295,7 @@ function createJobCard(job, { onCancel }) {
     settled.textContent = describeSettled(next);
     settled.hidden = !settled.textContent;
     const by = next.created_by ? ` by ${next.created_by.name}` : "";
-    times.textContent = `Created ${formatTime(next.created_at)}${by}${next.finished_at ? ` · finished ${formatTime(next.finished_at)}` : ""}`;
+    replace(times, "Created ", timeElement(next.created_at), by, next.finished_at ? [" · finished ", timeElement(next.finished_at)] : null);
     error.hidden = !next.last_error;
     error.textContent = next.last_error ? `Last error: ${next.last_error}` : "";
   }

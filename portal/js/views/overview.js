@@ -1,10 +1,12 @@
 // The overview: every integration with failures, most recent failure first, each a link to
-// its failures page; integrations without failures below; the recovery panel beside.
+// its failures page; integrations without failures below; the recovery panel beside. It reloads
+// itself every 15 s (refresh.js); a call that fails shows its figures as unknown, never as zero.
 
-import { api } from "../api.js";
+import { api, userMessage } from "../api.js";
 import { h, replace } from "../dom.js";
 import { formatCount, timeElement } from "../format.js";
 import { errorBlock } from "../notices.js";
+import { createAutoRefresh } from "../refresh.js";
 import { integrationHref, settingsHref } from "../route.js";
 import { mountActivityPanel } from "./activity.js";
 import { mountRecoveryPanel } from "./recovery.js";
@@ -13,7 +15,8 @@ export function mountOverview(main) {
   const tableCard = h("section", { class: "card", "aria-labelledby": "overview-title" });
   const others = h("section", { class: "card", "aria-labelledby": "others-title" });
   const side = h("div", { class: "side" });
-  const refresh = h("button", { type: "button", onclick: () => { load(); activity.load(); } }, "Refresh");
+  const refresh = h("button", { type: "button", onclick: () => reloadAll() }, "Refresh");
+  const autoRefresh = createAutoRefresh({ onTick: () => reloadAll() });
   replace(
     main,
     h(
@@ -21,7 +24,7 @@ export function mountOverview(main) {
       { class: "page-head" },
       h("h1", { tabindex: "-1" }, "Failures"),
       h("span", { class: "sub" }, "Integrations whose messages could not be delivered, most recent first."),
-      h("div", { class: "actions" }, refresh),
+      h("div", { class: "actions" }, autoRefresh.element, refresh),
     ),
     h("div", { class: "layout" }, h("div", { class: "stack" }, tableCard, others), side),
   );
@@ -29,23 +32,35 @@ export function mountOverview(main) {
   const activity = mountActivityPanel(side);
   let disposed = false;
 
+  let loaded = false; // the first load says "Loading…"; later ones swap the content when it arrives
+
   async function load() {
-    replace(tableCard, h("h2", { id: "overview-title" }, "Integrations with failures"), h("p", { class: "muted" }, "Loading…"));
-    let overview;
-    let configs = [];
-    try {
-      [overview, configs] = await Promise.all([
-        api.overview(),
-        api.integrations().then((data) => data.items, () => []), // the list is a nicety: never block on it
-      ]);
-    } catch (error) {
-      if (!disposed) replace(tableCard, h("h2", { id: "overview-title" }, "Integrations with failures"), errorBlock(error.message));
-      return;
+    if (!loaded) replace(tableCard, h("h2", { id: "overview-title" }, "Integrations with failures"), h("p", { class: "muted" }, "Loading…"));
+    // The configs list is a nicety (names the quiet integrations): it never blocks the counts.
+    const [overview, configs] = await Promise.allSettled([api.overview(), api.integrations().then((data) => data.items)]);
+    if (disposed) return false;
+    loaded = true;
+    if (overview.status === "rejected") {
+      const unknown = `Failure counts are unknown: ${userMessage(overview.reason)}`;
+      replace(tableCard, h("h2", { id: "overview-title" }, "Integrations with failures"), errorBlock(unknown));
+      tableCard.dataset.state = "unknown";
+      replace(others, h("h2", { id: "others-title" }, "Integrations without failures"), h("p", { class: "muted", "data-testid": "others-unknown" }, "Unknown until the failure counts load."));
+      return false;
     }
-    if (disposed) return;
-    const items = [...overview.items].sort((a, b) => (b.last_failed_at ?? "").localeCompare(a.last_failed_at ?? ""));
+    tableCard.dataset.state = "loaded";
+    const items = [...overview.value.items].sort((a, b) => (b.last_failed_at ?? "").localeCompare(a.last_failed_at ?? ""));
     replace(tableCard, h("h2", { id: "overview-title" }, "Integrations with failures"), overviewTable(items));
-    renderOthers(configs, new Set(items.map((item) => item.integration)));
+    if (configs.status === "rejected") {
+      replace(others, h("h2", { id: "others-title" }, "Integrations without failures"), h("p", { class: "muted", "data-testid": "others-unknown" }, `Unknown: the configured integrations could not be listed. ${userMessage(configs.reason)}`));
+      return false;
+    }
+    renderOthers(configs.value, new Set(items.map((item) => item.integration)));
+    return true;
+  }
+
+  async function reloadAll() {
+    const results = await Promise.all([load(), recovery.load(), activity.load()]);
+    if (!disposed && results.every(Boolean)) autoRefresh.done();
   }
 
   function renderOthers(configs, withFailures) {
@@ -72,10 +87,12 @@ export function mountOverview(main) {
     );
   }
 
-  load();
+  reloadAll();
   return {
+    refresh: reloadAll,
     destroy() {
       disposed = true;
+      autoRefresh.destroy();
       recovery.destroy();
       activity.destroy();
     },

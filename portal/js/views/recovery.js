@@ -1,7 +1,7 @@
 // The recovery panel: messages parked in the recovery flow and in the host's poison queues,
 // what the last sweep did, and "Replay now" (the same sweep the timer runs).
 
-import { api } from "../api.js";
+import { api, userMessage } from "../api.js";
 import { h, replace } from "../dom.js";
 import { formatAgo, formatCount, formatDuration, timeElement } from "../format.js";
 import { errorBlock, notify } from "../notices.js";
@@ -25,37 +25,68 @@ export function mountRecoveryPanel(container) {
   container.append(panel);
   let disposed = false;
 
+  /** Resolves true when the status was shown, false when it is unknown (or not on this server). */
   async function load() {
     let status;
     try {
       status = await api.recovery();
     } catch (error) {
-      if (disposed) return;
+      if (disposed) return false;
       // 404: a server without the recovery routes; say so instead of showing an error.
-      const message = error.status === 404 ? "Recovery status unavailable on this server." : `Recovery status unavailable: ${error.message}`;
-      replace(body, h("p", { class: "muted", "data-testid": "recovery-unavailable" }, message));
-      return;
+      if (error.status === 404) {
+        replace(body, h("p", { class: "muted", "data-testid": "recovery-unavailable" }, "Recovery status unavailable on this server."));
+        return true;
+      }
+      renderUnknown(error);
+      return false;
     }
     if (!disposed) renderStatus(status);
+    return !status.unknown?.length;
   }
 
-  function renderStatus(status) {
-    const total = (kind) => status.queues.filter((q) => q.kind === kind).reduce((sum, q) => sum + q.count, 0);
+  /** The call failed: every figure is unknown (a zero or "no sweep yet" would be a false all-clear). */
+  function renderUnknown(error) {
     replace(
       body,
+      h("p", { class: "alert warn", "data-testid": "recovery-unknown" }, `Recovery status unknown: ${userMessage(error)}`),
       h(
         "dl",
         { class: "facts" },
         h("dt", {}, "Waiting for recovery"),
-        h("dd", { "data-testid": "recovery-count" }, formatCount(total("recovery"))),
+        h("dd", { "data-testid": "recovery-count" }, "unknown"),
         h("dt", {}, "Poisoned"),
-        h("dd", { "data-testid": "poison-count" }, formatCount(total("poison"))),
+        h("dd", { "data-testid": "poison-count" }, "unknown"),
+        h("dt", {}, "Last sweep"),
+        h("dd", { "data-testid": "last-sweep" }, "unknown"),
+      ),
+      h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => load() }, "Refresh")),
+    );
+  }
+
+  function renderStatus(status) {
+    // Queues storage did not answer for are left out of `queues` and named in `unknown`: their kind's total is unknown.
+    const unknown = status.unknown ?? [];
+    const unknownKinds = new Set(unknown.filter((name) => name !== "last_sweep").map((name) => (name.includes("poison") ? "poison" : "recovery")));
+    const total = (kind) =>
+      unknownKinds.has(kind) ? "unknown" : formatCount(status.queues.filter((q) => q.kind === kind).reduce((sum, q) => sum + q.count, 0));
+    replace(
+      body,
+      unknown.length
+        ? h("p", { class: "alert warn", "data-testid": "recovery-unknown" }, "Some figures are unknown: storage did not answer for them just now.")
+        : null,
+      h(
+        "dl",
+        { class: "facts" },
+        h("dt", {}, "Waiting for recovery"),
+        h("dd", { "data-testid": "recovery-count" }, total("recovery")),
+        h("dt", {}, "Poisoned"),
+        h("dd", { "data-testid": "poison-count" }, total("poison")),
         h("dt", {}, "Backend"),
         h("dd", {}, status.backend === "servicebus" ? "Service Bus" : "Storage queue"),
       ),
-      queueTable(status.queues),
+      status.queues.length || !unknownKinds.size ? queueTable(status.queues) : null,
       h("h3", {}, "Last sweep"),
-      sweepFacts(status.last_sweep),
+      unknown.includes("last_sweep") ? h("p", { class: "muted", "data-testid": "last-sweep" }, "unknown") : sweepFacts(status.last_sweep),
       // Replaying is an operator's; anyone may refresh.
       h("div", { class: "toolbar" }, can(ROLES.operator) ? replay : null, h("button", { type: "button", onclick: () => load() }, "Refresh")),
     );
@@ -75,15 +106,16 @@ export function mountRecoveryPanel(container) {
       );
       await load();
     } catch (error) {
-      if (!disposed) replace(body, errorBlock(`Replay failed: ${error.message}`, h("button", { type: "button", class: "small", onclick: () => load() }, "Retry")));
+      if (!disposed) replace(body, errorBlock(`Replay failed: ${userMessage(error)}`, h("button", { type: "button", class: "small", onclick: () => load() }, "Retry")));
     } finally {
       replay.disabled = false;
       replay.textContent = "Replay now";
     }
   }
 
-  load();
+  // The page loads it, and reloads it with its auto-refresh.
   return {
+    load,
     destroy() {
       disposed = true;
     },

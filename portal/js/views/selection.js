@@ -4,7 +4,7 @@
 
 import { h } from "../dom.js";
 import { plural } from "../format.js";
-import { hasFilters } from "../route.js";
+import { apiFilters, hasFilters } from "../route.js";
 
 /** `onChange()` fires after every change: what is selected, or how many failures match. */
 export function createSelection({ onChange }) {
@@ -74,7 +74,8 @@ export function createSelection({ onChange }) {
     /** What a job request selects: every id, the frozen filter, or everything. */
     request() {
       if (!allMatching) return { ids: [...selected] };
-      return hasFilters(filters) ? { filter: { ...filters } } : { all: true };
+      // A quick range is frozen to its `from` now: the job selects what the person saw.
+      return hasFilters(filters) ? { filter: apiFilters(filters) } : { all: true };
     },
     toggle: (id, on) => toggleMany([id], on),
     toggleMany,

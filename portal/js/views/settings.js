@@ -30,6 +30,7 @@ export function mountSettings(main, route) {
   );
   document.title = `Settings · ${integration} · Rebound`;
   let disposed = false;
+  let loaded = false;
 
   async function load() {
     let config;
@@ -37,13 +38,16 @@ export function mountSettings(main, route) {
       config = await api.integration(integration);
     } catch (error) {
       if (disposed) return;
-      const message = error.status === 404 ? `There is no configuration for “${integration}”.` : error.message;
+      const message = error.status === 404 ? `There is no configuration for “${integration}”.` : `The configuration is unknown: ${error.message}`;
       replace(overview, h("p", { class: "alert", role: "alert" }, message));
-      replace(policy);
-      replace(control);
+      policy.hidden = true;
+      control.hidden = true;
       return;
     }
     if (disposed) return;
+    loaded = true;
+    policy.hidden = false;
+    control.hidden = false;
     title.textContent = `Settings · ${config.name || integration}`;
     renderOverview(overview, config);
     renderForms(config);
@@ -69,6 +73,8 @@ export function mountSettings(main, route) {
 
   load();
   return {
+    // After an outage: load what could not be loaded; forms already shown keep what the person typed.
+    refresh: () => (loaded ? undefined : load()),
     destroy() {
       disposed = true;
     },

@@ -237,12 +237,30 @@ async def test_status_counts_each_queue_and_remembers_the_last_sweep(stores, par
     assert {q.name: q.count for q in after.queues}["recovery"] == 0
 
 
-async def test_status_leaves_out_a_queue_that_does_not_answer(stores, sweeper):
+async def test_status_leaves_out_a_queue_that_does_not_answer_and_names_it_unknown(stores, sweeper):
     stores.jobs_poison.arm("status", StorageUnavailable("poison queue unreachable"))
 
     status = await sweeper.status()
 
     assert [q.name for q in status.queues] == ["recovery", "inbound-poison"]
+    assert status.unknown == ["jobs-poison"]
+
+
+async def test_status_says_the_last_sweep_is_unknown_when_its_record_does_not_answer(stores, sweeper):
+    # Given a sweep that ran, and then the table that remembers it not answering
+    await sweeper.sweep(trigger="manual")
+    stores.sweep_state.arm("last", StorageUnavailable("state table unreachable"))
+
+    # When the status is asked for
+    status = await sweeper.status()
+
+    # Then no sweep is shown, and the status says that is unknown rather than "never swept"
+    assert status.last_sweep is None
+    assert status.unknown == ["last_sweep"]
+
+
+async def test_status_with_everything_answering_has_nothing_unknown(stores, sweeper):
+    assert (await sweeper.status()).unknown == []
 
 
 async def test_poisoned_job_page_is_reinserted_and_past_the_limit_fails_the_job(stores, fake_time):
