@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from tests.e2e.app_host import app_env, client, running_app, unique_prefix
+from tests.e2e.app_host import app_env, running_app, unique_prefix
 from tests.support.polling import until
 from tests.support.receiver import Answer, Receiver
 
@@ -19,20 +19,6 @@ def host(azurite: AzuriteProcess) -> Iterator[DevhostProcess]:
     env = app_env(azurite, unique_prefix(), JOB_PAGE_SIZE="3", JOB_RATE_LIMIT_PER_S="20")
     with running_app(env) as host:
         yield host
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver([Answer(400, text="rejected")])
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
-
-
-@pytest.fixture
-async def http(host: DevhostProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with client(host) as http:
-        yield http
 
 
 async def make_failures(http: httpx.AsyncClient, receiver: Receiver, integration: str, senders: list[str]) -> None:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
-from tests.e2e.app_host import app_env, client, running_app, unique_prefix
+from tests.e2e.app_host import app_env, running_app, unique_prefix
 from tests.e2e.portal_support import Message, seed_failures
 from tests.support.polling import until
 from tests.support.receiver import Answer, Receiver
@@ -25,20 +25,6 @@ pytestmark = pytest.mark.xdist_group("operator-tools")
 def host(azurite: AzuriteProcess) -> Iterator[DevhostProcess]:
     with running_app(app_env(azurite, unique_prefix(), JOB_PAGE_SIZE="5", JOB_RATE_LIMIT_PER_S="50")) as host:
         yield host
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver([Answer(400, text="rejected")])
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
-
-
-@pytest.fixture
-async def http(host: DevhostProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with client(host) as http:
-        yield http
 
 
 async def items(http: httpx.AsyncClient, integration: str, **params: str) -> list[dict]:

@@ -31,7 +31,7 @@ from devtools.azurite import AzuriteProcess
 from devtools.process import DevhostProcess
 from shared.services import Services
 from shared.settings import Settings
-from tests.e2e.app_host import app_env, client, running_app, unique_prefix
+from tests.e2e.app_host import app_env, running_app, unique_prefix
 from tests.support.polling import until
 from tests.support.receiver import Answer, Receiver
 
@@ -58,20 +58,6 @@ async def services(env: dict[str, str]) -> AsyncIterator[Services]:
     services = Services(Settings.from_env(env))
     yield services
     await services.close()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver([Answer(400, text="rejected")])
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
-
-
-@pytest.fixture
-async def http(host: DevhostProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with client(host) as http:
-        yield http
 
 
 async def create_integration(http: httpx.AsyncClient, integration: str, receiver: Receiver) -> None:
