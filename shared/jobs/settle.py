@@ -8,9 +8,10 @@ so instances never contend for a row and a write retried after a lost answer wri
 Concurrent settles of one job on one instance are coalesced: while a write is in flight the next
 settles wait, and one write carries them all. A read sums the shards (`SettleCounts.totals`).
 
-At-least-once delivery shows here: a message the engine took twice (a duplicate) counts twice. A
+At-least-once delivery shows here: a message the engine took twice (a duplicate) settles twice. A
 copy the engine dropped as a duplicate of a delivered message (its claim-check blob gone, issue 15)
-counts as delivered: the receiver has it, and it must not stay pending for ever.
+counts as delivered: the receiver has it, and it must not stay pending for ever. What a job shows is
+capped by what it resent (`with_settled`), so a duplicate never makes "delivered 200 of 100 resent".
 """
 
 from __future__ import annotations
@@ -90,7 +91,12 @@ def with_settled(job: Job, tally: SettleTally | None) -> Job:
         )
     tally = tally or SettleTally()
     resent = job.succeeded
-    pending = max(resent - tally.delivered - tally.failed_again, 0)
+    # Settles are counted per copy, and at-least-once means a message can be settled twice (a page sent
+    # again after a lost removal, two copies that both failed). The card speaks of the messages resent,
+    # so its figures never add up to more than that: a delivery wins over a failure of another copy.
+    delivered = min(tally.delivered, resent)
+    failed_again = min(tally.failed_again, resent - delivered)
+    pending = resent - delivered - failed_again
     return job.model_copy(
-        update={"resent": resent, "delivered": tally.delivered, "failed_again": tally.failed_again, "pending": pending}
+        update={"resent": resent, "delivered": delivered, "failed_again": failed_again, "pending": pending}
     )

@@ -9,8 +9,9 @@ from shared.delivery.engine import Delivered, FailureRecorded
 from shared.errors import StorageUnavailable
 from shared.failures.models import FailureOrigin
 from shared.failures.records import new_failure
-from shared.jobs.models import JobAction, JobRequest, JobSelection
-from shared.jobs.settle import JobSettleCounter
+from shared.jobs.models import Job, JobAction, JobRequest, JobSelection
+from shared.jobs.ports import SettleTally
+from shared.jobs.settle import JobSettleCounter, with_settled
 from shared.messages.models import Envelope
 from tests.support.auth import TESTER
 from tests.twins.senders import ScriptedSender, ok, status
@@ -165,3 +166,23 @@ async def test_messages_without_a_job_and_delete_jobs_count_nothing(stores, fake
     assert stores.settle_counts.calls["save_shard"] == 0
     deleted = await jobs.get("orders", job.id, now=fake_time.now())
     assert (deleted.resent, deleted.delivered, deleted.failed_again, deleted.pending) == (None, None, None, None)
+
+
+def test_copies_settled_twice_never_show_more_than_the_job_resent() -> None:
+    # Given a retry job that resent 100 messages, whose page was sent twice (a lost removal, issue 15)
+    job = Job.model_validate(
+        {
+            "id": "0000000000000001-aaaaaaaaaaaa", "integration": "orders", "action": "retry",
+            "selection": {"all": True}, "state": "completed", "succeeded": 100,
+            "created_at": "2026-11-30T12:00:00Z",
+        }
+    )  # fmt: skip
+
+    # When every message was delivered once and its copy dropped as a duplicate (both count as delivered)
+    shown = with_settled(job, SettleTally(delivered=200))
+
+    # Then the card says 100 delivered of 100 resent, nothing pending
+    assert (shown.resent, shown.delivered, shown.failed_again, shown.pending) == (100, 100, 0, 0)
+    # And two copies of one message that both failed count one failure, beside a delivery of a third
+    shown = with_settled(job.model_copy(update={"succeeded": 2}), SettleTally(delivered=1, failed_again=2))
+    assert (shown.delivered, shown.failed_again, shown.pending) == (1, 1, 0)
